@@ -1,0 +1,71 @@
+//! The `glasslog` command line. Each subcommand lives in its own file; this one parses the
+//! arguments, sets up logging and dispatches.
+
+mod bench;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// glasslog: a transparency log for AI model releases and training-data declarations.
+#[derive(Parser, Debug)]
+#[command(name = "glasslog", version, about, long_about = None)]
+pub struct Cli {
+    /// Log output format (logs go to stderr).
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto, global = true)]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable with colours on a terminal, plain otherwise.
+    Auto,
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the log server (creates the data directory and log key on first start).
+    Serve(serve::ServeArgs),
+    /// Load-test a running server: submit pre-signed envelopes, verify every reply, report.
+    Bench(bench::BenchArgs),
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("glasslog: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GLASSLOG_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+        LogFormat::Auto => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// A boxed error for the command line's top level, where every layer's error ends up printed.
+pub type CliError = Box<dyn std::error::Error + Send + Sync>;

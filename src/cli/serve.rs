@@ -1,0 +1,95 @@
+//! `glasslog serve`: open (or create) the log and serve it until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::CliError;
+use crate::config::{FileConfig, ServerConfig};
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TOML config file (see deploy/glasslog.toml); flags override it.
+    #[arg(long, env = "GLASSLOG_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory: the log key and the RocksDB database [default: ./glasslog-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:50051].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// The log's origin, set on first start (schemeless URL form, e.g. log.example.org/models);
+    /// later starts must give the same or none [default: <host name>/glasslog].
+    #[arg(long)]
+    origin: Option<String>,
+    /// Largest envelope accepted, in bytes [default: 1048576].
+    #[arg(long)]
+    max_envelope_bytes: Option<usize>,
+    /// Most entries group-committed in one batch [default: 1024].
+    #[arg(long)]
+    max_batch: Option<usize>,
+    /// Longest wait for more submissions once one arrived, in ms [default: 0, take what is queued].
+    #[arg(long)]
+    batch_window_ms: Option<u64>,
+    /// Most concurrent Tail streams [default: 256].
+    #[arg(long)]
+    max_tail_streams: Option<usize>,
+}
+
+impl ServeArgs {
+    fn as_file_config(&self) -> FileConfig {
+        FileConfig {
+            data_dir: self.data_dir.clone(),
+            listen: self.listen,
+            origin: self.origin.clone(),
+            max_envelope_bytes: self.max_envelope_bytes,
+            max_batch: self.max_batch,
+            batch_window_ms: self.batch_window_ms,
+            queue_depth: None,
+            max_tail_streams: self.max_tail_streams,
+        }
+    }
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
+    let file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let config = ServerConfig::resolve(file.overlay(args.as_file_config()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: ServerConfig) -> Result<(), CliError> {
+    let log = crate::server::open(&config)?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    // Plain lines on stdout, for operators and for scripts that start the server.
+    println!("origin: {}", log.origin);
+    println!("verifier key: {}", log.verifier_key);
+    println!("listening on {addr}");
+    tracing::info!(origin = %log.origin, verifier_key = %log.verifier_key, %addr, data_dir = %config.data_dir.display(), "serving");
+    crate::server::serve(log, &config, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

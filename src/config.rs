@@ -1,0 +1,145 @@
+//! Server configuration: defaults, an optional TOML file, and command-line flags, in increasing
+//! order of precedence. `deploy/glasslog.toml` documents every option.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::sequencer::SequencerConfig;
+use crate::server::Limits;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {source}")]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The options of `glasslog serve`, as they may appear in the config file. Every field is
+/// optional there; [`ServerConfig::resolve`] applies the defaults.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub origin: Option<String>,
+    pub max_envelope_bytes: Option<usize>,
+    pub max_batch: Option<usize>,
+    pub batch_window_ms: Option<u64>,
+    pub queue_depth: Option<usize>,
+    pub max_tail_streams: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads a TOML config file; unknown keys are an error, so a typo is never ignored.
+    ///
+    /// # Errors
+    /// The file cannot be read or parsed.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+
+    /// Fills every option set in `over` into `self` (flags over file).
+    pub fn overlay(self, over: FileConfig) -> FileConfig {
+        FileConfig {
+            data_dir: over.data_dir.or(self.data_dir),
+            listen: over.listen.or(self.listen),
+            origin: over.origin.or(self.origin),
+            max_envelope_bytes: over.max_envelope_bytes.or(self.max_envelope_bytes),
+            max_batch: over.max_batch.or(self.max_batch),
+            batch_window_ms: over.batch_window_ms.or(self.batch_window_ms),
+            queue_depth: over.queue_depth.or(self.queue_depth),
+            max_tail_streams: over.max_tail_streams.or(self.max_tail_streams),
+        }
+    }
+}
+
+/// The resolved configuration of a server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Holds `log.key` and the RocksDB database `db/`.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The origin to create the log with; on later starts it must equal the stored one.
+    pub origin: Option<String>,
+    pub limits: Limits,
+    pub sequencer: SequencerConfig,
+}
+
+pub const DEFAULT_DATA_DIR: &str = "./glasslog-data";
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+pub const DEFAULT_MAX_ENVELOPE_BYTES: usize = 1 << 20;
+pub const DEFAULT_MAX_TAIL_STREAMS: usize = 256;
+
+impl ServerConfig {
+    /// Applies defaults and checks ranges.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the option out of range.
+    pub fn resolve(f: FileConfig) -> Result<ServerConfig, ConfigError> {
+        let seq_default = SequencerConfig::default();
+        let config = ServerConfig {
+            data_dir: f.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
+            listen: f.listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
+            origin: f.origin,
+            limits: Limits {
+                max_envelope_bytes: f.max_envelope_bytes.unwrap_or(DEFAULT_MAX_ENVELOPE_BYTES),
+                max_tail_streams: f.max_tail_streams.unwrap_or(DEFAULT_MAX_TAIL_STREAMS),
+            },
+            sequencer: SequencerConfig {
+                max_batch: f.max_batch.unwrap_or(seq_default.max_batch),
+                batch_window: f.batch_window_ms.map_or(seq_default.batch_window, Duration::from_millis),
+                queue_depth: f.queue_depth.unwrap_or(seq_default.queue_depth),
+            },
+        };
+        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(ConfigError::Invalid(what.to_string())) };
+        check(config.limits.max_envelope_bytes >= 1024, "max_envelope_bytes must be at least 1024")?;
+        check(config.limits.max_envelope_bytes <= 64 << 20, "max_envelope_bytes must be at most 64 MiB")?;
+        check(config.sequencer.max_batch >= 1, "max_batch must be at least 1")?;
+        check(config.sequencer.max_batch <= 65_536, "max_batch must be at most 65536")?;
+        check(config.sequencer.batch_window <= Duration::from_secs(1), "batch_window_ms must be at most 1000")?;
+        check(config.sequencer.queue_depth >= 1, "queue_depth must be at least 1")?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overlay() {
+        let c = ServerConfig::resolve(FileConfig::default()).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.limits.max_envelope_bytes, 1 << 20);
+        let file = FileConfig { max_batch: Some(7), listen: Some("127.0.0.1:1".parse().unwrap()), ..Default::default() };
+        let flags = FileConfig { max_batch: Some(9), ..Default::default() };
+        let c = ServerConfig::resolve(file.overlay(flags)).unwrap();
+        assert_eq!(c.sequencer.max_batch, 9);
+        assert_eq!(c.listen.port(), 1);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "max_batch = 5\nmax_bacth = 6\n").unwrap();
+        assert!(matches!(FileConfig::load(&p), Err(ConfigError::Parse { .. })));
+        let bad = FileConfig { max_batch: Some(0), ..Default::default() };
+        assert!(matches!(ServerConfig::resolve(bad), Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn shipped_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/glasslog.toml");
+        let f = FileConfig::load(&path).unwrap();
+        ServerConfig::resolve(f).unwrap();
+    }
+}

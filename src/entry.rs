@@ -1,0 +1,116 @@
+//! The logged leaf and the key that makes resubmissions idempotent.
+//!
+//! A leaf's data is the protobuf encoding of [`LogEntry`], produced exactly once, when the
+//! sequencer assigns the entry its index, and stored verbatim. Every later reader hashes the bytes
+//! as stored (`SHA-256(0x00 || leaf_data)`, RFC 6962 §2.1); nobody re-encodes, so protobuf's
+//! freedom in encoding never changes a leaf hash.
+//!
+//! This module does not verify signatures (see [`crate::dsse`]) and does no I/O.
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::dsse::VerifiedEnvelope;
+use crate::keys::KeyId;
+pub use crate::proto::LogEntry;
+
+/// What the sequencer needs to log one verified submission.
+#[derive(Clone, Debug)]
+pub struct PendingEntry {
+    /// The DSSE envelope JSON exactly as submitted.
+    pub envelope: Vec<u8>,
+    /// The signers' keys as normalised PEM SubjectPublicKeyInfo, sorted by key id.
+    pub public_keys: Vec<String>,
+    /// Identifies the submission up to re-encoding and re-signing; see [`dedup_key`].
+    pub dedup_key: [u8; 32],
+}
+
+impl PendingEntry {
+    /// Builds the entry for an envelope whose signatures [`crate::dsse::verify`] accepted.
+    /// `envelope_json` must be the bytes that were parsed into `verified`.
+    pub fn new(envelope_json: Vec<u8>, verified: &VerifiedEnvelope) -> PendingEntry {
+        let key_ids: Vec<KeyId> = verified.keys.iter().map(|k| k.key_id()).collect();
+        PendingEntry {
+            dedup_key: dedup_key(
+                &verified.envelope.payload_type,
+                &verified.envelope.payload,
+                &key_ids,
+            ),
+            public_keys: verified.keys.iter().map(|k| k.to_pem()).collect(),
+            envelope: envelope_json,
+        }
+    }
+
+    /// The leaf data for this entry, integrated at `integrated_time_ms`.
+    pub fn encode_leaf(&self, integrated_time_ms: i64) -> Vec<u8> {
+        LogEntry {
+            envelope: self.envelope.clone(),
+            public_keys: self.public_keys.clone(),
+            integrated_time_ms,
+        }
+        .encode_to_vec()
+    }
+}
+
+/// Decodes leaf data served by a log into a [`LogEntry`].
+///
+/// # Errors
+/// Returns the protobuf decode error if `leaf_data` is not an encoded `LogEntry`.
+pub fn decode_leaf(leaf_data: &[u8]) -> Result<LogEntry, prost::DecodeError> {
+    LogEntry::decode(leaf_data)
+}
+
+/// The deduplication key of a submission: SHA-256 over a length-prefixed encoding of the payload
+/// type, the payload bytes and the signers' key ids (in increasing order, without repeats).
+///
+/// Two submissions share a key exactly when the same statement is signed by the same set of keys,
+/// however the envelope JSON was written and whichever (randomised) signatures were made.
+pub fn dedup_key(payload_type: &str, payload: &[u8], sorted_key_ids: &[KeyId]) -> [u8; 32] {
+    debug_assert!(sorted_key_ids.windows(2).all(|w| w[0] < w[1]));
+    let mut h = Sha256::new();
+    h.update(b"glasslog dedup v1\n");
+    h.update((payload_type.len() as u64).to_be_bytes());
+    h.update(payload_type.as_bytes());
+    h.update((payload.len() as u64).to_be_bytes());
+    h.update(payload);
+    h.update((sorted_key_ids.len() as u64).to_be_bytes());
+    for id in sorted_key_ids {
+        h.update(id.0);
+    }
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(b: u8) -> KeyId {
+        KeyId([b; 32])
+    }
+
+    #[test]
+    fn dedup_key_separates_fields() {
+        let base = dedup_key("t", b"payload", &[id(1)]);
+        assert_eq!(base, dedup_key("t", b"payload", &[id(1)]));
+        // Moving a byte from the type into the payload must change the key.
+        assert_ne!(base, dedup_key("tp", b"ayload", &[id(1)]));
+        assert_ne!(base, dedup_key("t", b"payload", &[id(2)]));
+        assert_ne!(base, dedup_key("t", b"payload", &[id(1), id(2)]));
+        assert_ne!(base, dedup_key("t", b"payload", &[]));
+    }
+
+    #[test]
+    fn leaf_round_trips() {
+        let e = PendingEntry {
+            envelope: b"{}".to_vec(),
+            public_keys: vec!["k".into()],
+            dedup_key: [0; 32],
+        };
+        let leaf = e.encode_leaf(1234);
+        let back = decode_leaf(&leaf).unwrap();
+        assert_eq!(back.envelope, b"{}");
+        assert_eq!(back.public_keys, vec!["k".to_string()]);
+        assert_eq!(back.integrated_time_ms, 1234);
+        assert!(decode_leaf(&[0xff, 0xff]).is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! glasslog: a transparency log for AI model releases and training-data declarations.
+//!
+//! # Layout
+//!
+//! The data path of an append reads from the file names:
+//! `server` (gRPC request) → `dsse` + `keys` (validation) → `entry` (the leaf) → `sequencer`
+//! (group commit) → `storage` (one atomic RocksDB batch) → `checkpoint` (signed tree head) → reply.
+//! The data path of a proof: `server` → `prover` → `storage` → `merkle` → reply.
+//!
+//! - [`merkle`]: RFC 6962 hashing, proofs and their verification. Pure math, no I/O.
+//! - [`checkpoint`]: C2SP tlog-checkpoint bodies in C2SP signed notes; the log's signer and verifier.
+//! - [`strict_json`]: JSON parsing that refuses what other decoders would read differently.
+//! - [`keys`]: publisher public and private keys (Ed25519, ECDSA P-256), key ids.
+//! - [`dsse`]: DSSE envelopes: parsing, PAE, signature verification.
+//! - [`entry`]: the logged leaf (`LogEntry`) and the deduplication key.
+//! - [`storage`]: the RocksDB store, its key schema and its durability contract.
+//! - [`sequencer`]: the single task that owns the tree and group-commits appends.
+//! - [`prover`]: inclusion and consistency proofs read from a committed checkpoint.
+//! - [`server`]: the tonic service, the Tail stream and the one mapping of errors to gRPC status.
+//! - [`logkey`]: the log's signing key file and origin, created on first start.
+//! - [`config`]: server configuration (file and flags).
+//! - [`client`]: a verifying client, used by the CLI, the benchmark and the tests.
+//! - [`cli`]: the `glasslog` command line.
+
+pub mod checkpoint;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod dsse;
+pub mod entry;
+pub mod keys;
+pub mod logkey;
+pub mod merkle;
+pub mod prover;
+pub mod sequencer;
+pub mod server;
+pub mod storage;
+pub mod strict_json;
+
+/// Types generated from `proto/glasslog/v1/log.proto`.
+pub mod proto {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("glasslog.v1");
+}

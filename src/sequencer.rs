@@ -1,0 +1,465 @@
+//! The sequencer: the one task that owns the tree and appends to it by group commit.
+//!
+//! Submissions reach it through a bounded channel, each with a oneshot for its answer. The
+//! sequencer takes what has queued (at most `max_batch` entries, waiting at most `batch_window`
+//! for more once the first has arrived) and commits the batch:
+//!
+//! 1. Assign indexes in arrival order; a submission whose dedup key is already logged (on disk
+//!    or earlier in this batch) is answered with the original index and adds nothing.
+//! 2. Encode each new leaf once, with the log's clock (never decreasing), and compute the stored
+//!    hashes it completes, reading older hashes from disk and newer ones from this batch.
+//! 3. Compute the new root and sign a checkpoint for the new size.
+//! 4. Write entries, hashes, lookups and the checkpoint in one RocksDB batch with a synced WAL.
+//!    *Crash here, before or during the write:* the batch is absent or whole on restart, no client
+//!    was answered, and the checkpoint was never served; clients retry and dedup finds what landed.
+//! 5. Publish the checkpoint (readers may now use the new size), broadcast the batch to Tail
+//!    streams, and answer every waiter. *Crash after the write:* everything answered is durable.
+//!
+//! A failed write is fatal: the sequencer no longer knows the state on disk. It answers its
+//! waiters and everything queued with [`SequencerError::Unavailable`], stops, and reports the
+//! error through its join handle; the server then shuts down so that the log reopens from disk.
+//!
+//! Readers never wait for the sequencer: they read the latest published checkpoint from a
+//! `watch` channel and read storage below its size.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::checkpoint::{Checkpoint, LogSigner, LogVerifier};
+use crate::entry::{decode_leaf, PendingEntry};
+use crate::merkle::{self, Hash, HashReader};
+use crate::storage::{StorageError, Store};
+
+/// Errors of the sequencer.
+#[derive(Debug, thiserror::Error)]
+pub enum SequencerError {
+    /// The sequencer has stopped (shutdown, or a fatal write error); the submission was not logged
+    /// unless a later resubmission finds it as a duplicate.
+    #[error("the log is not accepting writes: {0}")]
+    Unavailable(String),
+    /// Storage failed while opening or committing.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The state on disk contradicts itself or the log key.
+    #[error("log state on disk is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// Tuning of the group commit.
+#[derive(Clone, Debug)]
+pub struct SequencerConfig {
+    /// Most entries in one batch (one checkpoint, one fsync).
+    pub max_batch: usize,
+    /// Longest wait for more submissions once one has arrived. Zero takes only what is queued:
+    /// under load the previous batch's fsync is the window.
+    pub batch_window: Duration,
+    /// Submissions that may wait in the queue; further submitters wait for room.
+    pub queue_depth: usize,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> Self {
+        SequencerConfig { max_batch: 1024, batch_window: Duration::ZERO, queue_depth: 4096 }
+    }
+}
+
+/// A checkpoint that is durable and signed, as published to readers.
+#[derive(Debug)]
+pub struct Published {
+    pub checkpoint: Checkpoint,
+    /// The signed note text.
+    pub note: String,
+}
+
+/// One committed batch, as broadcast to Tail streams.
+#[derive(Debug)]
+pub struct CommittedBatch {
+    /// Index of the first new leaf (the tree size before the batch).
+    pub start: u64,
+    /// The new leaves' data, in index order.
+    pub leaves: Vec<Vec<u8>>,
+    /// The checkpoint covering exactly `start + leaves.len()` entries.
+    pub published: Arc<Published>,
+}
+
+/// The sequencer's answer to one submission.
+#[derive(Debug)]
+pub struct Appended {
+    pub index: u64,
+    /// True when the submission was already logged at `index`.
+    pub duplicate: bool,
+    /// The batch that answered; it holds the checkpoint, and the leaf data when not a duplicate.
+    pub batch: Arc<CommittedBatch>,
+}
+
+impl Appended {
+    /// The leaf data of a new entry; `None` for a duplicate (read it from storage).
+    pub fn leaf_data(&self) -> Option<&[u8]> {
+        let offset = self.index.checked_sub(self.batch.start)?;
+        if self.duplicate {
+            return None;
+        }
+        self.batch.leaves.get(usize::try_from(offset).ok()?).map(Vec::as_slice)
+    }
+}
+
+struct Request {
+    entry: PendingEntry,
+    reply: oneshot::Sender<Result<Appended, SequencerError>>,
+}
+
+enum Message {
+    Append(Request),
+    /// Stop taking submissions; commit what is queued, then stop.
+    Close,
+}
+
+/// The handle through which the server submits entries and follows checkpoints. Cloning is cheap.
+#[derive(Clone)]
+pub struct Sequencer {
+    requests: mpsc::Sender<Message>,
+    published: watch::Receiver<Arc<Published>>,
+    batches: broadcast::Sender<Arc<CommittedBatch>>,
+}
+
+/// How many committed batches a Tail stream may fall behind before it reads from storage instead.
+const BROADCAST_CAPACITY: usize = 64;
+
+impl Sequencer {
+    /// Opens the log on `store` and starts the sequencer thread. On an empty store it commits the
+    /// checkpoint of the empty tree first. The returned join handle yields the error that
+    /// stopped the sequencer, or `Ok` once every `Sequencer` handle has been dropped.
+    ///
+    /// # Errors
+    /// Storage errors, or [`SequencerError::Inconsistent`] if the latest checkpoint on disk is not
+    /// signed by `signer` or does not match the stored hashes.
+    pub fn start(
+        store: Arc<Store>,
+        signer: LogSigner,
+        config: SequencerConfig,
+    ) -> Result<(Sequencer, std::thread::JoinHandle<Result<(), SequencerError>>), SequencerError> {
+        let state = State::open(store, signer)?;
+        let (requests, rx) = mpsc::channel(config.queue_depth.max(1));
+        let (published_tx, published) = watch::channel(state.published.clone());
+        let (batches, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let batches_tx = batches.clone();
+        let thread = std::thread::Builder::new()
+            .name("sequencer".into())
+            .spawn(move || state.run(rx, config, published_tx, batches_tx))
+            .map_err(|e| SequencerError::Unavailable(format!("cannot start sequencer thread: {e}")))?;
+        Ok((Sequencer { requests, published, batches }, thread))
+    }
+
+    /// Appends `entry`, returning once it is durable and covered by a published checkpoint.
+    ///
+    /// # Errors
+    /// [`SequencerError::Unavailable`] if the sequencer stopped before the entry was committed.
+    pub async fn append(&self, entry: PendingEntry) -> Result<Appended, SequencerError> {
+        let (reply, rx) = oneshot::channel();
+        self.requests
+            .send(Message::Append(Request { entry, reply }))
+            .await
+            .map_err(|_| SequencerError::Unavailable("the sequencer has stopped".into()))?;
+        rx.await
+            .map_err(|_| SequencerError::Unavailable("the sequencer stopped before committing".into()))?
+    }
+
+    /// Stops the sequencer: submissions already queued are committed and answered, later ones
+    /// get [`SequencerError::Unavailable`]. The thread exits once the queue is drained.
+    pub async fn close(&self) {
+        // An error means the sequencer has already stopped.
+        let _ = self.requests.send(Message::Close).await;
+    }
+
+    /// The latest published checkpoint.
+    pub fn latest(&self) -> Arc<Published> {
+        self.published.borrow().clone()
+    }
+
+    /// A receiver that sees every newly published checkpoint.
+    pub fn watch(&self) -> watch::Receiver<Arc<Published>> {
+        self.published.clone()
+    }
+
+    /// A receiver of every batch committed from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<CommittedBatch>> {
+        self.batches.subscribe()
+    }
+}
+
+/// What the sequencer thread owns.
+struct State {
+    store: Arc<Store>,
+    signer: LogSigner,
+    /// The latest committed checkpoint; its size is the tree size.
+    published: Arc<Published>,
+    /// `integrated_time_ms` of the last entry; the clock given to new entries never goes below it.
+    last_time_ms: i64,
+}
+
+impl State {
+    fn open(store: Arc<Store>, signer: LogSigner) -> Result<State, SequencerError> {
+        let verifier = LogVerifier::new(&signer.verifier_key())
+            .map_err(|e| SequencerError::Inconsistent(format!("log key: {e}")))?;
+        let Some(stored) = store.latest_checkpoint()? else {
+            return State::init_empty(store, signer);
+        };
+        let checkpoint = verifier.verify(&stored.note).map_err(|e| {
+            SequencerError::Inconsistent(format!(
+                "the latest checkpoint on disk does not verify with the log key {}: {e}",
+                signer.verifier_key()
+            ))
+        })?;
+        if checkpoint.size != stored.size {
+            return Err(SequencerError::Inconsistent(format!(
+                "checkpoint stored at size {} says size {}",
+                stored.size, checkpoint.size
+            )));
+        }
+        let root = merkle::root_hash(checkpoint.size, &*store)
+            .map_err(|e| SequencerError::Inconsistent(format!("cannot recompute the root: {e}")))?;
+        if root != checkpoint.root {
+            return Err(SequencerError::Inconsistent(format!(
+                "stored hashes give root {root} at size {} but the checkpoint says {}",
+                checkpoint.size, checkpoint.root
+            )));
+        }
+        let last_time_ms = match checkpoint.size {
+            0 => 0,
+            n => {
+                let leaf = store
+                    .entry(n - 1)?
+                    .ok_or_else(|| SequencerError::Inconsistent(format!("entry {} is missing", n - 1)))?;
+                decode_leaf(&leaf)
+                    .map_err(|e| SequencerError::Inconsistent(format!("entry {} does not decode: {e}", n - 1)))?
+                    .integrated_time_ms
+            }
+        };
+        let published = Arc::new(Published { checkpoint, note: stored.note });
+        Ok(State { store, signer, published, last_time_ms })
+    }
+
+    fn init_empty(store: Arc<Store>, signer: LogSigner) -> Result<State, SequencerError> {
+        let checkpoint = Checkpoint { origin: signer.origin().to_string(), size: 0, root: merkle::EMPTY_HASH };
+        let note = signer
+            .sign(&checkpoint)
+            .map_err(|e| SequencerError::Inconsistent(format!("cannot sign: {e}")))?;
+        let mut batch = store.batch();
+        batch.put_checkpoint(0, &note);
+        store.commit(batch)?;
+        let published = Arc::new(Published { checkpoint, note });
+        Ok(State { store, signer, published, last_time_ms: 0 })
+    }
+
+    /// The sequencer thread: a current-thread runtime that waits for submissions, and does the
+    /// blocking work of a commit itself (nothing else runs on this runtime).
+    fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Message>,
+        config: SequencerConfig,
+        published_tx: watch::Sender<Arc<Published>>,
+        batches_tx: broadcast::Sender<Arc<CommittedBatch>>,
+    ) -> Result<(), SequencerError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| SequencerError::Unavailable(format!("cannot start sequencer runtime: {e}")))?;
+        rt.block_on(async {
+            while let Some(requests) = gather(&mut rx, &config).await {
+                match self.commit(requests) {
+                    Ok((batch, answers)) => {
+                        published_tx.send_replace(batch.published.clone());
+                        // No receivers is fine: there may be no Tail stream.
+                        let _ = batches_tx.send(batch.clone());
+                        for (reply, index, duplicate) in answers {
+                            let _ = reply.send(Ok(Appended { index, duplicate, batch: batch.clone() }));
+                        }
+                    }
+                    Err((e, replies)) => {
+                        tracing::error!(error = %e, "commit failed; the sequencer stops");
+                        let msg = format!("commit failed: {e}");
+                        for reply in replies {
+                            let _ = reply.send(Err(SequencerError::Unavailable(msg.clone())));
+                        }
+                        rx.close();
+                        while let Some(m) = rx.recv().await {
+                            if let Message::Append(r) = m {
+                                let _ = r.reply.send(Err(SequencerError::Unavailable(msg.clone())));
+                            }
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Steps 1–4 of the module doc for one batch. On error, hands back every reply sender.
+    #[allow(clippy::type_complexity)]
+    fn commit(
+        &mut self,
+        requests: Vec<Request>,
+    ) -> Result<
+        (Arc<CommittedBatch>, Vec<(oneshot::Sender<Result<Appended, SequencerError>>, u64, bool)>),
+        (SequencerError, Vec<oneshot::Sender<Result<Appended, SequencerError>>>),
+    > {
+        let start = self.published.checkpoint.size;
+        let mut answers = Vec::with_capacity(requests.len());
+        let mut leaves: Vec<Vec<u8>> = Vec::new();
+        let mut overlay = Overlay::new(&self.store, start);
+        let mut in_batch: HashMap<[u8; 32], u64> = HashMap::new();
+        let mut batch = self.store.batch();
+        let now_ms = now_ms().max(self.last_time_ms);
+
+        let mut failed = None;
+        for req in requests {
+            if failed.is_some() {
+                answers.push((req.reply, 0, false));
+                continue;
+            }
+            let existing = match in_batch.get(&req.entry.dedup_key) {
+                Some(&i) => Ok(Some(i)),
+                None => self.store.index_of_dedup(&req.entry.dedup_key),
+            };
+            match existing {
+                Ok(Some(index)) => answers.push((req.reply, index, true)),
+                Ok(None) => {
+                    let index = start + leaves.len() as u64;
+                    let leaf = req.entry.encode_leaf(now_ms);
+                    let leaf_hash = merkle::leaf_hash(&leaf);
+                    if let Err(e) = overlay.append(index, leaf_hash) {
+                        failed = Some(e);
+                    }
+                    batch.put_entry(index, &leaf, &leaf_hash, &req.entry.dedup_key);
+                    in_batch.insert(req.entry.dedup_key, index);
+                    leaves.push(leaf);
+                    answers.push((req.reply, index, false));
+                }
+                Err(e) => failed = Some(e.into()),
+            }
+        }
+        let size = start + leaves.len() as u64;
+        let result = failed.map_or_else(|| self.sign_and_write(batch, &overlay, size), Err);
+        let published = match result {
+            Ok(p) => p,
+            Err(e) => return Err((e, answers.into_iter().map(|a| a.0).collect())),
+        };
+        self.last_time_ms = now_ms;
+        self.published = published.clone();
+        Ok((Arc::new(CommittedBatch { start, leaves, published }), answers))
+    }
+
+    /// Step 3 and 4: signs the checkpoint for `size` and writes the batch durably.
+    fn sign_and_write(
+        &self,
+        mut batch: crate::storage::CommitBatch<'_>,
+        overlay: &Overlay<'_>,
+        size: u64,
+    ) -> Result<Arc<Published>, SequencerError> {
+        if size == self.published.checkpoint.size {
+            // Only duplicates: nothing to write, the current checkpoint covers them.
+            return Ok(self.published.clone());
+        }
+        let root = merkle::root_hash(size, overlay)
+            .map_err(|e| SequencerError::Inconsistent(format!("root at size {size}: {e}")))?;
+        let checkpoint = Checkpoint { origin: self.signer.origin().to_string(), size, root };
+        let note = self
+            .signer
+            .sign(&checkpoint)
+            .map_err(|e| SequencerError::Inconsistent(format!("cannot sign: {e}")))?;
+        for (i, h) in overlay.new_hashes() {
+            batch.put_hash(i, h);
+        }
+        batch.put_checkpoint(size, &note);
+        self.store.commit(batch)?;
+        Ok(Arc::new(Published { checkpoint, note }))
+    }
+}
+
+/// Waits for one submission, then takes what else is queued, within the batch bounds.
+/// Returns `None` once the channel is closed (every sender gone, or [`Message::Close`]) and
+/// drained. A close only closes the channel: what is already queued is still returned.
+async fn gather(rx: &mut mpsc::Receiver<Message>, config: &SequencerConfig) -> Option<Vec<Request>> {
+    let mut requests = Vec::new();
+    while requests.is_empty() {
+        match rx.recv().await? {
+            Message::Append(r) => requests.push(r),
+            Message::Close => rx.close(),
+        }
+    }
+    let deadline = tokio::time::Instant::now() + config.batch_window;
+    while requests.len() < config.max_batch {
+        let next = match rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(_) if config.batch_window.is_zero() => None,
+            Err(_) => tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten(),
+        };
+        match next {
+            Some(Message::Append(r)) => requests.push(r),
+            Some(Message::Close) => rx.close(),
+            None => break,
+        }
+    }
+    Some(requests)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// The stored hashes of a batch in progress over those already on disk. Stored hashes are
+/// numbered in append order, so the new ones are a contiguous run starting at
+/// `stored_hash_count(size before the batch)`.
+struct Overlay<'a> {
+    store: &'a Store,
+    first_new: u64,
+    new: Vec<Hash>,
+}
+
+impl<'a> Overlay<'a> {
+    fn new(store: &'a Store, size: u64) -> Self {
+        Overlay { store, first_new: merkle::stored_hash_count(size), new: Vec::new() }
+    }
+
+    /// Adds the hashes that appending leaf `index` completes (about two on average).
+    fn append(&mut self, index: u64, leaf_hash: Hash) -> Result<(), SequencerError> {
+        let hashes = merkle::stored_hashes_for_record_hash(index, leaf_hash, &*self)
+            .map_err(|e| SequencerError::Inconsistent(format!("hashing leaf {index}: {e}")))?;
+        self.new.extend(hashes);
+        Ok(())
+    }
+
+    fn new_hashes(&self) -> impl Iterator<Item = (u64, &Hash)> {
+        (self.first_new..).zip(self.new.iter())
+    }
+}
+
+impl HashReader for Overlay<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::tlog::Error> {
+        let old: Vec<u64> = indexes.iter().copied().filter(|&i| i < self.first_new).collect();
+        let mut from_disk = self.store.read_hashes(&old)?.into_iter();
+        indexes
+            .iter()
+            .map(|&i| {
+                if i < self.first_new {
+                    from_disk.next().ok_or(tlog_tiles::tlog::Error::IndexesNotInTree)
+                } else {
+                    usize::try_from(i - self.first_new)
+                        .ok()
+                        .and_then(|k| self.new.get(k).copied())
+                        .ok_or(tlog_tiles::tlog::Error::IndexesNotInTree)
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

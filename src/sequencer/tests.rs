@@ -1,0 +1,165 @@
+//! Sequencer tests on a real RocksDB store in a temporary directory.
+
+use super::*;
+use crate::checkpoint::Origin;
+use crate::entry::PendingEntry;
+use crate::merkle::CompactRange;
+
+fn signer() -> LogSigner {
+    LogSigner::generate(&Origin::new("example.org/sequencer-test").unwrap())
+}
+
+fn pending(n: u64) -> PendingEntry {
+    PendingEntry {
+        envelope: format!("envelope {n}").into_bytes(),
+        public_keys: vec![format!("key {n}")],
+        dedup_key: crate::merkle::leaf_hash(&n.to_be_bytes()).0,
+    }
+}
+
+fn start(dir: &std::path::Path, signer: LogSigner, config: SequencerConfig) -> (Arc<Store>, Sequencer, std::thread::JoinHandle<Result<(), SequencerError>>) {
+    let store = Arc::new(Store::open(dir).unwrap());
+    let (seq, thread) = Sequencer::start(store.clone(), signer, config).unwrap();
+    (store, seq, thread)
+}
+
+/// Checks `appended` against an independent recomputation of the root from every stored leaf.
+fn check_root(store: &Store, published: &Published) {
+    let mut range = CompactRange::new();
+    for (_, leaf) in store.entries(0, published.checkpoint.size, usize::MAX).unwrap() {
+        range.append(crate::merkle::leaf_hash(&leaf));
+    }
+    assert_eq!(range.size(), published.checkpoint.size);
+    assert_eq!(range.root(), published.checkpoint.root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_are_durable_signed_and_provable() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = signer();
+    let verifier = LogVerifier::new(&signer.verifier_key()).unwrap();
+    let (store, seq, _thread) = start(dir.path(), signer, SequencerConfig::default());
+    assert_eq!(seq.latest().checkpoint.size, 0);
+    for n in 0..20 {
+        let a = seq.append(pending(n)).await.unwrap();
+        assert_eq!((a.index, a.duplicate), (n, false));
+        let p = &a.batch.published;
+        assert_eq!(verifier.verify(&p.note).unwrap(), p.checkpoint);
+        assert!(p.checkpoint.size > n);
+        let leaf = a.leaf_data().unwrap();
+        assert_eq!(store.entry(n).unwrap().as_deref(), Some(leaf));
+        let proof = crate::merkle::prove_inclusion(n, p.checkpoint.size, &*store).unwrap();
+        crate::merkle::verify_inclusion(n, p.checkpoint.size, &crate::merkle::leaf_hash(leaf), &proof, &p.checkpoint.root)
+            .unwrap();
+    }
+    check_root(&store, &seq.latest());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_get_distinct_indexes_and_dedup_holds_within_a_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SequencerConfig { batch_window: Duration::from_millis(5), ..Default::default() };
+    let (store, seq, _thread) = start(dir.path(), signer(), config);
+    // 200 distinct entries, each submitted twice at once: the copies race into the same batches.
+    let mut tasks = Vec::new();
+    for n in 0..400u64 {
+        let seq = seq.clone();
+        tasks.push(tokio::spawn(async move { (n % 200, seq.append(pending(n % 200)).await.unwrap()) }));
+    }
+    let mut index_of = HashMap::new();
+    let mut new = 0;
+    for t in tasks {
+        let (n, a) = t.await.unwrap();
+        if !a.duplicate {
+            new += 1;
+        }
+        let prev = index_of.insert(n, a.index);
+        assert!(prev.is_none() || prev == Some(a.index), "entry {n} logged twice");
+    }
+    assert_eq!(new, 200, "each distinct entry is logged exactly once");
+    let latest = seq.latest();
+    assert_eq!(latest.checkpoint.size, 200);
+    check_root(&store, &latest);
+    // Integration times never decrease with the index.
+    let times: Vec<i64> = store
+        .entries(0, 200, usize::MAX)
+        .unwrap()
+        .iter()
+        .map(|(_, l)| decode_leaf(l).unwrap().integrated_time_ms)
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resubmission_after_commit_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, seq, _thread) = start(dir.path(), signer(), SequencerConfig::default());
+    let first = seq.append(pending(7)).await.unwrap();
+    seq.append(pending(8)).await.unwrap();
+    let again = seq.append(pending(7)).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.index, first.index);
+    assert_eq!(again.leaf_data(), None);
+    assert_eq!(seq.latest().checkpoint.size, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reopening_resumes_from_the_latest_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = signer();
+    let skey = signer.to_skey();
+    let before = {
+        let (_store, seq, thread) = start(dir.path(), signer, SequencerConfig::default());
+        for n in 0..10 {
+            seq.append(pending(n)).await.unwrap();
+        }
+        let latest = seq.latest();
+        drop(seq);
+        thread.join().unwrap().unwrap();
+        latest
+    };
+    let (store, seq, _thread) = start(dir.path(), LogSigner::from_skey(&skey).unwrap(), SequencerConfig::default());
+    assert_eq!(seq.latest().note, before.note);
+    assert!(seq.append(pending(3)).await.unwrap().duplicate);
+    assert_eq!(seq.append(pending(10)).await.unwrap().index, 10);
+    check_root(&store, &seq.latest());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_different_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_store, seq, thread) = start(dir.path(), signer(), SequencerConfig::default());
+        seq.append(pending(1)).await.unwrap();
+        drop(seq);
+        thread.join().unwrap().unwrap();
+    }
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let err = Sequencer::start(store, signer(), SequencerConfig::default()).err().unwrap();
+    assert!(matches!(err, SequencerError::Inconsistent(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_is_fatal_and_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = signer();
+    let skey = signer.to_skey();
+    let (store, seq, thread) = start(dir.path(), signer, SequencerConfig::default());
+    for n in 0..5 {
+        seq.append(pending(n)).await.unwrap();
+    }
+    let good = seq.latest();
+    store.inject_commit_failures(true);
+    let err = seq.append(pending(5)).await.unwrap_err();
+    assert!(matches!(err, SequencerError::Unavailable(_)), "{err}");
+    // The sequencer has stopped: later submissions are refused, never silently dropped.
+    assert!(matches!(seq.append(pending(6)).await, Err(SequencerError::Unavailable(_))));
+    assert!(thread.join().unwrap().is_err());
+    assert_eq!(seq.latest().note, good.note, "nothing unwritten was published");
+    drop(seq);
+    drop(store);
+    let (store, seq, _thread) = start(dir.path(), LogSigner::from_skey(&skey).unwrap(), SequencerConfig::default());
+    assert_eq!(seq.latest().note, good.note);
+    assert_eq!(seq.append(pending(5)).await.unwrap().index, 5);
+    check_root(&store, &seq.latest());
+}

@@ -1,0 +1,161 @@
+//! The gRPC server: opens the log, runs the service, and shuts down cleanly.
+//!
+//! Shutdown (SIGINT/SIGTERM, or the sequencer failing): Tail streams are told to end and the
+//! listener stops accepting; in-flight rpcs get [`SHUTDOWN_GRACE`] to finish; then the sequencer
+//! commits and answers what is queued, refuses the rest (UNAVAILABLE: nothing is half-written,
+//! and a retry is deduplicated), and the database closes.
+
+mod service;
+mod status;
+mod tail;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::ServerConfig;
+use crate::logkey::{self, LogKeyError};
+use crate::prover::Prover;
+use crate::proto::transparency_log_server::TransparencyLogServer;
+use crate::sequencer::{Sequencer, SequencerError};
+use crate::storage::{schema, StorageError, Store};
+pub use service::{Limits, LogService, MAX_REPLY_BYTES};
+pub use status::ApiError;
+pub use tail::CATCH_UP_RUN;
+
+/// How long in-flight rpcs may run after shutdown begins.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Errors that stop the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    LogKey(#[from] LogKeyError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the log key or origin does not match this database: {0}")]
+    IdentityMismatch(String),
+    #[error("sequencer: {0}")]
+    Sequencer(#[from] SequencerError),
+    #[error("sequencer thread panicked")]
+    SequencerPanicked,
+    #[error("grpc transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// An opened log, ready to serve.
+pub struct OpenLog {
+    pub origin: String,
+    pub verifier_key: String,
+    store: Arc<Store>,
+    sequencer: Sequencer,
+    thread: std::thread::JoinHandle<Result<(), SequencerError>>,
+}
+
+/// Opens (or creates, on first start) the log in `config.data_dir`: the key, the database, and
+/// the sequencer. Reads no entries, so it takes the same time at any log size.
+///
+/// # Errors
+/// Key, storage or consistency failures; each says what to do.
+pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
+    let signer = logkey::open_or_create(&config.data_dir, config.origin.as_deref())?;
+    let store = Arc::new(Store::open(&config.data_dir.join("db"))?);
+    check_identity(&store, signer.origin(), &signer.verifier_key())?;
+    let origin = signer.origin().to_string();
+    let verifier_key = signer.verifier_key();
+    let (sequencer, thread) = Sequencer::start(store.clone(), signer, config.sequencer.clone())?;
+    Ok(OpenLog { origin, verifier_key, store, sequencer, thread })
+}
+
+/// Records the log's identity in the database on first start, and refuses a key file that is not
+/// the one the database was created with.
+fn check_identity(store: &Store, origin: &str, verifier_key: &str) -> Result<(), ServerError> {
+    match (store.meta(schema::META_ORIGIN)?, store.meta(schema::META_VERIFIER_KEY)?) {
+        (None, None) => {
+            let mut b = store.batch();
+            b.put_meta(schema::META_ORIGIN, origin.as_bytes());
+            b.put_meta(schema::META_VERIFIER_KEY, verifier_key.as_bytes());
+            Ok(store.commit(b)?)
+        }
+        (Some(o), Some(k)) if o == origin.as_bytes() && k == verifier_key.as_bytes() => Ok(()),
+        (o, k) => Err(ServerError::IdentityMismatch(format!(
+            "database was created for {:?} with key {:?}, the key file is for {origin:?} with key {verifier_key:?}",
+            o.map(|o| String::from_utf8_lossy(&o).into_owned()),
+            k.map(|k| String::from_utf8_lossy(&k).into_owned()),
+        ))),
+    }
+}
+
+/// Serves `log` on `listener` until `shutdown` completes or the sequencer fails.
+///
+/// # Errors
+/// The sequencer's fatal error (the caller should exit non-zero so the log is reopened from
+/// disk), or a transport error.
+pub async fn serve(
+    log: OpenLog,
+    config: &ServerConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (failed_tx, mut failed_rx) = watch::channel(false);
+    let OpenLog { origin, verifier_key, store, sequencer, thread } = log;
+    let closer = sequencer.clone();
+    let mut stopping = stop_rx.clone();
+    let sequencer_done = tokio::task::spawn_blocking(move || {
+        let result = thread.join();
+        if !matches!(result, Ok(Ok(()))) {
+            let _ = failed_tx.send(true);
+        }
+        result
+    });
+
+    let service = LogService {
+        origin,
+        verifier_key,
+        prover: Prover::new(store.clone()),
+        store,
+        sequencer,
+        limits: config.limits.clone(),
+        tail_permits: Arc::new(Semaphore::new(config.limits.max_tail_streams)),
+        shutdown: stop_rx,
+    };
+    // Decode limit above the envelope limit, so that the service's own check answers with the
+    // limit named, not the transport.
+    let decode_limit = 2 * config.limits.max_envelope_bytes + (1 << 20);
+    let grpc = TransparencyLogServer::new(service).max_decoding_message_size(decode_limit);
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => tracing::info!("shutting down"),
+            _ = failed_rx.wait_for(|&f| f) => tracing::error!("sequencer failed; shutting down"),
+        }
+        let _ = stop_tx.send(true);
+    };
+    let served = tonic::transport::Server::builder()
+        .add_service(grpc)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+    tokio::pin!(served);
+    // In-flight rpcs get SHUTDOWN_GRACE to finish once the listener has stopped; connections
+    // that clients keep open past that are dropped with the process.
+    let served = tokio::select! {
+        r = &mut served => r,
+        () = async {
+            let _ = stopping.wait_for(|&s| s).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("connections still open {SHUTDOWN_GRACE:?} after shutdown began; closing them");
+            Ok(())
+        }
+    };
+    // Commit what is queued, answer it, and stop the sequencer.
+    closer.close().await;
+    let sequencer = sequencer_done.await.map_err(|_| ServerError::SequencerPanicked)?;
+    match sequencer {
+        Err(_) => Err(ServerError::SequencerPanicked),
+        Ok(Err(e)) => Err(e.into()),
+        Ok(Ok(())) => Ok(served?),
+    }
+}

@@ -1,0 +1,203 @@
+//! The `glasslog.v1.TransparencyLog` service: request validation and proto ↔ domain conversion.
+//!
+//! Writes go to the sequencer; every read is answered from the latest published checkpoint
+//! (durable and signed) and never waits for the writer.
+
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+use tonic::{Request, Response, Status};
+
+use super::status::ApiError;
+use super::tail;
+use crate::dsse;
+use crate::entry::PendingEntry;
+use crate::prover::{Inclusion, Prover};
+use crate::proto::transparency_log_server::TransparencyLog;
+use crate::proto::{self, get_inclusion_proof_request::Leaf};
+use crate::sequencer::{Published, Sequencer};
+use crate::storage::Store;
+
+/// Most bytes of leaf data in one GetEntries reply or Tail read, leaving room for framing
+/// under the 4 MiB that gRPC clients accept by default.
+pub const MAX_REPLY_BYTES: usize = (4 << 20) - (64 << 10);
+
+/// Limits the service enforces.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest envelope Submit accepts, in bytes.
+    pub max_envelope_bytes: usize,
+    /// Most concurrent Tail streams.
+    pub max_tail_streams: usize,
+}
+
+/// The service state shared by every rpc.
+pub struct LogService {
+    pub(super) origin: String,
+    pub(super) verifier_key: String,
+    pub(super) store: Arc<Store>,
+    pub(super) prover: Prover,
+    pub(super) sequencer: Sequencer,
+    pub(super) limits: Limits,
+    pub(super) tail_permits: Arc<Semaphore>,
+    pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl From<&Published> for proto::SignedCheckpoint {
+    fn from(p: &Published) -> Self {
+        proto::SignedCheckpoint {
+            note: p.note.clone(),
+            size: p.checkpoint.size,
+            root_hash: p.checkpoint.root.0.to_vec(),
+        }
+    }
+}
+
+impl From<Inclusion> for proto::InclusionProof {
+    fn from(p: Inclusion) -> Self {
+        proto::InclusionProof {
+            index: p.index,
+            tree_size: p.tree_size,
+            hashes: p.hashes.iter().map(|h| h.0.to_vec()).collect(),
+            leaf_hash: p.leaf_hash.0.to_vec(),
+        }
+    }
+}
+
+impl LogService {
+    async fn submit(&self, req: proto::SubmitRequest) -> Result<proto::SubmitResponse, ApiError> {
+        let limit = self.limits.max_envelope_bytes;
+        if req.envelope.len() > limit {
+            return Err(ApiError::ResourceExhausted(format!(
+                "envelope is {} bytes; this log accepts envelopes of at most {limit} bytes",
+                req.envelope.len()
+            )));
+        }
+        let verified = dsse::verify_submission(&req.envelope, &req.public_keys)?;
+        let pending = PendingEntry::new(req.envelope, &verified);
+        let appended = self.sequencer.append(pending).await?;
+        let published = &appended.batch.published;
+        let leaf_data = match appended.leaf_data() {
+            Some(d) => d.to_vec(),
+            None => self
+                .store
+                .entry(appended.index)?
+                .ok_or_else(|| ApiError::Internal(format!("entry {} is missing", appended.index)))?,
+        };
+        let proof = self.prover.inclusion_by_index(appended.index, published.checkpoint.size)?;
+        Ok(proto::SubmitResponse {
+            index: appended.index,
+            duplicate: appended.duplicate,
+            proof: Some(proof.into()),
+            checkpoint: Some(published.as_ref().into()),
+            leaf_data,
+        })
+    }
+
+    fn get_entries(&self, req: proto::GetEntriesRequest) -> Result<proto::GetEntriesResponse, ApiError> {
+        let size = self.sequencer.latest().checkpoint.size;
+        if req.start >= size {
+            return Err(ApiError::OutOfRange(format!(
+                "start {} is at or past the log's size {size}",
+                req.start
+            )));
+        }
+        if req.end <= req.start {
+            return Err(ApiError::InvalidArgument(format!(
+                "end {} must be greater than start {}",
+                req.end, req.start
+            )));
+        }
+        let end = req.end.min(size);
+        let entries = self
+            .store
+            .entries(req.start, end, MAX_REPLY_BYTES)?
+            .into_iter()
+            .map(|(index, leaf_data)| proto::Entry { index, leaf_data })
+            .collect();
+        Ok(proto::GetEntriesResponse { entries })
+    }
+
+    fn get_inclusion_proof(&self, req: proto::GetInclusionProofRequest) -> Result<proto::InclusionProof, ApiError> {
+        let latest = self.sequencer.latest().checkpoint.size;
+        let tree_size = Prover::resolve_size(req.tree_size, latest)?;
+        let proof = match req.leaf {
+            Some(Leaf::Index(i)) => self.prover.inclusion_by_index(i, tree_size)?,
+            Some(Leaf::LeafHash(h)) => self.prover.inclusion_by_hash(&h, tree_size)?,
+            None => return Err(ApiError::InvalidArgument("set either leaf.index or leaf.leaf_hash".into())),
+        };
+        Ok(proof.into())
+    }
+
+    fn get_consistency_proof(
+        &self,
+        req: proto::GetConsistencyProofRequest,
+    ) -> Result<proto::ConsistencyProof, ApiError> {
+        let latest = self.sequencer.latest().checkpoint.size;
+        let to_size = Prover::resolve_size(req.to_size, latest)?;
+        let hashes = self.prover.consistency(req.from_size, to_size)?;
+        Ok(proto::ConsistencyProof {
+            from_size: req.from_size,
+            to_size,
+            hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl TransparencyLog for LogService {
+    async fn get_log_info(&self, _: Request<proto::GetLogInfoRequest>) -> Result<Response<proto::LogInfo>, Status> {
+        Ok(Response::new(proto::LogInfo { origin: self.origin.clone(), verifier_key: self.verifier_key.clone() }))
+    }
+
+    async fn submit(&self, req: Request<proto::SubmitRequest>) -> Result<Response<proto::SubmitResponse>, Status> {
+        Ok(Response::new(LogService::submit(self, req.into_inner()).await?))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        _: Request<proto::GetCheckpointRequest>,
+    ) -> Result<Response<proto::SignedCheckpoint>, Status> {
+        Ok(Response::new(self.sequencer.latest().as_ref().into()))
+    }
+
+    async fn get_entries(
+        &self,
+        req: Request<proto::GetEntriesRequest>,
+    ) -> Result<Response<proto::GetEntriesResponse>, Status> {
+        Ok(Response::new(LogService::get_entries(self, req.into_inner())?))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        req: Request<proto::GetInclusionProofRequest>,
+    ) -> Result<Response<proto::InclusionProof>, Status> {
+        Ok(Response::new(LogService::get_inclusion_proof(self, req.into_inner())?))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        req: Request<proto::GetConsistencyProofRequest>,
+    ) -> Result<Response<proto::ConsistencyProof>, Status> {
+        Ok(Response::new(LogService::get_consistency_proof(self, req.into_inner())?))
+    }
+
+    type TailStream = tail::TailStream;
+
+    async fn tail(&self, req: Request<proto::TailRequest>) -> Result<Response<Self::TailStream>, Status> {
+        let permit = self.tail_permits.clone().try_acquire_owned().map_err(|_| {
+            ApiError::ResourceExhausted(format!(
+                "this log serves at most {} concurrent Tail streams; try again later",
+                self.limits.max_tail_streams
+            ))
+        })?;
+        let stream = tail::start(
+            req.into_inner().start,
+            self.store.clone(),
+            self.sequencer.clone(),
+            self.shutdown.clone(),
+            permit,
+        );
+        Ok(Response::new(stream))
+    }
+}

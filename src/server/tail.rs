@@ -1,0 +1,183 @@
+//! The Tail stream: every entry from a start index, in order, then new entries as they are
+//! integrated, each run followed by the checkpoint whose size is exactly the stream's position.
+//!
+//! One task per stream. It subscribes to the sequencer's batch broadcast *before* reading the
+//! latest checkpoint, so no batch can slip between the two. While it is behind the latest
+//! checkpoint it reads from storage, in runs that end at a stored checkpoint (at least
+//! [`CATCH_UP_RUN`] entries apart, so a monitor verifies few signatures while catching up).
+//! Once caught up it forwards broadcast batches. A consumer that reads slowly only fills its own
+//! bounded channel; the broadcast then overruns this stream's receiver (never the writer), and
+//! the task goes back to reading storage. Memory per stream is bounded by the channel.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::Status;
+
+use super::service::MAX_REPLY_BYTES;
+use super::status::ApiError;
+use crate::checkpoint::Checkpoint;
+use crate::proto::{self, tail_event::Event, TailEvent};
+use crate::sequencer::{CommittedBatch, Published, Sequencer};
+use crate::storage::{StoredCheckpoint, Store};
+
+/// The stream type of the Tail rpc.
+pub type TailStream = Pin<Box<dyn Stream<Item = Result<TailEvent, Status>> + Send>>;
+
+/// While catching up from storage, runs end at the first stored checkpoint at least this many
+/// entries ahead (or at the latest checkpoint).
+pub const CATCH_UP_RUN: u64 = 4096;
+
+/// Events buffered per stream before the task waits for the consumer.
+const STREAM_BUFFER: usize = 256;
+
+/// Starts the task feeding one Tail stream from index `start`. The stream holds `permit` (a
+/// slot under the server's cap) until it ends.
+pub fn start(
+    start: u64,
+    store: Arc<Store>,
+    sequencer: Sequencer,
+    shutdown: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) -> TailStream {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let mut tail = Tail { pos: start, store, sequencer, tx };
+        let result = tokio::select! {
+            r = tail.run() => r,
+            _ = wait_for_shutdown(shutdown) => Err(Ended::Shutdown),
+        };
+        match result {
+            Err(Ended::Failed(e)) => {
+                let _ = tail.tx.send(Err(e.into())).await;
+            }
+            Err(Ended::Shutdown) => {
+                let _ = tail.tx.send(Err(Status::unavailable("the server is shutting down; reconnect to resume"))).await;
+            }
+            Ok(()) | Err(Ended::ConsumerGone) => {}
+        }
+    });
+    Box::pin(ReceiverStream::new(rx))
+}
+
+async fn wait_for_shutdown(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|&stop| stop).await;
+}
+
+enum Ended {
+    ConsumerGone,
+    Shutdown,
+    Failed(ApiError),
+}
+
+impl From<crate::storage::StorageError> for Ended {
+    fn from(e: crate::storage::StorageError) -> Self {
+        Ended::Failed(e.into())
+    }
+}
+
+struct Tail {
+    /// The next index to send; every checkpoint sent has exactly this size.
+    pos: u64,
+    store: Arc<Store>,
+    sequencer: Sequencer,
+    tx: mpsc::Sender<Result<TailEvent, Status>>,
+}
+
+impl Tail {
+    async fn run(&mut self) -> Result<(), Ended> {
+        let mut batches = self.sequencer.subscribe();
+        loop {
+            let latest = self.sequencer.latest();
+            if self.pos < latest.checkpoint.size {
+                self.catch_up(latest.checkpoint.size).await?;
+                continue;
+            }
+            let received = tokio::select! {
+                r = batches.recv() => r,
+                // Nothing to send until the next batch: notice a consumer that went away now,
+                // so its slot under the stream cap is freed.
+                () = self.tx.closed() => return Err(Ended::ConsumerGone),
+            };
+            match received {
+                Ok(batch) => self.forward(&batch).await?,
+                // Overrun: what was missed is on disk; the next loop reads it from storage.
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return Err(Ended::Shutdown),
+            }
+        }
+    }
+
+    /// Sends one storage run: entries from `pos` to a stored checkpoint, then that checkpoint.
+    async fn catch_up(&mut self, latest_size: u64) -> Result<(), Ended> {
+        let target = self.pos.saturating_add(CATCH_UP_RUN).min(latest_size);
+        let checkpoint = self
+            .store
+            .checkpoint_at_or_after(target)?
+            .filter(|c| c.size <= latest_size)
+            .ok_or_else(|| Ended::Failed(ApiError::Internal(format!("no stored checkpoint at or after {target}"))))?;
+        while self.pos < checkpoint.size {
+            let entries = {
+                let store = self.store.clone();
+                let (from, to) = (self.pos, checkpoint.size);
+                tokio::task::spawn_blocking(move || store.entries(from, to, MAX_REPLY_BYTES))
+                    .await
+                    .map_err(|e| Ended::Failed(ApiError::Internal(format!("tail read task: {e}"))))??
+            };
+            for (index, leaf_data) in entries {
+                self.send(Event::Entry(proto::Entry { index, leaf_data })).await?;
+                self.pos = index + 1;
+            }
+        }
+        self.send_checkpoint(&checkpoint).await
+    }
+
+    /// Sends the part of a live batch at or after `pos`, then its checkpoint.
+    async fn forward(&mut self, batch: &CommittedBatch) -> Result<(), Ended> {
+        let end = batch.published.checkpoint.size;
+        if end <= self.pos || batch.start > self.pos {
+            // Already sent, or a gap that the storage path fills on the next loop.
+            return Ok(());
+        }
+        let skip = usize::try_from(self.pos - batch.start).unwrap_or(usize::MAX);
+        for (offset, leaf) in batch.leaves.iter().enumerate().skip(skip) {
+            let index = batch.start + offset as u64;
+            self.send(Event::Entry(proto::Entry { index, leaf_data: leaf.clone() })).await?;
+            self.pos = index + 1;
+        }
+        self.send_published(&batch.published).await
+    }
+
+    async fn send_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), Ended> {
+        let published = self.sequencer.latest();
+        let event = if published.checkpoint.size == c.size {
+            proto::SignedCheckpoint::from(published.as_ref())
+        } else {
+            stored_to_proto(c)?
+        };
+        self.send(Event::Checkpoint(event)).await
+    }
+
+    async fn send_published(&self, p: &Published) -> Result<(), Ended> {
+        self.send(Event::Checkpoint(p.into())).await
+    }
+
+    async fn send(&self, event: Event) -> Result<(), Ended> {
+        self.tx.send(Ok(TailEvent { event: Some(event) })).await.map_err(|_| Ended::ConsumerGone)
+    }
+}
+
+/// A stored checkpoint as sent on the wire, with size and root read from its own note body.
+fn stored_to_proto(c: &StoredCheckpoint) -> Result<proto::SignedCheckpoint, Ended> {
+    let corrupt = || Ended::Failed(ApiError::Internal(format!("stored checkpoint {} does not parse", c.size)));
+    let (body, _signatures) = c.note.split_once("\n\n").ok_or_else(corrupt)?;
+    let checkpoint = Checkpoint::parse_body(&format!("{body}\n")).map_err(|_| corrupt())?;
+    if checkpoint.size != c.size {
+        return Err(corrupt());
+    }
+    Ok(proto::SignedCheckpoint { note: c.note.clone(), size: c.size, root_hash: checkpoint.root.0.to_vec() })
+}

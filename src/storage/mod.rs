@@ -1,0 +1,389 @@
+//! The log's RocksDB store.
+//!
+//! # Durability contract
+//!
+//! - [`Store::commit`] writes one [`CommitBatch`] atomically and returns only after RocksDB's
+//!   write-ahead log is synced to disk: when it returns `Ok`, everything in the batch survives a
+//!   crash (including power loss, on a disk that honours fsync); when it returns `Err`, the caller
+//!   no longer knows what is on disk and must stop writing (the sequencer treats it as fatal).
+//! - A batch is all or nothing after a crash: RocksDB recovers a WAL record whole or not at all.
+//! - Entries, hashes and checkpoints are written once and never changed. A reader that only asks
+//!   for indexes below the size of a checkpoint it got from the sequencer therefore needs no
+//!   snapshot: what it reads was durable before that checkpoint was published.
+//!
+//! This module knows nothing of gRPC, signing or the sequencer; the key schema is in [`schema`].
+
+pub mod schema;
+
+use std::path::Path;
+
+use rocksdb::{
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
+    IteratorMode, Options, WriteBatch, WriteOptions, DB,
+};
+
+use crate::merkle::{Hash, HashReader};
+use schema::*;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// RocksDB failed; the message is RocksDB's.
+    #[error("rocksdb: {0}")]
+    Rocks(#[from] rocksdb::Error),
+    /// A value on disk is not what this code wrote; the store must not be used.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// The store was written by another schema version.
+    #[error("store schema version {found} is not the version {expected} this glasslog reads")]
+    SchemaVersion { found: u64, expected: u64 },
+    /// A commit failed by a fault injected in a test.
+    #[cfg(any(test, feature = "fault-injection"))]
+    #[error("injected commit failure")]
+    Injected,
+}
+
+/// One signed checkpoint as stored: its tree size and its signed note text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCheckpoint {
+    pub size: u64,
+    pub note: String,
+}
+
+/// The log's RocksDB database.
+pub struct Store {
+    db: DB,
+    /// Makes the next commits fail, to test the sequencer's fatal path.
+    #[cfg(any(test, feature = "fault-injection"))]
+    fail_commits: std::sync::atomic::AtomicBool,
+}
+
+/// A set of writes that [`Store::commit`] makes durable atomically.
+pub struct CommitBatch<'a> {
+    store: &'a Store,
+    batch: WriteBatch,
+}
+
+impl<'a> CommitBatch<'a> {
+    /// Adds a new entry: its leaf data, and the two lookups that point at it.
+    pub fn put_entry(&mut self, index: u64, leaf_data: &[u8], leaf_hash: &Hash, dedup_key: &[u8; 32]) {
+        let key = u64_key(index);
+        self.batch.put_cf(self.store.cf(ENTRIES), key, leaf_data);
+        self.batch.put_cf(self.store.cf(LEAF_INDEX), leaf_hash.0, key);
+        self.batch.put_cf(self.store.cf(DEDUP), dedup_key, key);
+    }
+
+    /// Adds a stored hash (a complete subtree's hash) at its stored-hash index.
+    pub fn put_hash(&mut self, stored_index: u64, hash: &Hash) {
+        self.batch.put_cf(self.store.cf(HASHES), u64_key(stored_index), hash.0);
+    }
+
+    /// Adds a signed checkpoint of `size` leaves.
+    pub fn put_checkpoint(&mut self, size: u64, note: &str) {
+        self.batch.put_cf(self.store.cf(CHECKPOINTS), u64_key(size), note.as_bytes());
+    }
+
+    /// Sets a `meta` value.
+    pub fn put_meta(&mut self, key: &[u8], value: &[u8]) {
+        self.batch.put_cf(self.store.cf(META), key, value);
+    }
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it if missing. Opening reads no entries: its cost does
+    /// not grow with the log (RocksDB replays only its own unflushed WAL).
+    ///
+    /// # Errors
+    /// RocksDB errors, or [`StorageError::SchemaVersion`] for a store of another version.
+    pub fn open(path: &Path) -> Result<Store, StorageError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_max_background_jobs(2);
+        opts.set_bytes_per_sync(1 << 20);
+        let cache = Cache::new_lru_cache(256 << 20);
+        let cfs = COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, cf_options(name, &cache)));
+        let db = DB::open_cf_descriptors(&opts, path, cfs)?;
+        let store = Store {
+            db,
+            #[cfg(any(test, feature = "fault-injection"))]
+            fail_commits: std::sync::atomic::AtomicBool::new(false),
+        };
+        store.check_schema_version()?;
+        Ok(store)
+    }
+
+    fn check_schema_version(&self) -> Result<(), StorageError> {
+        match self.meta(META_SCHEMA_VERSION)? {
+            None => {
+                let mut b = self.batch();
+                b.put_meta(META_SCHEMA_VERSION, &u64_key(SCHEMA_VERSION));
+                self.commit(b)
+            }
+            Some(v) => match decode_u64(&v) {
+                Some(SCHEMA_VERSION) => Ok(()),
+                Some(found) => Err(StorageError::SchemaVersion { found, expected: SCHEMA_VERSION }),
+                None => Err(StorageError::Corrupt("schema version is not 8 bytes".into())),
+            },
+        }
+    }
+
+    fn cf(&self, name: &str) -> &ColumnFamily {
+        // Every name in COLUMN_FAMILIES was opened in `open`; a miss is a bug in this module.
+        self.db.cf_handle(name).expect("column family opened in Store::open")
+    }
+
+    /// Starts an empty batch.
+    pub fn batch(&self) -> CommitBatch<'_> {
+        CommitBatch { store: self, batch: WriteBatch::default() }
+    }
+
+    /// Writes `batch` atomically and syncs the WAL. See the module doc for the contract.
+    ///
+    /// # Errors
+    /// Any RocksDB write or sync failure; the store's state on disk is then unknown.
+    pub fn commit(&self, batch: CommitBatch<'_>) -> Result<(), StorageError> {
+        #[cfg(any(test, feature = "fault-injection"))]
+        if self.fail_commits.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StorageError::Injected);
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        self.db.write_opt(batch.batch, &wo)?;
+        Ok(())
+    }
+
+    /// Makes every later commit fail (test fault injection).
+    #[cfg(any(test, feature = "fault-injection"))]
+    pub fn inject_commit_failures(&self, fail: bool) {
+        self.fail_commits.store(fail, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Reads a `meta` value.
+    ///
+    /// # Errors
+    /// RocksDB read errors.
+    pub fn meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(META), key)?)
+    }
+
+    /// The leaf data at `index`, if that entry exists.
+    ///
+    /// # Errors
+    /// RocksDB read errors.
+    pub fn entry(&self, index: u64) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get_cf(self.cf(ENTRIES), u64_key(index))?)
+    }
+
+    /// Entries `[start, end)` in order, as many as fit in `max_bytes` of leaf data, but always
+    /// the first one (if `start < end` and it exists), however large.
+    ///
+    /// # Errors
+    /// RocksDB read errors; [`StorageError::Corrupt`] if an index in the range is missing.
+    pub fn entries(&self, start: u64, end: u64, max_bytes: usize) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let from = u64_key(start);
+        let iter = self.db.iterator_cf(self.cf(ENTRIES), IteratorMode::From(&from, Direction::Forward));
+        for (expected, item) in (start..end).zip(iter) {
+            let (k, v) = item?;
+            if decode_u64(&k) != Some(expected) {
+                return Err(StorageError::Corrupt(format!("entry {expected} is missing")));
+            }
+            bytes += v.len();
+            if bytes > max_bytes && !out.is_empty() {
+                break;
+            }
+            out.push((expected, v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The index of the entry whose leaf hash is `leaf_hash`.
+    ///
+    /// # Errors
+    /// RocksDB read errors, or a corrupt value.
+    pub fn index_of_leaf(&self, leaf_hash: &Hash) -> Result<Option<u64>, StorageError> {
+        self.get_index(LEAF_INDEX, &leaf_hash.0)
+    }
+
+    /// The index of the entry logged under `dedup_key`.
+    ///
+    /// # Errors
+    /// RocksDB read errors, or a corrupt value.
+    pub fn index_of_dedup(&self, dedup_key: &[u8; 32]) -> Result<Option<u64>, StorageError> {
+        self.get_index(DEDUP, dedup_key)
+    }
+
+    fn get_index(&self, cf: &str, key: &[u8]) -> Result<Option<u64>, StorageError> {
+        match self.db.get_pinned_cf(self.cf(cf), key)? {
+            None => Ok(None),
+            Some(v) => decode_u64(&v)
+                .map(Some)
+                .ok_or_else(|| StorageError::Corrupt(format!("{cf} value is not an index"))),
+        }
+    }
+
+    /// The latest checkpoint, or `None` for a store that has never committed one.
+    ///
+    /// # Errors
+    /// RocksDB read errors, or a corrupt value.
+    pub fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StorageError> {
+        let mut iter = self.db.iterator_cf(self.cf(CHECKPOINTS), IteratorMode::End);
+        iter.next().transpose()?.map(|(k, v)| decode_checkpoint(&k, &v)).transpose()
+    }
+
+    /// The first stored checkpoint whose size is at least `size`.
+    ///
+    /// # Errors
+    /// RocksDB read errors, or a corrupt value.
+    pub fn checkpoint_at_or_after(&self, size: u64) -> Result<Option<StoredCheckpoint>, StorageError> {
+        let from = u64_key(size);
+        let mut iter = self.db.iterator_cf(self.cf(CHECKPOINTS), IteratorMode::From(&from, Direction::Forward));
+        iter.next().transpose()?.map(|(k, v)| decode_checkpoint(&k, &v)).transpose()
+    }
+
+    /// Reads stored hashes by stored-hash index; every one must exist.
+    ///
+    /// # Errors
+    /// RocksDB read errors; [`StorageError::Corrupt`] for a missing or malformed hash.
+    pub fn hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StorageError> {
+        let keys: Vec<[u8; 8]> = indexes.iter().map(|&i| u64_key(i)).collect();
+        let sorted = indexes.windows(2).all(|w| w[0] <= w[1]);
+        let values = self.db.batched_multi_get_cf(self.cf(HASHES), keys.iter(), sorted);
+        values
+            .into_iter()
+            .zip(indexes)
+            .map(|(v, &i)| {
+                let v = v?.ok_or_else(|| StorageError::Corrupt(format!("stored hash {i} is missing")))?;
+                let bytes: [u8; 32] = v
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StorageError::Corrupt(format!("stored hash {i} is not 32 bytes")))?;
+                Ok(Hash(bytes))
+            })
+            .collect()
+    }
+
+    /// Bytes the database occupies on disk (SST files and WAL), for the benchmark's report.
+    pub fn disk_usage(path: &Path) -> u64 {
+        fn walk(p: &Path) -> u64 {
+            std::fs::read_dir(p)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| match e.metadata() {
+                            Ok(m) if m.is_dir() => walk(&e.path()),
+                            Ok(m) => m.len(),
+                            Err(_) => 0,
+                        })
+                        .sum()
+                })
+                .unwrap_or(0)
+        }
+        walk(path)
+    }
+}
+
+/// Stored hashes are read through the tree math's [`HashReader`] interface.
+impl HashReader for Store {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::tlog::Error> {
+        self.hashes(indexes).map_err(|e| tlog_tiles::tlog::Error::InvalidInput(e.to_string()))
+    }
+}
+
+fn decode_checkpoint(k: &[u8], v: &[u8]) -> Result<StoredCheckpoint, StorageError> {
+    let size = decode_u64(k).ok_or_else(|| StorageError::Corrupt("checkpoint key is not a size".into()))?;
+    let note = String::from_utf8(v.to_vec())
+        .map_err(|_| StorageError::Corrupt(format!("checkpoint {size} is not UTF-8")))?;
+    Ok(StoredCheckpoint { size, note })
+}
+
+/// Per-table options: point-lookup tables get bloom filters; entries are compressed.
+fn cf_options(name: &str, cache: &Cache) -> Options {
+    let mut table = BlockBasedOptions::default();
+    table.set_block_cache(cache);
+    table.set_cache_index_and_filter_blocks(true);
+    let mut opts = Options::default();
+    match name {
+        LEAF_INDEX | DEDUP => {
+            table.set_bloom_filter(10.0, false);
+            opts.set_compression_type(DBCompressionType::None);
+        }
+        HASHES => opts.set_compression_type(DBCompressionType::None),
+        _ => opts.set_compression_type(DBCompressionType::Lz4),
+    }
+    opts.set_block_based_table_factory(&table);
+    opts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(b: u8) -> Hash {
+        Hash([b; 32])
+    }
+
+    #[test]
+    fn commit_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.latest_checkpoint().unwrap(), None);
+        let mut b = store.batch();
+        for i in 0..3u64 {
+            b.put_entry(i, &[i as u8; 10], &h(i as u8), &[i as u8 + 100; 32]);
+            b.put_hash(i, &h(i as u8));
+        }
+        b.put_checkpoint(1, "one");
+        b.put_checkpoint(3, "three");
+        store.commit(b).unwrap();
+
+        assert_eq!(store.entry(1).unwrap(), Some(vec![1; 10]));
+        assert_eq!(store.entry(3).unwrap(), None);
+        assert_eq!(store.entries(1, 10, 1 << 20).unwrap().len(), 2);
+        assert_eq!(store.entries(0, 3, 25).unwrap().len(), 2, "stops before max_bytes is exceeded");
+        assert_eq!(store.entries(0, 3, 1).unwrap().len(), 1, "always returns the first entry");
+        assert_eq!(store.index_of_leaf(&h(2)).unwrap(), Some(2));
+        assert_eq!(store.index_of_dedup(&[101; 32]).unwrap(), Some(1));
+        assert_eq!(store.index_of_dedup(&[7; 32]).unwrap(), None);
+        assert_eq!(store.hashes(&[2, 0]).unwrap(), vec![h(2), h(0)]);
+        assert!(matches!(store.hashes(&[9]), Err(StorageError::Corrupt(_))));
+        let latest = store.latest_checkpoint().unwrap().unwrap();
+        assert_eq!((latest.size, latest.note.as_str()), (3, "three"));
+        assert_eq!(store.checkpoint_at_or_after(2).unwrap().unwrap().size, 3);
+        assert_eq!(store.checkpoint_at_or_after(4).unwrap(), None);
+    }
+
+    #[test]
+    fn reopen_keeps_data_and_checks_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut b = store.batch();
+            b.put_checkpoint(0, "empty");
+            store.commit(b).unwrap();
+        }
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.latest_checkpoint().unwrap().unwrap().note, "empty");
+            let mut b = store.batch();
+            b.put_meta(META_SCHEMA_VERSION, &u64_key(99));
+            store.commit(b).unwrap();
+        }
+        assert!(matches!(
+            Store::open(dir.path()),
+            Err(StorageError::SchemaVersion { found: 99, expected: SCHEMA_VERSION })
+        ));
+    }
+
+    #[test]
+    fn injected_failure_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.inject_commit_failures(true);
+        let mut b = store.batch();
+        b.put_checkpoint(5, "x");
+        assert!(store.commit(b).is_err());
+        assert_eq!(store.latest_checkpoint().unwrap(), None);
+    }
+}

@@ -1,0 +1,127 @@
+//! Test harness: the real `glasslog` binary as a child process on a loopback port, with a
+//! temporary data directory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use glasslog::checkpoint::LogVerifier;
+use glasslog::client::LogClient;
+use glasslog::dsse::Envelope;
+use glasslog::keys::{KeyType, PrivateKey};
+
+/// A running server.
+pub struct TestServer {
+    pub child: Child,
+    pub url: String,
+    pub verifier_key: String,
+    pub origin: String,
+    pub data_dir: PathBuf,
+}
+
+pub const ORIGIN: &str = "test.glasslog.dev/log";
+
+impl TestServer {
+    /// Starts the server on `data_dir` with extra flags; panics with the server's stderr if it
+    /// does not come up.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> TestServer {
+        Self::try_start(data_dir, extra).unwrap_or_else(|e| panic!("server did not start: {e}"))
+    }
+
+    /// Starts the server; returns its stderr if it exits before listening.
+    pub fn try_start(data_dir: &Path, extra: &[&str]) -> Result<TestServer, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_glasslog"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("GLASSLOG_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn glasslog");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut origin, mut vkey) = (String::new(), String::new());
+        loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(o) = line.strip_prefix("origin: ") {
+                        origin = o.to_string();
+                    } else if let Some(k) = line.strip_prefix("verifier key: ") {
+                        vkey = k.to_string();
+                    } else if let Some(addr) = line.strip_prefix("listening on ") {
+                        // Keep draining stdout so the server never blocks on a full pipe.
+                        std::thread::spawn(move || for _ in lines {});
+                        return Ok(TestServer {
+                            child,
+                            url: format!("http://{addr}"),
+                            verifier_key: vkey,
+                            origin,
+                            data_dir: data_dir.to_path_buf(),
+                        });
+                    }
+                }
+                _ => {
+                    let status = child.wait().unwrap();
+                    let mut err = String::new();
+                    use std::io::Read;
+                    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                    return Err(format!("{status}: {err}"));
+                }
+            }
+        }
+    }
+
+    pub fn verifier(&self) -> LogVerifier {
+        LogVerifier::new(&self.verifier_key).unwrap()
+    }
+
+    pub async fn client(&self) -> LogClient {
+        LogClient::connect(&self.url, self.verifier()).await.unwrap()
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        for _ in 0..300 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("server did not stop within 15 s of SIGTERM");
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A publisher key and helpers to make signed envelopes.
+pub struct Publisher {
+    pub key: PrivateKey,
+    pub pem: String,
+}
+
+impl Publisher {
+    pub fn new(t: KeyType) -> Publisher {
+        let key = PrivateKey::generate(t);
+        let pem = key.public_key().to_pem();
+        Publisher { key, pem }
+    }
+
+    pub fn envelope(&self, payload: &str) -> Vec<u8> {
+        Envelope::sign("application/vnd.glasslog.test+json", payload.as_bytes(), &[&self.key]).to_json()
+    }
+}
