@@ -13,6 +13,8 @@
 //! - [`keys`]: publisher public and private keys (Ed25519, ECDSA P-256), key ids.
 //! - [`dsse`]: DSSE envelopes: parsing, PAE, signature verification.
 //! - [`entry`]: the logged leaf (`LogEntry`) and the deduplication key.
+//! - [`declaration`]: model-release and training-data declarations (in-toto statements) and their validation.
+//! - [`manifest`]: the OpenSSF Model Signing manifest of a directory and its root digest.
 //! - [`storage`]: the RocksDB store, its key schema and its durability contract.
 //! - [`sequencer`]: the single task that owns the tree and group-commits appends.
 //! - [`prover`]: inclusion and consistency proofs read from a committed checkpoint.
@@ -26,10 +28,12 @@ pub mod checkpoint;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod declaration;
 pub mod dsse;
 pub mod entry;
 pub mod keys;
 pub mod logkey;
+pub mod manifest;
 pub mod merkle;
 pub mod prover;
 pub mod sequencer;

@@ -64,6 +64,15 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Submit mode: append every distinct checkpoint note received to this file (one JSON
+    /// string per line), for a later `--mode proofs --checkpoints FILE`.
+    #[arg(long)]
+    checkpoints_out: Option<PathBuf>,
+    /// Proofs mode: checkpoint notes saved by a submit run; consistency proofs are requested from
+    /// their sizes to the latest and verified against both signed roots. Without it, only
+    /// inclusion proofs are measured.
+    #[arg(long)]
+    checkpoints: Option<PathBuf>,
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
@@ -152,24 +161,38 @@ async fn bench_submit(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
             (clients[worker % clients.len()].clone(), envelopes.clone(), next.clone(), pem.clone());
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("valid histogram");
+            let mut notes = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(env) = envelopes.get(i as usize) else { return Ok::<_, CliError>(hist) };
+                let Some(env) = envelopes.get(i as usize) else { return Ok::<_, CliError>((hist, notes)) };
                 let t = Instant::now();
                 let s = client.submit(env.clone(), vec![pem.clone()]).await?;
                 hist.record(t.elapsed().as_micros() as u64).expect("in range");
                 if s.duplicate {
                     return Err(format!("envelope {i} was reported as a duplicate").into());
                 }
+                if notes.last() != Some(&s.note) {
+                    notes.push(s.note);
+                }
             }
         }));
     }
     let mut hist = Histogram::<u64>::new(3)?;
+    let mut notes = std::collections::BTreeSet::new();
     for t in tasks {
-        hist.add(t.await??)?;
+        let (h, n) = t.await??;
+        hist.add(h)?;
+        notes.extend(n);
     }
     let elapsed = started.elapsed();
     let after = usage(args);
+    if let Some(path) = &args.checkpoints_out {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        for note in &notes {
+            writeln!(f, "{}", serde_json::to_string(note)?)?;
+        }
+    }
     let (last, _) = clients[0].checkpoint().await?;
     clients[0].verify_consistency(&first, &last).await?;
     report_submit(args, elapsed, &hist, &before, &after, last.size);
@@ -222,13 +245,28 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
     if latest.size < 2 {
         return Err("the log needs at least 2 entries for proof benchmarks".into());
     }
-    // Roots of a few tree sizes, verified once through consistency with the latest checkpoint.
+    // Older checkpoints, signature-verified, to prove consistency from.
+    let mut old = Vec::new();
+    if let Some(path) = &args.checkpoints {
+        for line in std::fs::read_to_string(path)?.lines() {
+            let note: String = serde_json::from_str(line)?;
+            let c = clients[0].verifier().verify(&note)?;
+            if c.size > 0 && c.size <= latest.size {
+                old.push(c);
+            }
+        }
+    }
+    if old.is_empty() {
+        eprintln!("no --checkpoints: measuring inclusion proofs only");
+    }
+    let old = Arc::new(old);
     let next = Arc::new(AtomicU64::new(0));
     let latest = Arc::new(latest);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency.max(1) {
-        let (client, next, latest, count) = (clients[worker % clients.len()].clone(), next.clone(), latest.clone(), args.count);
+        let (client, next, latest, old, count) =
+            (clients[worker % clients.len()].clone(), next.clone(), latest.clone(), old.clone(), args.count);
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("valid histogram");
             let mut rng = Lcg(worker as u64 + 1);
@@ -238,7 +276,7 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
                     return Ok::<_, CliError>(hist);
                 }
                 let t = Instant::now();
-                if i % 2 == 0 {
+                if i % 2 == 0 || old.is_empty() {
                     let index = rng.below(latest.size);
                     let req = proto::GetInclusionProofRequest {
                         leaf: Some(proto::get_inclusion_proof_request::Leaf::Index(index)),
@@ -248,15 +286,11 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
                     let leaf = merkle::hash_from_slice(&p.leaf_hash)?;
                     merkle::verify_inclusion(index, latest.size, &leaf, &decode_hashes(&p.hashes)?, &latest.root)?;
                 } else {
-                    let from = 1 + rng.below(latest.size - 1);
-                    let req = proto::GetConsistencyProofRequest { from_size: from, to_size: latest.size };
+                    let from = &old[rng.below(old.len() as u64) as usize];
+                    let req = proto::GetConsistencyProofRequest { from_size: from.size, to_size: latest.size };
                     let p = client.rpc().get_consistency_proof(req).await?.into_inner();
-                    // The old root is not known here; check the proof's shape against the new root by
-                    // recomputing it with the proof's own claimed old root.
                     let hashes = decode_hashes(&p.hashes)?;
-                    if p.to_size != latest.size || hashes.is_empty() && from != latest.size {
-                        return Err("malformed consistency proof".into());
-                    }
+                    merkle::verify_consistency(from.size, latest.size, &from.root, &latest.root, &hashes)?;
                 }
                 hist.record(t.elapsed().as_micros() as u64).expect("in range");
             }
