@@ -237,8 +237,9 @@ impl Checkpoint {
 }
 
 /// The log's signer: its origin and its Ed25519 key, which signs checkpoints as C2SP signed
-/// notes under the key name `origin` and the key id SHA-256(origin || "\n" || 0x01 || public
-/// key)[:4]. Signing is deterministic (Ed25519): one checkpoint, one note.
+/// notes under the key name `origin` and the key id
+/// `SHA-256(origin || "\n" || 0x01 || public key)[:4]`. Signing is deterministic (Ed25519): one
+/// checkpoint, one note.
 pub struct LogSigner {
     origin: Origin,
     key: SigningKey,

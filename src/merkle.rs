@@ -113,7 +113,7 @@ pub fn hash_from_slice(b: &[u8]) -> Result<Hash, MerkleError> {
         .map_err(|_| MerkleError::MalformedHash { len: b.len() })
 }
 
-/// The root hash of the tree of the first `tree_size` leaves, MTH(D[tree_size]) (RFC 6962 §2.1),
+/// The root hash of the tree of the first `tree_size` leaves, `MTH(D[tree_size])` (RFC 6962 §2.1),
 /// from at most 1 + log2(tree_size) stored hashes read in one call, and as many node hashes.
 ///
 /// # Errors
@@ -142,8 +142,8 @@ pub fn stored_hashes_for_record_hash<R: HashReader>(
     })
 }
 
-/// The inclusion proof of leaf `index` in the tree of `tree_size` leaves: PATH(index,
-/// D[tree_size]) of RFC 6962 §2.1.1, ordered from the leaf up. At most log2(tree_size) + 1 hashes
+/// The inclusion proof of leaf `index` in the tree of `tree_size` leaves:
+/// `PATH(index, D[tree_size])` of RFC 6962 §2.1.1, ordered from the leaf up. At most log2(tree_size) + 1 hashes
 /// read in one call; no hashing when the siblings are complete subtrees.
 ///
 /// # Errors
@@ -159,8 +159,8 @@ pub fn prove_inclusion<R: HashReader>(
     with_reader(r, |r| tlog::prove_record(tree_size, index, r))
 }
 
-/// The consistency proof between the trees of `from_size` and `to_size` leaves: PROOF(from_size,
-/// D[to_size]) of RFC 6962 §2.1.2, ordered from the leaves up; empty when the sizes are equal.
+/// The consistency proof between the trees of `from_size` and `to_size` leaves:
+/// `PROOF(from_size, D[to_size])` of RFC 6962 §2.1.2, ordered from the leaves up; empty when the sizes are equal.
 /// O(log to_size) hashes read in one call.
 ///
 /// # Errors
@@ -454,7 +454,7 @@ impl CompactRange {
         self.size += 1;
     }
 
-    /// The root hash of the tree, MTH(D[size]): RFC 6962 §2.1 splits a tree into its largest
+    /// The root hash of the tree, `MTH(D[size])`: RFC 6962 §2.1 splits a tree into its largest
     /// complete subtree and the rest, so the root folds the edge from the smallest subtree up.
     pub fn root(&self) -> Hash {
         let mut from_right = self.hashes.iter().rev();
@@ -505,7 +505,7 @@ mod tests {
             }
         }
 
-        /// MTH(D[lo:hi]).
+        /// `MTH(D[lo:hi])`.
         fn mth(&self, lo: usize, hi: usize) -> Hash {
             match hi - lo {
                 0 => sha256(&[]),
@@ -522,7 +522,7 @@ mod tests {
             }
         }
 
-        /// PATH(m, D[lo:hi]), §2.1.1.
+        /// `PATH(m, D[lo:hi])`, §2.1.1.
         fn path(&self, m: usize, lo: usize, hi: usize) -> Vec<Hash> {
             let n = hi - lo;
             if n == 1 {
@@ -538,7 +538,7 @@ mod tests {
             p
         }
 
-        /// SUBPROOF(m, D[lo:hi], b), §2.1.2.
+        /// `SUBPROOF(m, D[lo:hi], b)`, §2.1.2.
         fn subproof(&self, m: usize, lo: usize, hi: usize, b: bool) -> Vec<Hash> {
             let n = hi - lo;
             if m == n {

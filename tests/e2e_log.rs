@@ -268,3 +268,36 @@ async fn a_key_file_readable_by_others_is_refused() {
     let err = TestServer::try_start(&data, &[]).err().unwrap();
     assert!(err.contains("chmod 600"), "{err}");
 }
+
+#[tokio::test]
+async fn a_tail_consumer_that_falls_behind_catches_up_from_storage() {
+    let (_dir, server) = new_server();
+    let client = server.client().await;
+    let publisher = Publisher::new(KeyType::Ed25519);
+    // Open the stream but read nothing while 300 batches are committed: far more than the
+    // server buffers for a stream, so it must drop behind the broadcast and read storage.
+    // (The stream gets a connection of its own: an unread stream holds HTTP/2 flow-control
+    // credit of its connection.)
+    let tail_client = server.client().await;
+    let mut stream = tail_client.rpc().tail(proto::TailRequest { start: 0 }).await.unwrap().into_inner();
+    let mut leaves = Vec::new();
+    for n in 0..300 {
+        leaves.push(client.submit(publisher.envelope(&n.to_string()), vec![publisher.pem.clone()]).await.unwrap().leaf_data);
+    }
+    let mut next = 0u64;
+    let mut range = merkle::CompactRange::new();
+    while next < 300 {
+        match stream.next().await.unwrap().unwrap().event.unwrap() {
+            Event::Entry(e) => {
+                assert_eq!(e.index, next, "no gap and no repeat after falling behind");
+                assert_eq!(e.leaf_data, leaves[next as usize]);
+                range.append(merkle::leaf_hash(&e.leaf_data));
+                next += 1;
+            }
+            Event::Checkpoint(c) => {
+                let cp = client.verify_checkpoint(&c).unwrap();
+                assert_eq!((cp.size, cp.root), (range.size(), range.root()));
+            }
+        }
+    }
+}

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{Stream, StreamExt};
 
 use crate::config::ServerConfig;
 use crate::logkey::{self, LogKeyError};
@@ -136,7 +137,7 @@ pub async fn serve(
     };
     let served = tonic::transport::Server::builder()
         .add_service(grpc)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop);
+        .serve_with_incoming_shutdown(incoming(listener), stop);
     tokio::pin!(served);
     // In-flight rpcs get SHUTDOWN_GRACE to finish once the listener has stopped; connections
     // that clients keep open past that are dropped with the process.
@@ -158,4 +159,14 @@ pub async fn serve(
         Ok(Err(e)) => Err(e.into()),
         Ok(Ok(())) => Ok(served?),
     }
+}
+
+/// Accepted connections with Nagle's algorithm off: replies are small and latency-bound, and
+/// Nagle's delay interacting with delayed ACKs would add tens of milliseconds to each one.
+fn incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
 }
