@@ -1,6 +1,7 @@
 //! The CPU cost of each stage of a Submit, measured one stage at a time, so that the load
 //! generator's end-to-end figures can be split into where the time goes:
-//! envelope JSON parsing, key parsing, signature verification, leaf encoding and hashing, checkpoint
+//! envelope JSON parsing, key parsing, signature verification, declaration admission, leaf
+//! encoding and hashing, checkpoint
 //! signing, the client's verification, and a synced RocksDB commit (which also gives the disk's
 //! fsync latency). `cargo bench --bench stages`.
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use glasslog::checkpoint::{Checkpoint, LogSigner, LogVerifier, Origin};
+use glasslog::declaration;
 use glasslog::dsse::{self, Envelope};
 use glasslog::entry::PendingEntry;
 use glasslog::keys::{KeyType, PrivateKey, PublicKey};
@@ -30,7 +32,7 @@ fn stages(c: &mut Criterion) {
     let parsed = Envelope::parse(&json).unwrap();
     let public = PublicKey::from_pem(&pem).unwrap();
     let verified = dsse::verify(parsed.clone(), &[public.clone()]).unwrap();
-    let pending = PendingEntry::new(json.clone(), &verified);
+    let pending = PendingEntry::new(json.clone(), &verified, None);
 
     let mut g = c.benchmark_group("submit-stages");
     g.sample_size(30).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
@@ -44,6 +46,10 @@ fn stages(c: &mut Criterion) {
     let p256_public = p256.public_key();
     g.bench_function("signature: verify P-256 DSSE", |b| {
         b.iter(|| dsse::verify(black_box(p256_parsed.clone()), std::slice::from_ref(&p256_public)).unwrap())
+    });
+    let statement = include_bytes!("../tests/data/declarations/model-release.json");
+    g.bench_function("admission: validate model-release statement", |b| {
+        b.iter(|| declaration::validate_envelope_payload(declaration::PAYLOAD_TYPE, black_box(statement), &[]).unwrap())
     });
     g.bench_function("hashing: encode leaf + leaf hash + compact append", |b| {
         let mut range = CompactRange::new();

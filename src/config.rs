@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub batch_window_ms: Option<u64>,
     pub queue_depth: Option<usize>,
     pub max_tail_streams: Option<usize>,
+    pub extra_predicate_types: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -57,6 +58,7 @@ impl FileConfig {
             batch_window_ms: over.batch_window_ms.or(self.batch_window_ms),
             queue_depth: over.queue_depth.or(self.queue_depth),
             max_tail_streams: over.max_tail_streams.or(self.max_tail_streams),
+            extra_predicate_types: over.extra_predicate_types.or(self.extra_predicate_types),
         }
     }
 }
@@ -92,6 +94,7 @@ impl ServerConfig {
             limits: Limits {
                 max_envelope_bytes: f.max_envelope_bytes.unwrap_or(DEFAULT_MAX_ENVELOPE_BYTES),
                 max_tail_streams: f.max_tail_streams.unwrap_or(DEFAULT_MAX_TAIL_STREAMS),
+                extra_predicate_types: f.extra_predicate_types.unwrap_or_default(),
             },
             sequencer: SequencerConfig {
                 max_batch: f.max_batch.unwrap_or(seq_default.max_batch),
@@ -106,6 +109,12 @@ impl ServerConfig {
         check(config.sequencer.max_batch <= 65_536, "max_batch must be at most 65536")?;
         check(config.sequencer.batch_window <= Duration::from_secs(1), "batch_window_ms must be at most 1000")?;
         check(config.sequencer.queue_depth >= 1, "queue_depth must be at least 1")?;
+        for t in &config.limits.extra_predicate_types {
+            check(
+                t.contains("://") && !t.chars().any(char::is_whitespace),
+                "extra_predicate_types must be predicate type URIs, e.g. https://example.org/my-type/v1",
+            )?;
+        }
         Ok(config)
     }
 }

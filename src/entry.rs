@@ -10,6 +10,7 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use crate::declaration::Declaration;
 use crate::dsse::VerifiedEnvelope;
 use crate::keys::KeyId;
 pub use crate::proto::LogEntry;
@@ -23,14 +24,18 @@ pub struct PendingEntry {
     pub public_keys: Vec<String>,
     /// Identifies the submission up to re-encoding and re-signing; see [`dedup_key`].
     pub dedup_key: [u8; 32],
+    /// The search prefixes the entry is indexed under ([`crate::search::index_prefixes`]).
+    pub search_prefixes: Vec<Vec<u8>>,
 }
 
 impl PendingEntry {
-    /// Builds the entry for an envelope whose signatures [`crate::dsse::verify`] accepted.
+    /// Builds the entry for an envelope whose signatures [`crate::dsse::verify`] accepted and
+    /// whose payload was admitted as `declaration` (`None` for an operator-allowed extra type).
     /// `envelope_json` must be the bytes that were parsed into `verified`.
-    pub fn new(envelope_json: Vec<u8>, verified: &VerifiedEnvelope) -> PendingEntry {
+    pub fn new(envelope_json: Vec<u8>, verified: &VerifiedEnvelope, declaration: Option<&Declaration>) -> PendingEntry {
         let key_ids: Vec<KeyId> = verified.keys.iter().map(|k| k.key_id()).collect();
         PendingEntry {
+            search_prefixes: crate::search::index_prefixes(declaration, &key_ids),
             dedup_key: dedup_key(
                 &verified.envelope.payload_type,
                 &verified.envelope.payload,
@@ -58,6 +63,33 @@ impl PendingEntry {
 /// Returns the protobuf decode error if `leaf_data` is not an encoded `LogEntry`.
 pub fn decode_leaf(leaf_data: &[u8]) -> Result<LogEntry, prost::DecodeError> {
     LogEntry::decode(leaf_data)
+}
+
+/// The declaration logged in `leaf_data`, or `None` for an entry of an operator-allowed extra
+/// predicate type.
+///
+/// # Errors
+/// A description of what does not parse (entries in the log passed admission, so this means
+/// the admission rules changed or the store is damaged).
+pub fn logged_declaration(leaf_data: &[u8]) -> Result<Option<Declaration>, String> {
+    let entry = decode_leaf(leaf_data).map_err(|e| format!("leaf: {e}"))?;
+    let env = crate::dsse::Envelope::parse(&entry.envelope).map_err(|e| format!("envelope: {e}"))?;
+    if env.payload_type != crate::declaration::PAYLOAD_TYPE {
+        return Ok(None);
+    }
+    match crate::declaration::parse_statement(&env.payload) {
+        Ok(d) => Ok(Some(d)),
+        Err(_) if !is_declaration_type(&env.payload) => Ok(None),
+        Err(e) => Err(format!("statement: {e}")),
+    }
+}
+
+/// Whether a statement names one of the two glasslog declaration predicate types.
+fn is_declaration_type(payload: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(payload)
+        .ok()
+        .and_then(|v| v.get("predicateType").and_then(|t| t.as_str()).map(str::to_string))
+        .is_some_and(|t| t == crate::declaration::MODEL_RELEASE || t == crate::declaration::TRAINING_DATA)
 }
 
 /// The deduplication key of a submission: SHA-256 over a length-prefixed encoding of the payload
@@ -105,6 +137,7 @@ mod tests {
             envelope: b"{}".to_vec(),
             public_keys: vec!["k".into()],
             dedup_key: [0; 32],
+            search_prefixes: vec![],
         };
         let leaf = e.encode_leaf(1234);
         let back = decode_leaf(&leaf).unwrap();

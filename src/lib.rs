@@ -17,13 +17,16 @@
 //! - [`manifest`]: the OpenSSF Model Signing manifest of a directory and its root digest.
 //! - [`storage`]: the RocksDB store, its key schema and its durability contract.
 //! - [`sequencer`]: the single task that owns the tree and group-commits appends.
+//! - [`search`]: the search index's keys and queries (written atomically with the entries).
 //! - [`prover`]: inclusion and consistency proofs read from a committed checkpoint.
 //! - [`server`]: the tonic service, the Tail stream and the one mapping of errors to gRPC status.
 //! - [`logkey`]: the log's signing key file and origin, created on first start.
 //! - [`config`]: server configuration (file and flags).
 //! - [`client`]: a verifying client, used by the CLI, the benchmark and the tests.
+//! - [`bundle`]: proof bundles, which prove offline that a declaration is in a log.
 //! - [`cli`]: the `glasslog` command line.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod cli;
 pub mod client;
@@ -36,6 +39,7 @@ pub mod logkey;
 pub mod manifest;
 pub mod merkle;
 pub mod prover;
+pub mod search;
 pub mod sequencer;
 pub mod server;
 pub mod storage;

@@ -335,6 +335,9 @@ impl State {
                         failed = Some(e);
                     }
                     batch.put_entry(index, &leaf, &leaf_hash, &req.entry.dedup_key);
+                    for prefix in &req.entry.search_prefixes {
+                        batch.put_search(prefix, index);
+                    }
                     in_batch.insert(req.entry.dedup_key, index);
                     leaves.push(leaf);
                     answers.push((req.reply, index, false));

@@ -82,7 +82,7 @@ async fn duplicates_return_the_original_entry() {
 
     // Same statement, same key: a fresh signature and a re-encoded envelope (URL-safe base64,
     // different field order and whitespace) are still the same submission.
-    let env = Envelope::sign("application/vnd.glasslog.test+json", payload.as_bytes(), &[&publisher.key]);
+    let env = Envelope::sign(glasslog::declaration::PAYLOAD_TYPE, &common::statement(payload), &[&publisher.key]);
     let reencoded = format!(
         "{{ \"signatures\": [{{\"sig\": \"{}\"}}], \"payload\": \"{}\", \"payloadType\": \"{}\" }}",
         base64_url(&env.signatures[0].sig),
@@ -178,7 +178,8 @@ async fn tail_streams_history_then_live_entries_with_covering_checkpoints() {
             let client = glasslog::client::LogClient::connect(&url, verifier).await.unwrap();
             let key = glasslog::keys::PrivateKey::from_pkcs8_pem(&key).unwrap();
             for n in 5..25 {
-                let env = Envelope::sign("application/vnd.glasslog.test+json", n.to_string().as_bytes(), &[&key]).to_json();
+                let env = Envelope::sign(glasslog::declaration::PAYLOAD_TYPE, &common::statement(&n.to_string()), &[&key])
+                    .to_json();
                 client.submit(env, vec![pem.clone()]).await.unwrap();
             }
         })

@@ -1,6 +1,7 @@
 //! `glasslog bench`: the load generator.
 //!
-//! `submit` mode pre-signs N distinct envelopes (Ed25519, payload of the requested size), submits
+//! `submit` mode pre-signs N distinct model-release declarations (Ed25519, envelopes of the
+//! requested size), submits
 //! them with C concurrent callers, verifies every reply (checkpoint signature, leaf hash,
 //! inclusion proof) and reports throughput, latency percentiles, and, when given the server's pid
 //! and data directory, the server's CPU time and bytes on disk per entry.
@@ -19,6 +20,7 @@ use hdrhistogram::Histogram;
 use super::CliError;
 use crate::checkpoint::LogVerifier;
 use crate::client::{decode_hashes, LogClient};
+use crate::declaration;
 use crate::dsse::Envelope;
 use crate::keys::{KeyType, PrivateKey};
 use crate::merkle;
@@ -104,20 +106,42 @@ async fn connect(args: &BenchArgs) -> Result<Vec<Arc<LogClient>>, CliError> {
     Ok(clients)
 }
 
-/// Envelopes of about `size` bytes, each with a distinct payload, signed by one Ed25519 key.
+/// Model-release declarations of about `size` bytes each (a one-file manifest and a description
+/// as filler), each for a distinct model name, signed by one Ed25519 key: what a publisher sends.
 fn presign(count: u64, size: usize) -> (Vec<Vec<u8>>, String) {
     let key = PrivateKey::generate(KeyType::Ed25519);
     let pem = key.public_key().to_pem();
     let run = format!("{:016x}", rand_core::RngCore::next_u64(&mut rand_core::OsRng));
-    // Base64 and the JSON frame add about a third plus ~200 bytes.
-    let filler = "x".repeat((size.saturating_sub(200)) * 3 / 4);
+    // A minimal statement makes an envelope of ~1.2 KB (base64 adds a third); filler beyond.
+    let filler = format!("bench model{}", "x".repeat(size.saturating_sub(1210) * 3 / 4));
     let envelopes = (0..count)
         .map(|i| {
-            let payload = format!(r#"{{"bench":"{run}","n":{i},"filler":"{filler}"}}"#);
-            Envelope::sign("application/vnd.glasslog.bench+json", payload.as_bytes(), &[&key]).to_json()
+            let statement = model_release(&format!("bench/{run}/m{i}"), &filler);
+            Envelope::sign(declaration::PAYLOAD_TYPE, &statement, &[&key]).to_json()
         })
         .collect();
     (envelopes, pem)
+}
+
+fn model_release(name: &str, description: &str) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let file: [u8; 32] = Sha256::digest(name.as_bytes()).into();
+    let root: [u8; 32] = Sha256::digest(file).into();
+    serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": name, "digest": {"sha256": hex::encode(root)}}],
+        "predicateType": declaration::MODEL_RELEASE,
+        "predicate": {
+            "name": name, "version": "1.0", "releaseTime": "2026-01-01T00:00:00Z", "license": "Apache-2.0",
+            "dataDisclosure": "withheld", "description": description,
+            "manifest": {
+                "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": false,
+                    "ignore_paths": [".git", ".gitattributes", ".github", ".gitignore"]},
+                "resources": [{"name": "model.safetensors", "algorithm": "sha256", "digest": hex::encode(file)}],
+            },
+        },
+    }))
+    .expect("JSON of strings")
 }
 
 #[derive(Default)]
@@ -148,8 +172,9 @@ fn process_cpu(pid: u32) -> Option<Duration> {
 }
 
 async fn bench_submit(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<(), CliError> {
-    eprintln!("pre-signing {} envelopes of ~{} bytes", args.count, args.envelope_bytes);
     let (envelopes, pem) = presign(args.count, args.envelope_bytes);
+    let mean = envelopes.iter().map(Vec::len).sum::<usize>() / envelopes.len().max(1);
+    eprintln!("pre-signed {} model-release declarations, {mean} bytes per envelope", args.count);
     let envelopes = Arc::new(envelopes);
     let (first, _) = clients[0].checkpoint().await?;
     let before = usage(args);
@@ -331,5 +356,18 @@ impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (self.0 >> 33) % n.max(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn presigned_declarations_are_admissible_and_about_the_requested_size() {
+        let (envelopes, _) = super::presign(3, 1024);
+        for env in &envelopes {
+            assert!((1000..1300).contains(&env.len()), "{} bytes", env.len());
+            let e = crate::dsse::Envelope::parse(env).unwrap();
+            crate::declaration::validate_envelope_payload(&e.payload_type, &e.payload, &[]).unwrap().unwrap();
+        }
     }
 }

@@ -2,7 +2,11 @@
 //! arguments, sets up logging and dispatches.
 
 mod bench;
+mod declare;
+mod keygen;
+mod reindex;
 mod serve;
+mod submit;
 
 use std::process::ExitCode;
 
@@ -35,6 +39,14 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Load-test a running server: submit pre-signed envelopes, verify every reply, report.
     Bench(bench::BenchArgs),
+    /// Make a publisher key pair: a PKCS#8 PEM private key and its public key beside it.
+    Keygen(keygen::KeygenArgs),
+    /// Hash a model or dataset directory and write a signed declaration (nothing is sent).
+    Declare(declare::DeclareArgs),
+    /// Submit a signed declaration to a log, verify the answer and write a proof bundle.
+    Submit(submit::SubmitArgs),
+    /// Rebuild the search index from the log's entries (with the server stopped).
+    Reindex(reindex::ReindexArgs),
 }
 
 /// Entry point of the binary.
@@ -44,6 +56,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Declare(args) => declare::run(args),
+        Command::Submit(args) => submit::run(args),
+        Command::Reindex(args) => reindex::run(args),
     };
     match result {
         Ok(code) => code,

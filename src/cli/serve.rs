@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Most concurrent Tail streams [default: 256].
     #[arg(long)]
     max_tail_streams: Option<usize>,
+    /// An in-toto predicate type to accept without declaration checks, besides the model-release
+    /// and training-data types (repeatable).
+    #[arg(long = "extra-predicate-type", value_name = "URI")]
+    extra_predicate_types: Vec<String>,
 }
 
 impl ServeArgs {
@@ -49,6 +53,7 @@ impl ServeArgs {
             batch_window_ms: self.batch_window_ms,
             queue_depth: None,
             max_tail_streams: self.max_tail_streams,
+            extra_predicate_types: Some(self.extra_predicate_types.clone()).filter(|t| !t.is_empty()),
         }
     }
 }

@@ -14,6 +14,7 @@ fn pending(n: u64) -> PendingEntry {
         envelope: format!("envelope {n}").into_bytes(),
         public_keys: vec![format!("key {n}")],
         dedup_key: crate::merkle::leaf_hash(&n.to_be_bytes()).0,
+        search_prefixes: vec![vec![1, (n % 3) as u8]],
     }
 }
 

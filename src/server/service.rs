@@ -10,8 +10,10 @@ use tonic::{Request, Response, Status};
 
 use super::status::ApiError;
 use super::tail;
+use crate::declaration::{self, Declaration};
 use crate::dsse;
-use crate::entry::PendingEntry;
+use crate::entry::{logged_declaration, PendingEntry};
+use crate::search;
 use crate::prover::{Inclusion, Prover};
 use crate::proto::transparency_log_server::TransparencyLog;
 use crate::proto::{self, get_inclusion_proof_request::Leaf};
@@ -22,13 +24,16 @@ use crate::storage::Store;
 /// under the 4 MiB that gRPC clients accept by default.
 pub const MAX_REPLY_BYTES: usize = (4 << 20) - (64 << 10);
 
-/// Limits the service enforces.
+/// Limits and admission policy the service enforces.
 #[derive(Clone, Debug)]
 pub struct Limits {
     /// Largest envelope Submit accepts, in bytes.
     pub max_envelope_bytes: usize,
     /// Most concurrent Tail streams.
     pub max_tail_streams: usize,
+    /// In-toto predicate types accepted without declaration checks, besides the two glasslog
+    /// declaration types (operator's choice; empty by default).
+    pub extra_predicate_types: Vec<String>,
 }
 
 /// The service state shared by every rpc.
@@ -74,7 +79,17 @@ impl LogService {
             )));
         }
         let verified = dsse::verify_submission(&req.envelope, &req.public_keys)?;
-        let pending = PendingEntry::new(req.envelope, &verified);
+        let env = &verified.envelope;
+        let declaration = declaration::validate_envelope_payload(
+            &env.payload_type,
+            &env.payload,
+            &self.limits.extra_predicate_types,
+        )
+        .map_err(|e| ApiError::InvalidArgument(format!("declaration rejected: {e}")))?;
+        if let Some(d) = &declaration {
+            self.check_references(d)?;
+        }
+        let pending = PendingEntry::new(req.envelope, &verified, declaration.as_ref());
         let appended = self.sequencer.append(pending).await?;
         let published = &appended.batch.published;
         let leaf_data = match appended.leaf_data() {
@@ -92,6 +107,72 @@ impl LogService {
             checkpoint: Some(published.as_ref().into()),
             leaf_data,
         })
+    }
+
+    /// Every reference to a log index must name an existing entry of the right kind (and, for
+    /// `supersedes`, of the same name) whose subject digest matches. References by digest only
+    /// are recorded as they are.
+    fn check_references(&self, d: &Declaration) -> Result<(), ApiError> {
+        let size = self.sequencer.latest().checkpoint.size;
+        for r in d.references() {
+            let Some(index) = r.log_index else { continue };
+            let refused = |why: String| ApiError::InvalidArgument(format!("declaration rejected: {}: {why}", r.field));
+            if index >= size {
+                return Err(refused(format!("log index {index} is not in the log (its size is {size})")));
+            }
+            let leaf = self.store.entry(index)?.ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
+            let target = logged_declaration(&leaf)
+                .map_err(|e| ApiError::Internal(format!("entry {index} no longer parses: {e}")))?
+                .ok_or_else(|| refused(format!("entry {index} is not a model or dataset declaration")))?;
+            if target.kind() != r.kind {
+                return Err(refused(format!("entry {index} is a {} declaration, not a {}", target.kind(), r.kind)));
+            }
+            if r.same_name_required && target.name() != d.name() {
+                return Err(refused(format!("entry {index} declares {:?}, not {:?}", target.name(), d.name())));
+            }
+            if let Some(name) = &r.name {
+                if target.name() != name {
+                    return Err(refused(format!("entry {index} declares {:?}, not {:?}", target.name(), name)));
+                }
+            }
+            if target.subject_digest() != &r.digest {
+                return Err(refused(format!(
+                    "entry {index} has subject digest {}, the reference says {}",
+                    target.subject_digest(),
+                    r.digest
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn search(&self, req: proto::SearchRequest) -> Result<proto::SearchResponse, ApiError> {
+        let bad = |e: search::SearchError| ApiError::InvalidArgument(e.to_string());
+        let query = search::Query::from_proto(req.query).map_err(bad)?;
+        let from = search::parse_page_token(&req.page_token).map_err(bad)?;
+        let page_size = search::page_size(req.page_size).map_err(bad)?;
+        let published = self.sequencer.latest();
+        let size = published.checkpoint.size;
+        // One more than the page, to know whether another page follows.
+        let mut indexes = self.store.search(&query.prefix(), from, size, page_size + 1)?;
+        let more = indexes.len() > page_size;
+        indexes.truncate(page_size);
+        let mut entries = Vec::with_capacity(indexes.len());
+        let mut bytes = 0;
+        for &index in &indexes {
+            let leaf_data =
+                self.store.entry(index)?.ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
+            bytes += leaf_data.len();
+            if bytes > MAX_REPLY_BYTES && !entries.is_empty() {
+                break;
+            }
+            entries.push(proto::Entry { index, leaf_data });
+        }
+        let next_page_token = match entries.last() {
+            Some(last) if more || entries.len() < indexes.len() => search::page_token(last.index + 1),
+            _ => String::new(),
+        };
+        Ok(proto::SearchResponse { entries, next_page_token, checkpoint: Some(published.as_ref().into()) })
     }
 
     fn get_entries(&self, req: proto::GetEntriesRequest) -> Result<proto::GetEntriesResponse, ApiError> {
@@ -180,6 +261,10 @@ impl TransparencyLog for LogService {
         req: Request<proto::GetConsistencyProofRequest>,
     ) -> Result<Response<proto::ConsistencyProof>, Status> {
         Ok(Response::new(LogService::get_consistency_proof(self, req.into_inner())?))
+    }
+
+    async fn search(&self, req: Request<proto::SearchRequest>) -> Result<Response<proto::SearchResponse>, Status> {
+        Ok(Response::new(LogService::search(self, req.into_inner())?))
     }
 
     type TailStream = tail::TailStream;

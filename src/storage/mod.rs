@@ -78,6 +78,20 @@ impl<'a> CommitBatch<'a> {
         self.batch.put_cf(self.store.cf(HASHES), u64_key(stored_index), hash.0);
     }
 
+    /// Indexes entry `index` under a search prefix.
+    pub fn put_search(&mut self, prefix: &[u8], index: u64) {
+        let mut key = Vec::with_capacity(prefix.len() + 8);
+        key.extend_from_slice(prefix);
+        key.extend_from_slice(&u64_key(index));
+        self.batch.put_cf(self.store.cf(SEARCH), key, []);
+    }
+
+    /// Removes every search key (for `reindex`, which then rewrites them).
+    pub fn clear_search(&mut self) {
+        // Every key starts with a tag byte below 0xff.
+        self.batch.delete_range_cf(self.store.cf(SEARCH), &[][..], &[0xffu8][..]);
+    }
+
     /// Adds a signed checkpoint of `size` leaves.
     pub fn put_checkpoint(&mut self, size: u64, note: &str) {
         self.batch.put_cf(self.store.cf(CHECKPOINTS), u64_key(size), note.as_bytes());
@@ -195,6 +209,31 @@ impl Store {
                 break;
             }
             out.push((expected, v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Indexes of entries under search `prefix`, from index `from` on and below `below`, in log
+    /// order, at most `limit` of them.
+    ///
+    /// # Errors
+    /// RocksDB read errors, or a corrupt key.
+    pub fn search(&self, prefix: &[u8], from: u64, below: u64, limit: usize) -> Result<Vec<u64>, StorageError> {
+        let mut start = prefix.to_vec();
+        start.extend_from_slice(&u64_key(from));
+        let iter = self.db.iterator_cf(self.cf(SEARCH), IteratorMode::From(&start, Direction::Forward));
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, _) = item?;
+            if !k.starts_with(prefix) || out.len() == limit {
+                break;
+            }
+            let index = decode_u64(&k[prefix.len()..])
+                .ok_or_else(|| StorageError::Corrupt("search key does not end in an index".into()))?;
+            if index >= below {
+                break;
+            }
+            out.push(index);
         }
         Ok(out)
     }

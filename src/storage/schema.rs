@@ -19,9 +19,12 @@ pub const DEDUP: &str = "dedup";
 pub const CHECKPOINTS: &str = "checkpoints";
 /// `meta`: small named values, keys below.
 pub const META: &str = "meta";
+/// `search`: `prefix ‖ index (u64 BE)` → empty, where the prefix is a [`crate::search::Query`]'s
+/// tag and term. Written in the same batch as the entry; rebuilt from `entries` by `reindex`.
+pub const SEARCH: &str = "search";
 
 /// Every column family, in the order they are opened.
-pub const COLUMN_FAMILIES: [&str; 6] = [ENTRIES, HASHES, LEAF_INDEX, DEDUP, CHECKPOINTS, META];
+pub const COLUMN_FAMILIES: [&str; 7] = [ENTRIES, HASHES, LEAF_INDEX, DEDUP, CHECKPOINTS, META, SEARCH];
 
 /// `meta` key: the schema version, so that a future layout change is detected at open.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";

@@ -23,6 +23,10 @@ pub struct TestServer {
 
 pub const ORIGIN: &str = "test.glasslog.dev/log";
 
+/// A predicate type the test servers accept without declaration checks, so that log-level tests
+/// can submit arbitrary statements.
+pub const TEST_PREDICATE: &str = "https://glasslog.dev/test/v1";
+
 impl TestServer {
     /// Starts the server on `data_dir` with extra flags; panics with the server's stderr if it
     /// does not come up.
@@ -33,7 +37,7 @@ impl TestServer {
     /// Starts the server; returns its stderr if it exits before listening.
     pub fn try_start(data_dir: &Path, extra: &[&str]) -> Result<TestServer, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_glasslog"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["serve", "--listen", "127.0.0.1:0", "--extra-predicate-type", TEST_PREDICATE, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("GLASSLOG_LOG", "warn")
@@ -121,7 +125,19 @@ impl Publisher {
         Publisher { key, pem }
     }
 
-    pub fn envelope(&self, payload: &str) -> Vec<u8> {
-        Envelope::sign("application/vnd.glasslog.test+json", payload.as_bytes(), &[&self.key]).to_json()
+    /// A signed in-toto statement of [`TEST_PREDICATE`] carrying `text`.
+    pub fn envelope(&self, text: &str) -> Vec<u8> {
+        Envelope::sign(glasslog::declaration::PAYLOAD_TYPE, &statement(text), &[&self.key]).to_json()
     }
+}
+
+/// An in-toto statement of [`TEST_PREDICATE`] whose predicate carries `text`.
+pub fn statement(text: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "test", "digest": {"sha256": hex::encode(glasslog::merkle::leaf_hash(text.as_bytes()).0)}}],
+        "predicateType": TEST_PREDICATE,
+        "predicate": {"text": text},
+    }))
+    .unwrap()
 }

@@ -43,7 +43,20 @@ except ImportError as e:  # pragma: no cover - environment problem, not a glassl
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROTO_ROOT = os.path.join(REPO, "proto")
 PROTO_FILE = "glasslog/v1/log.proto"
-PAYLOAD_TYPE = "application/vnd.glasslog.interop+json"
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+# The test server accepts this predicate type without declaration checks (--extra-predicate-type).
+TEST_PREDICATE = "https://glasslog.dev/test/v1"
+
+
+def statement(predicate):
+    """An in-toto Statement v1 of TEST_PREDICATE carrying `predicate`, as JSON bytes."""
+    body = json.dumps(predicate, sort_keys=True).encode()
+    return json.dumps({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "interop", "digest": {"sha256": hashlib.sha256(body).hexdigest()}}],
+        "predicateType": TEST_PREDICATE,
+        "predicate": predicate,
+    }).encode()
 RPC_TIMEOUT = 30.0
 
 
@@ -394,12 +407,12 @@ class Run:
         alternating = 9
         for n in range(alternating):
             signer = ed if n % 2 == 0 else p256
-            payload = json.dumps({"model": "interop/python", "n": n, "signer": signer.kind}).encode()
+            payload = statement({"model": "interop/python", "n": n, "signer": signer.kind})
             env = envelope(payload, [signer])
             r = self.submit_new(env, [signer], f"Submit #{n} ({signer.kind})")
             check(r.index == base + n, f"Submit #{n}: index {r.index}, expected {base + n} (entries appended in order)")
             sent.append((r.index, env, [signer], payload))
-        both_payload = json.dumps({"model": "interop/python", "n": alternating, "signer": "both"}).encode()
+        both_payload = statement({"model": "interop/python", "n": alternating, "signer": "both"})
         both_env = envelope(both_payload, [ed, p256])
         r = self.submit_new(both_env, [ed, p256], f"Submit #{alternating} (ed25519 + p256)")
         sent.append((r.index, both_env, [ed, p256], both_payload))
@@ -430,7 +443,7 @@ class Run:
 
         # Invalid submissions: INVALID_ARGUMENT, and nothing is added.
         _, size_before, _ = self.get_checkpoint("GetCheckpoint before invalid submissions")
-        bad_payload = b'{"model":"interop/python","bad":true}'
+        bad_payload = statement({"model": "interop/python", "bad": True})
         good = json.loads(envelope(bad_payload, [ed]))
         sig = bytearray(base64.b64decode(good["signatures"][0]["sig"]))
         sig[10] ^= 0x01
@@ -511,7 +524,7 @@ class Run:
         self.tail_check(base + 3, size, all_leaves, f"Tail({base + 3})")
 
         # Tail following the log: start at the current size, then submit the last entry.
-        final_payload = json.dumps({"model": "interop/python", "n": alternating + 1, "signer": "both", "last": True}).encode()
+        final_payload = statement({"model": "interop/python", "n": alternating + 1, "signer": "both", "last": True})
         final_env = envelope(final_payload, [p256, ed])
         last = self.tail_follow(size, final_env, [ed, p256], all_leaves)
 

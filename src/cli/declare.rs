@@ -1,0 +1,851 @@
+//! `glasslog declare model|dataset`: hash a directory, write a signed declaration.
+//!
+//! The directory is hashed into an OpenSSF Model Signing manifest ([`crate::manifest`]), the
+//! declaration is built with the typed structs of [`crate::declaration`] (or, with `--from`, read
+//! from a JSON file of predicate fields), checked with the validation the server applies, signed
+//! as a DSSE envelope over the in-toto statement, and written to `--out`. Nothing is sent
+//! anywhere: `glasslog submit` does that.
+//!
+//! References to other declarations (`--trained-on`, `--base-model`, `--supersedes`) are given as
+//! the proof bundle `submit` wrote for them, which is verified and read for the name, digest and
+//! log index, or as `NAME=sha256:HEX[@INDEX]`.
+//!
+//! What this is not: a way to edit or withdraw a declaration (a log never forgets; a later
+//! declaration can only supersede an earlier one), nor a secret store: `--private` writes its salt
+//! to a file beside the declaration, and keeping it is the publisher's job.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Subcommand};
+use rand_core::{OsRng, RngCore};
+use serde_json::{json, Value};
+
+use super::keygen::{public_key_path, write_new};
+use super::CliError;
+use crate::bundle::ProofBundle;
+use crate::declaration::{
+    self, BaseModel, DataDisclosure, Declaration, Digest, Kind, LicenseExpression, ModelRelease,
+    Name, PersonalData, PersonalDataPresence, Relation, Role, Source, SourceCategory, Supersedes,
+    Timestamp, TrainingData, TrainingDataRef, Uri, PAYLOAD_TYPE,
+};
+use crate::dsse::{self, Envelope};
+use crate::keys::PrivateKey;
+use crate::manifest::{self, HashOptions, Manifest};
+use crate::strict_json::{self, Map};
+
+/// Largest `--from` file read.
+const MAX_FROM_BYTES: u64 = 1 << 20;
+/// Largest proof bundle read (a bundle holds an envelope of at most a few MiB, in base64).
+const MAX_BUNDLE_BYTES: u64 = 64 << 20;
+
+#[derive(Args, Debug)]
+pub struct DeclareArgs {
+    #[command(subcommand)]
+    kind: DeclareKind,
+}
+
+#[derive(Subcommand, Debug)]
+enum DeclareKind {
+    /// Declare a model release: its files, license, training data and base models.
+    Model(ModelArgs),
+    /// Declare a training dataset: its files (or, with --private, a commitment to them), sources,
+    /// processing and personal data.
+    Dataset(DatasetArgs),
+}
+
+/// What both kinds of declaration take.
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// The directory to hash; every file in it is listed by name and SHA-256 in the declaration.
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+    /// Name: segments of A-Z a-z 0-9 . _ - joined by '/', e.g. example-org/tiny-chat.
+    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
+    name: Option<Name>,
+    /// Version, free text, e.g. 1.2.0.
+    #[arg(long, required_unless_present = "from", conflicts_with = "from")]
+    version: Option<String>,
+    /// SPDX license expression, e.g. Apache-2.0, "MIT OR Apache-2.0", LicenseRef-my-license.
+    #[arg(
+        long,
+        value_name = "EXPR",
+        required_unless_present = "from",
+        conflicts_with = "from"
+    )]
+    license: Option<LicenseExpression>,
+    /// The earlier declaration of the same name that this one replaces: its proof bundle, or
+    /// NAME=sha256:HEX@INDEX (the log index is required here).
+    #[arg(long, value_name = "REF", value_parser = parse_ref)]
+    supersedes: Option<RefTarget>,
+    /// Read the descriptive fields from a JSON file instead of flags (YAML is not supported;
+    /// JSON is enough): an object of predicate members as in docs/declarations.md, e.g.
+    /// {"name", "version", "license", "description", "supplier", ...}. releaseTime and manifest
+    /// are computed and must not be in it; --trained-on, --base-model and --supersedes add to it.
+    #[arg(long, value_name = "FILE")]
+    from: Option<PathBuf>,
+    /// The publisher's private key (PKCS#8 PEM, as written by glasslog keygen).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Where to write the signed declaration (a DSSE envelope, JSON); must not exist.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// A path to leave out of the manifest, relative to DIR (repeatable); .git, .gitattributes,
+    /// .github and .gitignore are always left out.
+    #[arg(long, value_name = "PATH")]
+    ignore: Vec<String>,
+    /// Hash symbolic links to files as their targets (recorded in the manifest) instead of
+    /// refusing them; links to directories are skipped.
+    #[arg(long)]
+    allow_symlinks: bool,
+}
+
+#[derive(Args, Debug)]
+struct ModelArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// A dataset the model was trained on (repeatable): its proof bundle, or
+    /// NAME=sha256:HEX[@INDEX]; ROLE is pretraining (default), finetuning or evaluation.
+    #[arg(long, value_name = "REF[:ROLE]", value_parser = parse_trained_on)]
+    trained_on: Vec<(RefTarget, Role)>,
+    /// How much of the training data --trained-on lists: full (default), partial, withheld or
+    /// none (withheld and none take no --trained-on).
+    #[arg(
+        long,
+        value_name = "full|partial|withheld|none",
+        conflicts_with = "from"
+    )]
+    data_disclosure: Option<DataDisclosure>,
+    /// A model this one derives from (repeatable): its proof bundle, or NAME=sha256:HEX[@INDEX];
+    /// RELATION is finetune (default), adapter, quantized, merge or distill.
+    #[arg(long, value_name = "REF[:RELATION]", value_parser = parse_base_model)]
+    base_model: Vec<(RefTarget, Relation)>,
+}
+
+#[derive(Args, Debug)]
+struct DatasetArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Where data came from (repeatable, at least one). CATEGORY is publicDataset,
+    /// licensedThirdParty, webCrawl, userData, synthetic or other; NAME is free text without ':';
+    /// URI is optional, e.g. webCrawl:Common Crawl 2024-10:https://commoncrawl.org.
+    #[arg(long, value_name = "CATEGORY:NAME[:URI]", value_parser = parse_source, required_unless_present = "from", conflicts_with = "from")]
+    source: Vec<Source>,
+    /// How the data was collected, filtered and transformed.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        required_unless_present = "from",
+        conflicts_with = "from"
+    )]
+    processing: Option<String>,
+    /// Whether the data contains personal data: yes, no or unknown.
+    #[arg(
+        long,
+        value_name = "yes|no|unknown",
+        required_unless_present = "from",
+        conflicts_with = "from"
+    )]
+    contains_personal_data: Option<PersonalDataPresence>,
+    /// How personal data was handled (filtered, pseudonymised, ...), or why there is none.
+    #[arg(
+        long,
+        value_name = "TEXT",
+        required_unless_present = "from",
+        conflicts_with = "from"
+    )]
+    personal_data_handling: Option<String>,
+    /// Log only a commitment to the files: a random 32-byte salt is written (hex) to OUT.salt
+    /// (mode 0600; keep it to reveal the dataset later), the subject digest is
+    /// SHA-256(salt || manifest root), and no file names or digests are included.
+    #[arg(long)]
+    private: bool,
+}
+
+/// A declaration referred to by a flag.
+#[derive(Clone, Debug)]
+enum RefTarget {
+    /// A proof bundle file written by `glasslog submit`.
+    Bundle(PathBuf),
+    /// `NAME=sha256:HEX[@INDEX]`.
+    Digest {
+        name: Name,
+        digest: Digest,
+        index: Option<u64>,
+    },
+}
+
+/// A reference once resolved: the referenced declaration's name, digest and log index.
+struct Resolved {
+    name: Name,
+    digest: Digest,
+    index: Option<u64>,
+}
+
+/// Builds the statement from the manifest, the subject digest and the release time.
+type Build<'a> = dyn Fn(Manifest, Digest, Timestamp) -> Result<Vec<u8>, CliError> + 'a;
+
+pub fn run(args: DeclareArgs) -> Result<ExitCode, CliError> {
+    match &args.kind {
+        DeclareKind::Model(m) => {
+            declare(&m.common, Kind::Model, false, &|manifest, digest, now| {
+                model_statement(m, manifest, digest, now)
+            })
+        }
+        DeclareKind::Dataset(d) => declare(
+            &d.common,
+            Kind::Dataset,
+            d.private,
+            &|manifest, digest, now| dataset_statement(d, manifest, digest, now),
+        ),
+    }
+}
+
+/// The steps both kinds share: check the outputs are free, load the key, hash, build, validate
+/// as the server does, sign, write.
+fn declare(
+    c: &CommonArgs,
+    kind: Kind,
+    private: bool,
+    build: &Build<'_>,
+) -> Result<ExitCode, CliError> {
+    let salt_path = private.then(|| suffixed(&c.out, ".salt"));
+    for path in std::iter::once(&c.out).chain(salt_path.as_ref()) {
+        if path.exists() {
+            return Err(format!(
+                "{} already exists; it is never overwritten (remove it, or choose another --out)",
+                path.display()
+            )
+            .into());
+        }
+    }
+    let key = load_key(&c.key)?;
+    warn_public(kind, private);
+    let manifest = hash(c)?;
+    let files = manifest.resources.len();
+    let root = Digest(manifest.root_digest());
+    let salt = if private { Some(new_salt()?) } else { None };
+    let digest = salt
+        .as_ref()
+        .map_or(root, |s| declaration::commitment(s, &root));
+    let statement = build(manifest, digest, now()?)?;
+    let declaration = declaration::validate_envelope_payload(PAYLOAD_TYPE, &statement, &[])
+        .map_err(|e| format!("the declaration is not valid: {e}"))?
+        .ok_or("the statement is not a glasslog declaration")?;
+    let envelope = Envelope::sign(PAYLOAD_TYPE, &statement, &[&key]).to_json();
+    dsse::verify_submission(&envelope, &[key.public_key().to_pem()])
+        .map_err(|e| format!("the signature just made does not verify: {e}"))?;
+    if let (Some(path), Some(salt)) = (&salt_path, &salt) {
+        write_new(path, format!("{}\n", hex::encode(salt)).as_bytes(), 0o600)?;
+    }
+    if let Err(e) = write_new(&c.out, &envelope, 0o644) {
+        if let Some(path) = &salt_path {
+            // The salt belongs to a declaration that was not written: nothing will need it.
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
+    }
+    report(c, &declaration, files, salt_path.as_deref());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn load_key(path: &Path) -> Result<PrivateKey, CliError> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the private key {}: {e}", path.display()))?;
+    PrivateKey::from_pkcs8_pem(&pem).map_err(|e| {
+        format!(
+            "{} is not a usable private key ({e}); --key takes an unencrypted PKCS#8 PEM key, as \
+             written by glasslog keygen",
+            path.display()
+        )
+        .into()
+    })
+}
+
+fn warn_public(kind: Kind, private: bool) {
+    let what = if private {
+        "the name, version, license, sources, processing and personal-data descriptions"
+    } else {
+        "the name, version, license, descriptions and every file name and file digest in the directory"
+    };
+    eprintln!(
+        "Note: once this {kind} declaration is submitted, {what} become public forever: a \
+         transparency log cannot delete or edit entries. Check them before you submit."
+    );
+}
+
+/// Hashes the directory, with a progress bar on stderr when it is a terminal.
+fn hash(c: &CommonArgs) -> Result<Manifest, CliError> {
+    let mut opts = HashOptions {
+        allow_symlinks: c.allow_symlinks,
+        ..HashOptions::default()
+    };
+    opts.ignore_paths.extend(c.ignore.iter().cloned());
+    let bar = std::io::stderr().is_terminal().then(progress_bar);
+    let report = |done: u64, total: u64| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let result = manifest::hash_directory(&c.dir, &opts, Some(&report));
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let manifest = result.map_err(|e| format!("cannot hash {}: {e}", c.dir.display()))?;
+    if manifest.is_empty() {
+        return Err(format!(
+            "{} has no files to hash (.git, .gitattributes, .github, .gitignore and --ignore paths \
+             are left out); a declaration lists at least one file",
+            c.dir.display()
+        )
+        .into());
+    }
+    Ok(manifest)
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "hashing {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn new_salt() -> Result<[u8; 32], CliError> {
+    let mut salt = [0u8; 32];
+    OsRng.try_fill_bytes(&mut salt).map_err(|e| {
+        format!("cannot get random bytes for the salt from the operating system: {e}")
+    })?;
+    Ok(salt)
+}
+
+/// The current time as RFC 3339 in UTC with `Z`, to the second.
+fn now() -> Result<Timestamp, CliError> {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| "the system clock is before 1970; set it")?
+        .as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    let text = format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    );
+    Ok(Timestamp::from_str(&text)?)
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant, "chrono-compatible
+/// low-level date algorithms", `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn report(c: &CommonArgs, d: &Declaration, files: usize, salt: Option<&Path>) {
+    println!("declaration: {}", c.out.display());
+    println!("name: {}", d.name());
+    println!("version: {}", d.version());
+    println!("digest: sha256:{}", d.subject_digest());
+    println!("files: {files}");
+    if let Some(salt) = salt {
+        println!("salt: {}", salt.display());
+        eprintln!(
+            "Keep {} secret and safe: without it the commitment can never be opened.",
+            salt.display()
+        );
+    }
+    let public = public_key_path(&c.key);
+    eprintln!(
+        "Next: glasslog submit {} --server URL --public-key {}",
+        c.out.display(),
+        public.display()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Building the statement.
+
+fn model_statement(
+    m: &ModelArgs,
+    manifest: Manifest,
+    digest: Digest,
+    now: Timestamp,
+) -> Result<Vec<u8>, CliError> {
+    let c = &m.common;
+    let training = m
+        .trained_on
+        .iter()
+        .map(|(t, role)| resolve(t, "--trained-on", Kind::Dataset).map(|r| training_ref(r, *role)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let base_models = m
+        .base_model
+        .iter()
+        .map(|(t, relation)| {
+            resolve(t, "--base-model", Kind::Model).map(|r| base_model(r, *relation))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(file) = &c.from {
+        let mut p = read_from(file)?;
+        append(
+            &mut p,
+            "trainingData",
+            training.iter().map(training_ref_json),
+            file,
+        )?;
+        append(
+            &mut p,
+            "baseModels",
+            base_models.iter().map(base_model_json),
+            file,
+        )?;
+        return from_file(file, Kind::Model, p, Some(manifest), digest, now, c);
+    }
+    let name = required(&c.name, "--name")?;
+    let data_disclosure = m.data_disclosure.unwrap_or(DataDisclosure::Full);
+    check_disclosure(data_disclosure, training.len())?;
+    let release = ModelRelease {
+        supersedes: supersedes(c, Kind::Model, &name)?,
+        name,
+        digest,
+        version: required(&c.version, "--version")?,
+        release_time: now,
+        license: required(&c.license, "--license")?,
+        manifest,
+        training_data: training,
+        data_disclosure,
+        base_models,
+        supplier: None,
+        download_location: None,
+        model_card: None,
+        description: None,
+        extensions: Map::new(),
+    };
+    Ok(release.to_statement_json())
+}
+
+fn dataset_statement(
+    d: &DatasetArgs,
+    manifest: Manifest,
+    digest: Digest,
+    now: Timestamp,
+) -> Result<Vec<u8>, CliError> {
+    let c = &d.common;
+    let manifest = (!d.private).then_some(manifest);
+    if let Some(file) = &c.from {
+        let p = read_from(file)?;
+        return from_file(file, Kind::Dataset, p, manifest, digest, now, c);
+    }
+    let name = required(&c.name, "--name")?;
+    let data = TrainingData {
+        supersedes: supersedes(c, Kind::Dataset, &name)?,
+        name,
+        digest,
+        version: required(&c.version, "--version")?,
+        release_time: now,
+        license: required(&c.license, "--license")?,
+        sources: d.source.clone(),
+        processing: required(&d.processing, "--processing")?,
+        personal_data: PersonalData {
+            contains: required(&d.contains_personal_data, "--contains-personal-data")?,
+            handling: required(&d.personal_data_handling, "--personal-data-handling")?,
+        },
+        manifest,
+        known_limitations: None,
+        intended_use: None,
+        supplier: None,
+        download_location: None,
+        description: None,
+        extensions: Map::new(),
+    };
+    Ok(data.to_statement_json())
+}
+
+/// A flag clap requires unless `--from` is given.
+fn required<T: Clone>(value: &Option<T>, flag: &str) -> Result<T, CliError> {
+    value
+        .clone()
+        .ok_or_else(|| format!("{flag} is required (or give --from FILE)").into())
+}
+
+fn check_disclosure(disclosure: DataDisclosure, listed: usize) -> Result<(), CliError> {
+    let withholding = matches!(disclosure, DataDisclosure::Withheld | DataDisclosure::None);
+    match (withholding, listed) {
+        (false, 0) => Err(format!(
+            "a model release lists its training data: give --trained-on (a dataset's proof bundle, or \
+             NAME=sha256:HEX), or say --data-disclosure withheld (not listed) or none (no training data \
+             of its own); --data-disclosure is {disclosure}"
+        )
+        .into()),
+        (true, n) if n > 0 => Err(format!(
+            "--data-disclosure {disclosure} takes no --trained-on; use partial or full (the default) \
+             when you list training data"
+        )
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+fn training_ref(r: Resolved, role: Role) -> TrainingDataRef {
+    TrainingDataRef {
+        name: r.name,
+        digest: r.digest,
+        role,
+        log_index: r.index,
+    }
+}
+
+fn base_model(r: Resolved, relation: Relation) -> BaseModel {
+    BaseModel {
+        name: r.name,
+        digest: r.digest,
+        relation,
+        log_index: r.index,
+    }
+}
+
+/// `--supersedes`, resolved and checked: same kind, same name, a log index.
+fn supersedes(c: &CommonArgs, kind: Kind, name: &Name) -> Result<Option<Supersedes>, CliError> {
+    let Some(target) = &c.supersedes else {
+        return Ok(None);
+    };
+    let r = resolve(target, "--supersedes", kind)?;
+    if &r.name != name {
+        return Err(format!(
+            "--supersedes names {}, but this declaration is {name}; a declaration supersedes only an \
+             earlier one of the same name",
+            r.name
+        )
+        .into());
+    }
+    let log_index = r.index.ok_or(
+        "--supersedes needs the superseded entry's log index: give its proof bundle, or \
+         NAME=sha256:HEX@INDEX",
+    )?;
+    Ok(Some(Supersedes {
+        log_index,
+        digest: r.digest,
+    }))
+}
+
+// ---------------------------------------------------------------------------
+// --from FILE.
+
+/// The predicate members in `file`: a JSON object, without the computed members.
+fn read_from(file: &Path) -> Result<Map, CliError> {
+    let bytes = read_limited(file, MAX_FROM_BYTES, "--from file")?;
+    let value = strict_json::parse(&bytes).map_err(|e| format!("{}: {e}", file.display()))?;
+    let Value::Object(map) = value else {
+        return Err(format!("{}: want a JSON object of predicate fields", file.display()).into());
+    };
+    for computed in ["releaseTime", "manifest"] {
+        if map.contains_key(computed) {
+            return Err(format!(
+                "{}: remove \"{computed}\"; declare computes it (the release time is now, the \
+                 manifest is DIR's)",
+                file.display()
+            )
+            .into());
+        }
+    }
+    Ok(map)
+}
+
+/// Appends flag references to the array member `key` of the predicate.
+fn append(
+    p: &mut Map,
+    key: &str,
+    items: impl Iterator<Item = Value>,
+    file: &Path,
+) -> Result<(), CliError> {
+    let items: Vec<Value> = items.collect();
+    if items.is_empty() {
+        return Ok(());
+    }
+    match p.entry(key).or_insert_with(|| Value::Array(Vec::new())) {
+        Value::Array(list) => list.extend(items),
+        _ => return Err(format!("{}: \"{key}\" must be an array", file.display()).into()),
+    }
+    Ok(())
+}
+
+/// The statement of a predicate read from `file`, checked and rewritten by the typed code.
+fn from_file(
+    file: &Path,
+    kind: Kind,
+    mut p: Map,
+    manifest: Option<Manifest>,
+    digest: Digest,
+    now: Timestamp,
+    c: &CommonArgs,
+) -> Result<Vec<u8>, CliError> {
+    let in_file = |e: &dyn std::fmt::Display| {
+        format!(
+            "{}: {e} (the file is the statement's $.predicate, so $.predicate.X is its member X)",
+            file.display()
+        )
+    };
+    let name_text = strict_json::require_str(&p, "name", "$.predicate").map_err(|e| in_file(&e))?;
+    let name = Name::from_str(name_text).map_err(|e| in_file(&format!("$.predicate.name: {e}")))?;
+    if let Some(s) = supersedes(c, kind, &name)? {
+        if p.contains_key("supersedes") {
+            return Err(format!(
+                "{} has \"supersedes\" and --supersedes is given; keep one",
+                file.display()
+            )
+            .into());
+        }
+        p.insert(
+            "supersedes".into(),
+            json!({"logIndex": s.log_index, "digest": {"sha256": s.digest.to_string()}}),
+        );
+    }
+    p.insert("releaseTime".into(), now.as_str().into());
+    if let Some(manifest) = manifest {
+        p.insert("manifest".into(), manifest.to_json_value());
+    }
+    let statement = json!({
+        "_type": declaration::STATEMENT_TYPE,
+        "subject": [{"name": name.as_str(), "digest": {"sha256": digest.to_string()}}],
+        "predicateType": kind.predicate_type(),
+        "predicate": p,
+    });
+    let declaration =
+        declaration::parse_statement(statement.to_string().as_bytes()).map_err(|e| in_file(&e))?;
+    Ok(declaration.to_statement_json())
+}
+
+fn training_ref_json(t: &TrainingDataRef) -> Value {
+    reference_json(&t.name, &t.digest, t.log_index, ("role", t.role.as_str()))
+}
+
+fn base_model_json(b: &BaseModel) -> Value {
+    reference_json(
+        &b.name,
+        &b.digest,
+        b.log_index,
+        ("relation", b.relation.as_str()),
+    )
+}
+
+fn reference_json(
+    name: &Name,
+    digest: &Digest,
+    index: Option<u64>,
+    (key, value): (&str, &str),
+) -> Value {
+    let mut v =
+        json!({"name": name.as_str(), "digest": {"sha256": digest.to_string()}, key: value});
+    if let (Some(i), Some(map)) = (index, v.as_object_mut()) {
+        map.insert("logIndex".into(), i.into());
+    }
+    v
+}
+
+// ---------------------------------------------------------------------------
+// References.
+
+/// Reads what `target` refers to; a bundle is verified and must be of kind `want`.
+fn resolve(target: &RefTarget, flag: &str, want: Kind) -> Result<Resolved, CliError> {
+    let path = match target {
+        RefTarget::Digest {
+            name,
+            digest,
+            index,
+        } => {
+            return Ok(Resolved {
+                name: name.clone(),
+                digest: *digest,
+                index: *index,
+            })
+        }
+        RefTarget::Bundle(path) => path,
+    };
+    let bytes = read_limited(path, MAX_BUNDLE_BYTES, "proof bundle")
+        .map_err(|e| with_ref_hint(e, flag, path))?;
+    let bundle =
+        ProofBundle::from_json(&bytes).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    let verified = bundle
+        .verify()
+        .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    let d = &verified.declaration;
+    if d.kind() != want {
+        return Err(format!(
+            "{flag} {}: the bundle is of the {} declaration {}, but {flag} takes a {want} declaration",
+            path.display(),
+            d.kind(),
+            d.name()
+        )
+        .into());
+    }
+    Ok(Resolved {
+        name: d.name().clone(),
+        digest: *d.subject_digest(),
+        index: Some(verified.index),
+    })
+}
+
+/// A reference that is not a readable file may have been meant as something else.
+fn with_ref_hint(e: CliError, flag: &str, path: &Path) -> CliError {
+    let text = path.to_string_lossy();
+    let hint = if text.contains('=') {
+        " (to refer by digest, write NAME=sha256:<64 lowercase hex>[@INDEX])"
+    } else if text.contains(':') {
+        match flag {
+            "--trained-on" => " (the roles after ':' are pretraining, finetuning and evaluation)",
+            "--base-model" => {
+                " (the relations after ':' are finetune, adapter, quantized, merge and distill)"
+            }
+            _ => "",
+        }
+    } else {
+        ""
+    };
+    format!("{flag}: {e}{hint}").into()
+}
+
+fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("{what} {} is larger than {limit} bytes", path.display()).into());
+    }
+    Ok(bytes)
+}
+
+// ---------------------------------------------------------------------------
+// Flag values.
+
+/// `REF`: a bundle path, or `NAME=sha256:HEX[@INDEX]`.
+fn parse_ref(s: &str) -> Result<RefTarget, String> {
+    let Some((name, rest)) = s.split_once('=') else {
+        return Ok(RefTarget::Bundle(PathBuf::from(s)));
+    };
+    let Some(hex) = rest.strip_prefix("sha256:") else {
+        // Perhaps a file whose name has '='; reading it will say if not.
+        return Ok(RefTarget::Bundle(PathBuf::from(s)));
+    };
+    let (hex, index) = match hex.split_once('@') {
+        Some((hex, index)) => {
+            let index = index.parse::<u64>().map_err(|_| {
+                format!("{index:?} after '@' is not a log index (a non-negative integer)")
+            })?;
+            (hex, Some(index))
+        }
+        None => (hex, None),
+    };
+    Ok(RefTarget::Digest {
+        name: name.parse().map_err(|e| format!("{e}"))?,
+        digest: hex.parse().map_err(|e| format!("{e}"))?,
+        index,
+    })
+}
+
+/// `REF[:SUFFIX]`, where SUFFIX parses as `T`; a last `:` field that does not parse is part of
+/// the reference (paths and `sha256:` contain colons).
+fn parse_suffixed<T: FromStr>(s: &str) -> Result<(RefTarget, Option<T>), String> {
+    if let Some((head, tail)) = s.rsplit_once(':') {
+        if let Ok(value) = tail.parse::<T>() {
+            return Ok((parse_ref(head)?, Some(value)));
+        }
+    }
+    Ok((parse_ref(s)?, None))
+}
+
+fn parse_trained_on(s: &str) -> Result<(RefTarget, Role), String> {
+    let (target, role) = parse_suffixed(s)?;
+    Ok((target, role.unwrap_or(Role::Pretraining)))
+}
+
+fn parse_base_model(s: &str) -> Result<(RefTarget, Relation), String> {
+    let (target, relation) = parse_suffixed(s)?;
+    Ok((target, relation.unwrap_or(Relation::Finetune)))
+}
+
+/// `CATEGORY:NAME[:URI]`.
+fn parse_source(s: &str) -> Result<Source, String> {
+    let (category, rest) = s
+        .split_once(':')
+        .ok_or("want CATEGORY:NAME[:URI], e.g. publicDataset:Wikipedia 2024-01:https://dumps.wikimedia.org")?;
+    let category: SourceCategory = category.parse().map_err(|e| format!("the category {e}"))?;
+    let (name, uri) = match rest.split_once(':') {
+        Some((name, uri)) => (name, Some(uri.parse::<Uri>().map_err(|e| format!("{e}"))?)),
+        None => (rest, None),
+    };
+    if name.is_empty() {
+        return Err("the source NAME is empty; say where the data came from".into());
+    }
+    Ok(Source {
+        category,
+        name: name.to_owned(),
+        uri,
+        license: None,
+        collection_period: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn references() {
+        let hex = "ab".repeat(32);
+        let (t, role) = parse_trained_on(&format!("org/ds=sha256:{hex}:finetuning")).unwrap();
+        assert!(matches!(t, RefTarget::Digest { index: None, .. }));
+        assert_eq!(role, Role::Finetuning);
+        let (t, role) = parse_trained_on(&format!("org/ds=sha256:{hex}@7")).unwrap();
+        assert!(matches!(t, RefTarget::Digest { index: Some(7), .. }));
+        assert_eq!(role, Role::Pretraining);
+        let (t, _) = parse_trained_on("a/b.bundle.json:evaluation").unwrap();
+        assert!(matches!(t, RefTarget::Bundle(p) if p == Path::new("a/b.bundle.json")));
+        let (t, _) = parse_trained_on("x.json:finetune").unwrap();
+        assert!(matches!(t, RefTarget::Bundle(p) if p == Path::new("x.json:finetune")));
+        assert!(parse_trained_on("bad name=sha256:00").is_err());
+        assert!(parse_ref(&format!("org/ds=sha256:{hex}@x")).is_err());
+    }
+
+    #[test]
+    fn sources() {
+        let s = parse_source("webCrawl:Common Crawl:https://commoncrawl.org/x").unwrap();
+        assert_eq!(s.category, SourceCategory::WebCrawl);
+        assert_eq!(s.name, "Common Crawl");
+        assert_eq!(s.uri.unwrap().as_str(), "https://commoncrawl.org/x");
+        assert!(parse_source("web:x").is_err());
+        assert!(parse_source("synthetic").is_err());
+        assert!(parse_source("synthetic:").is_err());
+    }
+}

@@ -1,0 +1,260 @@
+//! `glasslog submit`: send a signed declaration to a log, verify the answer, keep the proof.
+//!
+//! The envelope is checked locally first (signatures under the given public keys, the
+//! declaration rules), then submitted. The reply's checkpoint is verified against the log's key
+//! (`--log-key`, or the key the server announces, which is then printed so that it can be pinned),
+//! and its inclusion proof against that checkpoint. The proof is written as a proof bundle
+//! ([`crate::bundle`]) beside the declaration: it proves the entry's inclusion offline, for good.
+//!
+//! What this is not: a monitor. A bundle proves the entry is in the tree the checkpoint signs; that
+//! the log shows everyone the same tree is for monitors and witnesses to check.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use tonic::transport::Endpoint;
+
+use super::CliError;
+use crate::bundle::ProofBundle;
+use crate::checkpoint::LogVerifier;
+use crate::client::{ClientError, LogClient, Submitted};
+use crate::declaration::{self, Declaration};
+use crate::dsse;
+use crate::proto::{self, transparency_log_client::TransparencyLogClient};
+
+/// Largest declaration read; the server's own limit is usually lower (1 MiB by default).
+const MAX_ENVELOPE_BYTES: u64 = 16 << 20;
+
+#[derive(Args, Debug)]
+pub struct SubmitArgs {
+    /// The signed declaration written by glasslog declare (a DSSE envelope, JSON).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// The log server's URL, e.g. http://127.0.0.1:50051.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band. Without it the
+    /// key the server announces is trusted for this submission and printed, so you can pin it.
+    #[arg(long, value_name = "VKEY")]
+    log_key: Option<String>,
+    /// A public key (PEM) of the envelope's signers, e.g. the KEY.pub glasslog keygen wrote;
+    /// repeat it for each signer. Every signature must verify under one of them.
+    #[arg(long, value_name = "FILE", required = true)]
+    public_key: Vec<PathBuf>,
+    /// Where to write the proof bundle [default: FILE.bundle.json].
+    #[arg(long, value_name = "FILE")]
+    bundle_out: Option<PathBuf>,
+    /// Seconds to wait for the server to connect and to answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+}
+
+pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
+    let envelope = read_envelope(&args.file)?;
+    let keys = read_public_keys(&args.public_key)?;
+    let declaration = check_locally(&args.file, &envelope, &keys)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (submitted, vkey) = runtime.block_on(submit(&args, envelope.clone(), keys))?;
+    let bundle = ProofBundle {
+        index: submitted.index,
+        leaf_data: submitted.leaf_data.clone(),
+        tree_size: submitted.checkpoint.size,
+        proof: submitted.proof.clone(),
+        checkpoint: submitted.note.clone(),
+        log_verifier_key: vkey,
+    };
+    check_logged(&bundle, &submitted, &envelope, &declaration)?;
+    let path = args
+        .bundle_out
+        .clone()
+        .unwrap_or_else(|| suffixed(&args.file, ".bundle.json"));
+    write_replacing(&path, &bundle.to_json())?;
+    report(&bundle, &submitted, &declaration, &path);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn suffixed(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+fn read_envelope(path: &Path) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let context =
+        |e: std::io::Error| format!("cannot read the declaration {}: {e}", path.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(context)?
+        .take(MAX_ENVELOPE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(context)?;
+    if bytes.len() as u64 > MAX_ENVELOPE_BYTES {
+        return Err(format!(
+            "{} is larger than {MAX_ENVELOPE_BYTES} bytes; it is not a declaration",
+            path.display()
+        )
+        .into());
+    }
+    Ok(bytes)
+}
+
+fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<String>, CliError> {
+    paths
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("cannot read the public key {}: {e}", p.display()).into())
+        })
+        .collect()
+}
+
+/// The checks the server makes, made here first so that errors name local files.
+fn check_locally(file: &Path, envelope: &[u8], keys: &[String]) -> Result<Declaration, CliError> {
+    let verified = dsse::verify_submission(envelope, keys).map_err(|e| {
+        format!(
+            "{} does not verify under the given --public-key files: {e} (give the public key of \
+             every signer, and only those)",
+            file.display()
+        )
+    })?;
+    let e = &verified.envelope;
+    declaration::validate_envelope_payload(&e.payload_type, &e.payload, &[])
+        .map_err(|err| format!("{} is not a valid declaration: {err}", file.display()))?
+        .ok_or_else(|| format!("{} is not a glasslog declaration", file.display()).into())
+}
+
+/// Connects, learns or pins the log key, submits, verifies the reply.
+async fn submit(
+    args: &SubmitArgs,
+    envelope: Vec<u8>,
+    keys: Vec<String>,
+) -> Result<(Submitted, String), CliError> {
+    if !args.server.contains("://") {
+        return Err(format!(
+            "--server {:?} has no scheme; write e.g. http://{}",
+            args.server, args.server
+        )
+        .into());
+    }
+    let timeout = Duration::from_secs(args.timeout.max(1));
+    let channel = Endpoint::from_shared(args.server.clone())
+        .map_err(|e| format!("--server {:?} is not a valid URL: {e}", args.server))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {}: {e}", args.server))?;
+    let vkey = match &args.log_key {
+        Some(k) => k.clone(),
+        None => announced_key(channel.clone()).await?,
+    };
+    let verifier = LogVerifier::new(&vkey).map_err(|e| format!("--log-key: {e}"))?;
+    let client = LogClient::with_channel(channel, verifier);
+    let submitted = client
+        .submit(envelope, keys)
+        .await
+        .map_err(|e| explain(e, &args.server))?;
+    Ok((submitted, vkey))
+}
+
+/// The log key the server announces (GetLogInfo), trusted on first use and printed.
+async fn announced_key(channel: tonic::transport::Channel) -> Result<String, CliError> {
+    let info = TransparencyLogClient::new(channel)
+        .get_log_info(proto::GetLogInfoRequest {})
+        .await
+        .map_err(|s| {
+            format!(
+                "cannot get the log's key from the server: {}: {}",
+                s.code(),
+                s.message()
+            )
+        })?
+        .into_inner();
+    eprintln!(
+        "warning: no --log-key given; trusting the key the server announces for log {}:\n  {}\n\
+         Pin it: check it out of band once, then pass --log-key to every later submit.",
+        info.origin, info.verifier_key
+    );
+    Ok(info.verifier_key)
+}
+
+fn explain(e: ClientError, server: &str) -> CliError {
+    match e {
+        ClientError::Rpc(status) => match status.code() {
+            tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::NotFound => {
+                format!("the log refused the declaration: {}", status.message()).into()
+            }
+            tonic::Code::ResourceExhausted => format!("the log refused the declaration: {}", status.message()).into(),
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => format!(
+                "the log at {server} is unavailable ({}); submitting again is safe, a resubmission is \
+                 deduplicated",
+                status.message()
+            )
+            .into(),
+            code => format!("the log answered {code}: {}", status.message()).into(),
+        },
+        ClientError::Connect { url, source } => format!("cannot connect to {url}: {source}").into(),
+        other => format!(
+            "the log's answer does not verify, so nothing it said can be trusted: {other} (if --log-key \
+             is right, report this log)"
+        )
+        .into(),
+    }
+}
+
+/// The bundle verifies offline, and what it proves logged is the declaration sent.
+fn check_logged(
+    bundle: &ProofBundle,
+    submitted: &Submitted,
+    envelope: &[u8],
+    declaration: &Declaration,
+) -> Result<(), CliError> {
+    let verified = bundle
+        .verify()
+        .map_err(|e| format!("the log's answer does not make a valid proof bundle: {e}"))?;
+    let logged = &verified.envelope.envelope;
+    if !submitted.duplicate && verified.entry.envelope != envelope {
+        return Err("the log reports a new entry whose envelope is not the one submitted".into());
+    }
+    let sent = dsse::Envelope::parse(envelope)?;
+    if logged.payload != sent.payload || logged.payload_type != sent.payload_type {
+        return Err(format!(
+            "the logged entry at index {} is not the declaration submitted ({})",
+            bundle.index,
+            declaration.name()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// Writes `data` to `path` through a temporary file and a rename, so a reader never sees half.
+fn write_replacing(path: &Path, data: &[u8]) -> Result<(), CliError> {
+    let tmp = suffixed(path, ".tmp");
+    let context =
+        |e: std::io::Error| format!("cannot write the proof bundle {}: {e}", path.display());
+    std::fs::write(&tmp, data).map_err(context)?;
+    std::fs::rename(&tmp, path).map_err(context)?;
+    Ok(())
+}
+
+fn report(bundle: &ProofBundle, submitted: &Submitted, d: &Declaration, path: &Path) {
+    if submitted.duplicate {
+        eprintln!(
+            "This declaration was already in the log (the same statement signed by the same keys); \
+             the bundle proves the existing entry."
+        );
+    }
+    println!("index: {}", bundle.index);
+    println!("name: {}", d.name());
+    println!("digest: sha256:{}", d.subject_digest());
+    println!("tree size: {}", bundle.tree_size);
+    println!("log key: {}", bundle.log_verifier_key);
+    println!("bundle: {}", path.display());
+}
