@@ -1,0 +1,400 @@
+//! The publisher's command line end to end: `glasslog keygen`, `declare` and `submit` run as the
+//! real binary against a real server on loopback, and every proof bundle checked offline with
+//! `ProofBundle::verify`.
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{TestServer, ORIGIN};
+use glasslog::bundle::{BundleError, ProofBundle, VerifiedBundle};
+use glasslog::declaration::{self, Declaration, Digest, Role};
+use glasslog::dsse::Envelope;
+use glasslog::keys::{PrivateKey, PublicKey};
+use glasslog::manifest::{hash_directory, HashOptions};
+
+fn glasslog<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_glasslog"))
+        .args(args)
+        .env("GLASSLOG_LOG", "off")
+        .output()
+        .expect("run glasslog")
+}
+
+/// Runs glasslog, requires success, returns stdout.
+fn ok<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> String {
+    let out = glasslog(args);
+    assert!(
+        out.status.success(),
+        "glasslog failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs glasslog, requires failure, returns stderr.
+fn fails<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> String {
+    let out = glasslog(args);
+    assert!(!out.status.success(), "glasslog succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// The value of the `key: value` line of a command's output.
+fn field(stdout: &str, key: &str) -> String {
+    let prefix = format!("{key}: ");
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {key:?} in {stdout:?}"))
+        .to_string()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn write_files(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn keygen(dir: &Path, kind: &str) -> PathBuf {
+    let key = dir.join(format!("{kind}.key"));
+    ok([OsStr::new("keygen"), OsStr::new("--out"), key.as_os_str(), OsStr::new("--type"), OsStr::new(kind)]);
+    key
+}
+
+fn pub_of(key: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.pub", key.display()))
+}
+
+fn statement_of(declaration_file: &Path) -> Declaration {
+    let env = Envelope::parse(&std::fs::read(declaration_file).unwrap()).unwrap();
+    assert_eq!(env.payload_type, declaration::PAYLOAD_TYPE);
+    declaration::parse_statement(&env.payload).unwrap()
+}
+
+/// A publisher with a key, a server and a scratch directory.
+struct Setup {
+    tmp: tempfile::TempDir,
+    server: TestServer,
+    key: PathBuf,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let server = TestServer::start(&tmp.path().join("data"), &["--origin", ORIGIN]);
+        let key = keygen(tmp.path(), "ed25519");
+        Setup { tmp, server, key }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// `declare dataset` of a fresh directory; returns the declaration file.
+    fn declare_dataset(&self, name: &str, extra: &[&str]) -> PathBuf {
+        let dir = write_files(
+            &self.path(&format!("{}-files", name.replace('/', "_"))),
+            &[("train.jsonl", &format!("{{\"text\": \"{name}\"}}\n")), ("sub/README.md", "# data\n")],
+        );
+        let out = self.path(&format!("{}.declaration.json", name.replace('/', "_")));
+        let mut args: Vec<&OsStr> = vec!["declare".as_ref(), "dataset".as_ref(), dir.as_os_str()];
+        for a in [
+            "--name",
+            name,
+            "--version",
+            "1",
+            "--license",
+            "CC-BY-4.0",
+            "--source",
+            "webCrawl:Common Crawl 2024-10:https://commoncrawl.org",
+            "--source",
+            "synthetic:Paraphrases",
+            "--processing",
+            "Deduplicated, filtered for language.",
+            "--contains-personal-data",
+            "no",
+            "--personal-data-handling",
+            "Filtered out with a PII classifier.",
+        ] {
+            args.push(a.as_ref());
+        }
+        args.extend(extra.iter().map(OsStr::new));
+        args.extend(["--key".as_ref(), self.key.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+        let stdout = ok(args);
+        assert_eq!(field(&stdout, "name"), name);
+        out
+    }
+
+    /// `submit` with the pinned log key; returns the bundle's path and stdout.
+    fn submit(&self, declaration: &Path) -> (PathBuf, String) {
+        let stdout = ok([
+            OsStr::new("submit"),
+            declaration.as_os_str(),
+            "--server".as_ref(),
+            self.server.url.as_ref(),
+            "--log-key".as_ref(),
+            self.server.verifier_key.as_ref(),
+            "--public-key".as_ref(),
+            pub_of(&self.key).as_os_str(),
+        ]);
+        let bundle = PathBuf::from(format!("{}.bundle.json", declaration.display()));
+        assert_eq!(field(&stdout, "bundle"), bundle.display().to_string());
+        (bundle, stdout)
+    }
+}
+
+fn verify_bundle(path: &Path) -> VerifiedBundle {
+    ProofBundle::from_json(&std::fs::read(path).unwrap()).unwrap().verify().unwrap()
+}
+
+#[test]
+fn keygen_writes_both_key_types_and_never_overwrites() {
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in ["ed25519", "p256"] {
+        let key = tmp.path().join(kind);
+        let stdout = ok([OsStr::new("keygen"), "--out".as_ref(), key.as_os_str(), "--type".as_ref(), kind.as_ref()]);
+        assert_eq!(mode(&key), 0o600, "private key mode");
+        let private = PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(&key).unwrap()).unwrap();
+        assert_eq!(private.key_type().to_string(), kind);
+        let public = PublicKey::from_pem(&std::fs::read_to_string(pub_of(&key)).unwrap()).unwrap();
+        assert_eq!(public, private.public_key());
+        assert_eq!(stdout.trim(), public.key_id().to_string(), "prints the key id");
+
+        let before = std::fs::read(&key).unwrap();
+        let err = fails([OsStr::new("keygen"), "--out".as_ref(), key.as_os_str()]);
+        assert!(err.contains("already exists"), "{err}");
+        assert_eq!(std::fs::read(&key).unwrap(), before, "the key is untouched");
+    }
+    // A free private key path whose .pub is taken is refused too, and nothing is written.
+    let lone = tmp.path().join("lone");
+    std::fs::write(pub_of(&lone), "x").unwrap();
+    let err = fails([OsStr::new("keygen"), "--out".as_ref(), lone.as_os_str()]);
+    assert!(err.contains("already exists"), "{err}");
+    assert!(!lone.exists());
+    let err = fails([OsStr::new("keygen"), "--out".as_ref(), tmp.path().join("k").as_os_str(), "--type".as_ref(), "rsa".as_ref()]);
+    assert!(err.contains("ed25519") && err.contains("p256"), "{err}");
+}
+
+#[test]
+fn declare_submit_and_reference_by_bundle_and_by_digest() {
+    let s = Setup::new();
+    // A dataset, declared, submitted, and its bundle checked offline.
+    let web = s.declare_dataset("example-org/web-corpus", &[]);
+    let d = statement_of(&web);
+    let Declaration::Dataset(data) = &d else { panic!("not a dataset: {d:?}") };
+    assert_eq!(data.sources.len(), 2);
+    let names: Vec<&str> = data.manifest.as_ref().unwrap().resources.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["sub/README.md", "train.jsonl"]);
+    assert!(data.release_time.as_str().ends_with('Z'));
+    let (web_bundle, stdout) = s.submit(&web);
+    assert_eq!(field(&stdout, "log key"), s.server.verifier_key);
+    let verified = verify_bundle(&web_bundle);
+    assert_eq!(verified.declaration, d);
+    assert_eq!(verified.checkpoint.origin, ORIGIN);
+    let web_index = verified.index;
+    let bundle = ProofBundle::from_json(&std::fs::read(&web_bundle).unwrap()).unwrap();
+    assert_eq!(bundle.log_verifier_key, s.server.verifier_key);
+
+    // A second dataset, submitted without --log-key: the announced key is trusted and printed.
+    let eval = s.declare_dataset("example-org/eval-suite", &[]);
+    let stdout = ok([
+        OsStr::new("submit"),
+        eval.as_os_str(),
+        "--server".as_ref(),
+        s.server.url.as_ref(),
+        "--public-key".as_ref(),
+        pub_of(&s.key).as_os_str(),
+    ]);
+    assert_eq!(field(&stdout, "log key"), s.server.verifier_key);
+    let eval_digest = *verify_bundle(&PathBuf::from(format!("{}.bundle.json", eval.display()))).declaration.subject_digest();
+
+    // A model trained on the first by bundle and on the second by digest only.
+    let model_dir = write_files(&s.path("model"), &[("config.json", "{}"), ("model.safetensors", "weights")]);
+    let model = s.path("model.declaration.json");
+    let digest_ref = format!("example-org/eval-suite=sha256:{eval_digest}:evaluation");
+    let trained_on_bundle = format!("{}:finetuning", web_bundle.display());
+    ok([
+        OsStr::new("declare"),
+        "model".as_ref(),
+        model_dir.as_os_str(),
+        "--name".as_ref(),
+        "example-org/tiny-chat".as_ref(),
+        "--version".as_ref(),
+        "1.0".as_ref(),
+        "--license".as_ref(),
+        "Apache-2.0".as_ref(),
+        "--trained-on".as_ref(),
+        trained_on_bundle.as_ref(),
+        "--trained-on".as_ref(),
+        digest_ref.as_ref(),
+        "--key".as_ref(),
+        s.key.as_os_str(),
+        "--out".as_ref(),
+        model.as_os_str(),
+    ]);
+    let (model_bundle, _) = s.submit(&model);
+    let verified = verify_bundle(&model_bundle);
+    let Declaration::Model(release) = &verified.declaration else { panic!("not a model") };
+    assert_eq!(release.name.as_str(), "example-org/tiny-chat");
+    assert_eq!(release.training_data.len(), 2);
+    let (by_bundle, by_digest) = (&release.training_data[0], &release.training_data[1]);
+    assert_eq!((by_bundle.name.as_str(), by_bundle.role, by_bundle.log_index), ("example-org/web-corpus", Role::Finetuning, Some(web_index)));
+    assert_eq!(&by_bundle.digest, d.subject_digest());
+    assert_eq!((by_digest.role, by_digest.log_index, by_digest.digest), (Role::Evaluation, None, eval_digest));
+    assert_eq!(release.manifest.resources.len(), 2);
+
+    // A new version of the model, described in a --from file, superseding the first by bundle.
+    let from = s.path("model-v2.json");
+    std::fs::write(
+        &from,
+        r#"{"name": "example-org/tiny-chat", "version": "1.1", "license": "Apache-2.0",
+            "description": "Retrained.", "dataDisclosure": "partial"}"#,
+    )
+    .unwrap();
+    std::fs::write(model_dir.join("model.safetensors"), "weights v2").unwrap();
+    let model2 = s.path("model2.declaration.json");
+    ok([
+        OsStr::new("declare"),
+        "model".as_ref(),
+        model_dir.as_os_str(),
+        "--from".as_ref(),
+        from.as_os_str(),
+        "--trained-on".as_ref(),
+        web_bundle.as_os_str(),
+        "--supersedes".as_ref(),
+        model_bundle.as_os_str(),
+        "--key".as_ref(),
+        s.key.as_os_str(),
+        "--out".as_ref(),
+        model2.as_os_str(),
+    ]);
+    let (model2_bundle, _) = s.submit(&model2);
+    let Declaration::Model(v2) = verify_bundle(&model2_bundle).declaration else { panic!() };
+    assert_eq!((v2.version.as_str(), v2.description.as_deref()), ("1.1", Some("Retrained.")));
+    assert_eq!(v2.training_data[0].role, Role::Pretraining);
+    assert_eq!(v2.supersedes.unwrap().log_index, verified.index);
+
+    // Submitting again is idempotent: the same index, a fresh bundle that verifies.
+    let (_, again) = s.submit(&model2);
+    assert_eq!(field(&again, "index"), verify_bundle(&model2_bundle).index.to_string());
+}
+
+#[test]
+fn private_dataset_logs_a_commitment_and_keeps_the_salt() {
+    let s = Setup::new();
+    let out = s.declare_dataset("example-org/support-dialogues", &["--private"]);
+    let salt_path = PathBuf::from(format!("{}.salt", out.display()));
+    assert_eq!(mode(&salt_path), 0o600);
+    let salt_hex = std::fs::read_to_string(&salt_path).unwrap();
+    let salt: [u8; 32] = hex::decode(salt_hex.trim()).unwrap().try_into().unwrap();
+
+    let Declaration::Dataset(data) = statement_of(&out) else { panic!() };
+    assert!(data.manifest.is_none(), "a private dataset logs no manifest");
+    let files = s.path("example-org_support-dialogues-files");
+    let root = Digest(hash_directory(&files, &HashOptions::default(), None).unwrap().root_digest());
+    assert_eq!(data.digest, declaration::commitment(&salt, &root));
+    let payload = Envelope::parse(&std::fs::read(&out).unwrap()).unwrap().payload;
+    assert!(!String::from_utf8_lossy(&payload).contains("train.jsonl"), "no file names");
+
+    let (bundle, _) = s.submit(&out);
+    assert_eq!(verify_bundle(&bundle).declaration.subject_digest(), &data.digest);
+}
+
+#[test]
+fn bad_flags_give_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = keygen(tmp.path(), "p256");
+    let dir = write_files(&tmp.path().join("m"), &[("w.bin", "w")]);
+    let out = tmp.path().join("out.json");
+    let model = |flags: &[&str]| {
+        let mut args: Vec<&OsStr> = vec!["declare".as_ref(), "model".as_ref(), dir.as_os_str()];
+        args.extend(flags.iter().map(OsStr::new));
+        args.extend(["--out".as_ref(), out.as_os_str()]);
+        fails(args)
+    };
+    let key_s = key.to_str().unwrap();
+    let base = ["--version", "1", "--data-disclosure", "none", "--key", key_s];
+
+    let err = model(&[&["--name", "org/m", "--license", "MIT AND"], &base[..]].concat());
+    assert!(err.contains("--license") && err.contains("SPDX license expression"), "{err}");
+    let err = model(&[&["--name", "org//m", "--license", "MIT"], &base[..]].concat());
+    assert!(err.contains("--name") && err.contains("not a valid name"), "{err}");
+    let err = model(&["--name", "org/m", "--license", "MIT", "--version", "1", "--data-disclosure", "none"]);
+    assert!(err.contains("--key"), "{err}");
+    let err = model(&["--name", "org/m", "--license", "MIT", "--version", "1", "--key", key_s]);
+    assert!(err.contains("--trained-on") && err.contains("--data-disclosure"), "{err}");
+    let err = model(&[&["--name", "org/m", "--license", "MIT", "--trained-on", "missing.bundle.json:finetune"], &base[..4], &base[6..]].concat());
+    assert!(err.contains("missing.bundle.json:finetune") && err.contains("roles"), "{err}");
+    let err = model(&[&["--name", "org/m", "--license", "MIT"], &base[..2], &["--key", "/nonexistent/key"]].concat());
+    assert!(err.contains("/nonexistent/key"), "{err}");
+    assert!(!out.exists(), "nothing written on failure");
+
+    let err = fails([OsStr::new("declare"), "dataset".as_ref(), dir.as_os_str(), "--name".as_ref(), "org/d".as_ref()]);
+    assert!(err.contains("--source"), "{err}");
+
+    let err = fails([OsStr::new("submit"), out.as_os_str(), "--server".as_ref(), "http://127.0.0.1:1".as_ref()]);
+    assert!(err.contains("--public-key"), "{err}");
+}
+
+#[test]
+fn a_tampered_bundle_does_not_verify() {
+    let s = Setup::new();
+    let decl = s.declare_dataset("example-org/ds", &[]);
+    // Two more entries, so that the proof is not empty.
+    let (path, _) = s.submit(&decl);
+    s.submit(&s.declare_dataset("example-org/ds2", &[]));
+    s.submit(&s.declare_dataset("example-org/ds3", &[]));
+    let good = ProofBundle::from_json(&std::fs::read(&path).unwrap()).unwrap();
+    good.verify().unwrap();
+
+    // Rewriting the bundle's checkpoint and proof to the latest tree still verifies.
+    let latest = s.submit(&decl).0;
+    let fresh = ProofBundle::from_json(&std::fs::read(latest).unwrap()).unwrap();
+    assert_eq!(fresh.tree_size, 3);
+    assert!(!fresh.proof.is_empty());
+    fresh.verify().unwrap();
+
+    let mut b = fresh.clone();
+    let last = b.leaf_data.len() - 1;
+    b.leaf_data[last] ^= 1;
+    assert!(matches!(b.verify(), Err(BundleError::Inclusion(..))));
+
+    let mut b = fresh.clone();
+    b.proof[0].0[0] ^= 1;
+    assert!(matches!(b.verify(), Err(BundleError::Inclusion(..))));
+
+    let mut b = fresh.clone();
+    b.index += 1;
+    assert!(matches!(b.verify(), Err(BundleError::Inclusion(..))));
+
+    let mut b = fresh.clone();
+    b.tree_size -= 1;
+    assert!(matches!(b.verify(), Err(BundleError::TreeSize { .. })));
+
+    let mut b = fresh.clone();
+    b.checkpoint = b.checkpoint.replacen("\n3\n", "\n2\n", 1);
+    assert!(matches!(b.verify(), Err(BundleError::Checkpoint(_))));
+
+    let mut b = fresh.clone();
+    let other = PrivateKey::generate(glasslog::keys::KeyType::Ed25519);
+    let _ = other;
+    b.log_verifier_key = glasslog::checkpoint::LogSigner::generate(&glasslog::checkpoint::Origin::new(ORIGIN).unwrap()).verifier_key();
+    assert!(matches!(b.verify(), Err(BundleError::Checkpoint(_))));
+
+    // Unknown members are refused when read.
+    let mut json: serde_json::Value = serde_json::from_slice(&fresh.to_json()).unwrap();
+    json["note"] = "x".into();
+    assert!(ProofBundle::from_json(json.to_string().as_bytes()).is_err());
+}
