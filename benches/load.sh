@@ -4,7 +4,7 @@
 #
 #   benches/load.sh submit [N] [REPEATS]   throughput/latency at C = 1, 16, 64, 256 (median of REPEATS)
 #   benches/load.sh scale                  throughput at 10,000 vs 1,000,000 entries, proof rpcs/s at
-#                                          1,000,000 entries, and restart time of that log
+#                                          1,000,000 entries, search latency, and restart time of that log
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glasslog/target-release}"
@@ -61,6 +61,8 @@ case "${1:-submit}" in
     echo "log of 1,000,000 entries: measure 20,000 more at C=64" >&2
     bench -n 20000 -c 64 --checkpoints-out "$WORK/cps" --data-dir "$DATA"
     bench --mode proofs -n 200000 -c 64 --checkpoints "$WORK/cps"
+    bench --mode search -n 20000 -c 1
+    bench --mode search -n 50000 -c 16
     stop_server
     for i in 1 2 3; do
       t0=$(date +%s.%N); start_server "$DATA"; t1=$(date +%s.%N)

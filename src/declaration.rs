@@ -793,9 +793,10 @@ fn check_exception(token: Option<&str>) -> Result<(), String> {
         Some(w) => is_idstring(w) && !["AND", "OR", "WITH"].contains(&w),
         None => false,
     };
-    match ok {
-        true => Ok(()),
-        false => Err(operand_error(token, WANTED)),
+    if ok {
+        Ok(())
+    } else {
+        Err(operand_error(token, WANTED))
     }
 }
 
@@ -1659,10 +1660,10 @@ fn optional_parsed<T>(map: &Map, key: &str, path: &str) -> Result<Option<T>, Dec
 where
     T: FromStr<Err = DeclarationError>,
 {
-    match map.contains_key(key) {
-        true => parsed(map, key, path).map(Some),
-        false => Ok(None),
+    if !map.contains_key(key) {
+        return Ok(None);
     }
+    parsed(map, key, path).map(Some)
 }
 
 /// A log index: a JSON integer from 0 to 2^64 - 1.
@@ -1751,10 +1752,10 @@ fn optional_object<T>(
     path: &str,
     read: impl Fn(&Map, &str) -> Result<T, DeclarationError>,
 ) -> Result<Option<T>, DeclarationError> {
-    match map.contains_key(key) {
-        true => required_object(map, key, path, read).map(Some),
-        false => Ok(None),
+    if !map.contains_key(key) {
+        return Ok(None);
     }
+    required_object(map, key, path, read).map(Some)
 }
 
 // ---------------------------------------------------------------------------

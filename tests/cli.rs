@@ -11,6 +11,7 @@ use std::process::{Command, Output};
 
 use common::{TestServer, ORIGIN};
 use glasslog::bundle::{BundleError, ProofBundle, VerifiedBundle};
+use glasslog::checkpoint::{LogSigner, Origin};
 use glasslog::declaration::{self, Declaration, Digest, Role};
 use glasslog::dsse::Envelope;
 use glasslog::keys::{PrivateKey, PublicKey};
@@ -40,7 +41,11 @@ fn ok<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> String {
 /// Runs glasslog, requires failure, returns stderr.
 fn fails<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> String {
     let out = glasslog(args);
-    assert!(!out.status.success(), "glasslog succeeded: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "glasslog succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stderr).unwrap()
 }
 
@@ -69,7 +74,13 @@ fn write_files(dir: &Path, files: &[(&str, &str)]) -> PathBuf {
 
 fn keygen(dir: &Path, kind: &str) -> PathBuf {
     let key = dir.join(format!("{kind}.key"));
-    ok([OsStr::new("keygen"), OsStr::new("--out"), key.as_os_str(), OsStr::new("--type"), OsStr::new(kind)]);
+    ok([
+        OsStr::new("keygen"),
+        OsStr::new("--out"),
+        key.as_os_str(),
+        OsStr::new("--type"),
+        OsStr::new(kind),
+    ]);
     key
 }
 
@@ -106,7 +117,10 @@ impl Setup {
     fn declare_dataset(&self, name: &str, extra: &[&str]) -> PathBuf {
         let dir = write_files(
             &self.path(&format!("{}-files", name.replace('/', "_"))),
-            &[("train.jsonl", &format!("{{\"text\": \"{name}\"}}\n")), ("sub/README.md", "# data\n")],
+            &[
+                ("train.jsonl", &format!("{{\"text\": \"{name}\"}}\n")),
+                ("sub/README.md", "# data\n"),
+            ],
         );
         let out = self.path(&format!("{}.declaration.json", name.replace('/', "_")));
         let mut args: Vec<&OsStr> = vec!["declare".as_ref(), "dataset".as_ref(), dir.as_os_str()];
@@ -131,7 +145,12 @@ impl Setup {
             args.push(a.as_ref());
         }
         args.extend(extra.iter().map(OsStr::new));
-        args.extend(["--key".as_ref(), self.key.as_os_str(), "--out".as_ref(), out.as_os_str()]);
+        args.extend([
+            "--key".as_ref(),
+            self.key.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ]);
         let stdout = ok(args);
         assert_eq!(field(&stdout, "name"), name);
         out
@@ -156,7 +175,10 @@ impl Setup {
 }
 
 fn verify_bundle(path: &Path) -> VerifiedBundle {
-    ProofBundle::from_json(&std::fs::read(path).unwrap()).unwrap().verify().unwrap()
+    ProofBundle::from_json(&std::fs::read(path).unwrap())
+        .unwrap()
+        .verify()
+        .unwrap()
 }
 
 #[test]
@@ -164,13 +186,23 @@ fn keygen_writes_both_key_types_and_never_overwrites() {
     let tmp = tempfile::tempdir().unwrap();
     for kind in ["ed25519", "p256"] {
         let key = tmp.path().join(kind);
-        let stdout = ok([OsStr::new("keygen"), "--out".as_ref(), key.as_os_str(), "--type".as_ref(), kind.as_ref()]);
+        let stdout = ok([
+            OsStr::new("keygen"),
+            "--out".as_ref(),
+            key.as_os_str(),
+            "--type".as_ref(),
+            kind.as_ref(),
+        ]);
         assert_eq!(mode(&key), 0o600, "private key mode");
         let private = PrivateKey::from_pkcs8_pem(&std::fs::read_to_string(&key).unwrap()).unwrap();
         assert_eq!(private.key_type().to_string(), kind);
         let public = PublicKey::from_pem(&std::fs::read_to_string(pub_of(&key)).unwrap()).unwrap();
         assert_eq!(public, private.public_key());
-        assert_eq!(stdout.trim(), public.key_id().to_string(), "prints the key id");
+        assert_eq!(
+            stdout.trim(),
+            public.key_id().to_string(),
+            "prints the key id"
+        );
 
         let before = std::fs::read(&key).unwrap();
         let err = fails([OsStr::new("keygen"), "--out".as_ref(), key.as_os_str()]);
@@ -183,7 +215,13 @@ fn keygen_writes_both_key_types_and_never_overwrites() {
     let err = fails([OsStr::new("keygen"), "--out".as_ref(), lone.as_os_str()]);
     assert!(err.contains("already exists"), "{err}");
     assert!(!lone.exists());
-    let err = fails([OsStr::new("keygen"), "--out".as_ref(), tmp.path().join("k").as_os_str(), "--type".as_ref(), "rsa".as_ref()]);
+    let err = fails([
+        OsStr::new("keygen"),
+        "--out".as_ref(),
+        tmp.path().join("k").as_os_str(),
+        "--type".as_ref(),
+        "rsa".as_ref(),
+    ]);
     assert!(err.contains("ed25519") && err.contains("p256"), "{err}");
 }
 
@@ -193,9 +231,18 @@ fn declare_submit_and_reference_by_bundle_and_by_digest() {
     // A dataset, declared, submitted, and its bundle checked offline.
     let web = s.declare_dataset("example-org/web-corpus", &[]);
     let d = statement_of(&web);
-    let Declaration::Dataset(data) = &d else { panic!("not a dataset: {d:?}") };
+    let Declaration::Dataset(data) = &d else {
+        panic!("not a dataset: {d:?}")
+    };
     assert_eq!(data.sources.len(), 2);
-    let names: Vec<&str> = data.manifest.as_ref().unwrap().resources.iter().map(|r| r.name.as_str()).collect();
+    let names: Vec<&str> = data
+        .manifest
+        .as_ref()
+        .unwrap()
+        .resources
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect();
     assert_eq!(names, ["sub/README.md", "train.jsonl"]);
     assert!(data.release_time.as_str().ends_with('Z'));
     let (web_bundle, stdout) = s.submit(&web);
@@ -218,10 +265,15 @@ fn declare_submit_and_reference_by_bundle_and_by_digest() {
         pub_of(&s.key).as_os_str(),
     ]);
     assert_eq!(field(&stdout, "log key"), s.server.verifier_key);
-    let eval_digest = *verify_bundle(&PathBuf::from(format!("{}.bundle.json", eval.display()))).declaration.subject_digest();
+    let eval_digest = *verify_bundle(&PathBuf::from(format!("{}.bundle.json", eval.display())))
+        .declaration
+        .subject_digest();
 
     // A model trained on the first by bundle and on the second by digest only.
-    let model_dir = write_files(&s.path("model"), &[("config.json", "{}"), ("model.safetensors", "weights")]);
+    let model_dir = write_files(
+        &s.path("model"),
+        &[("config.json", "{}"), ("model.safetensors", "weights")],
+    );
     let model = s.path("model.declaration.json");
     let digest_ref = format!("example-org/eval-suite=sha256:{eval_digest}:evaluation");
     let trained_on_bundle = format!("{}:finetuning", web_bundle.display());
@@ -246,13 +298,21 @@ fn declare_submit_and_reference_by_bundle_and_by_digest() {
     ]);
     let (model_bundle, _) = s.submit(&model);
     let verified = verify_bundle(&model_bundle);
-    let Declaration::Model(release) = &verified.declaration else { panic!("not a model") };
+    let Declaration::Model(release) = &verified.declaration else {
+        panic!("not a model")
+    };
     assert_eq!(release.name.as_str(), "example-org/tiny-chat");
     assert_eq!(release.training_data.len(), 2);
     let (by_bundle, by_digest) = (&release.training_data[0], &release.training_data[1]);
-    assert_eq!((by_bundle.name.as_str(), by_bundle.role, by_bundle.log_index), ("example-org/web-corpus", Role::Finetuning, Some(web_index)));
+    assert_eq!(
+        (by_bundle.name.as_str(), by_bundle.role, by_bundle.log_index),
+        ("example-org/web-corpus", Role::Finetuning, Some(web_index))
+    );
     assert_eq!(&by_bundle.digest, d.subject_digest());
-    assert_eq!((by_digest.role, by_digest.log_index, by_digest.digest), (Role::Evaluation, None, eval_digest));
+    assert_eq!(
+        (by_digest.role, by_digest.log_index, by_digest.digest),
+        (Role::Evaluation, None, eval_digest)
+    );
     assert_eq!(release.manifest.resources.len(), 2);
 
     // A new version of the model, described in a --from file, superseding the first by bundle.
@@ -281,14 +341,58 @@ fn declare_submit_and_reference_by_bundle_and_by_digest() {
         model2.as_os_str(),
     ]);
     let (model2_bundle, _) = s.submit(&model2);
-    let Declaration::Model(v2) = verify_bundle(&model2_bundle).declaration else { panic!() };
-    assert_eq!((v2.version.as_str(), v2.description.as_deref()), ("1.1", Some("Retrained.")));
+    let Declaration::Model(v2) = verify_bundle(&model2_bundle).declaration else {
+        panic!()
+    };
+    assert_eq!(
+        (v2.version.as_str(), v2.description.as_deref()),
+        ("1.1", Some("Retrained."))
+    );
     assert_eq!(v2.training_data[0].role, Role::Pretraining);
     assert_eq!(v2.supersedes.unwrap().log_index, verified.index);
 
+    // The log refuses a reference to an entry it does not have, and says why.
+    let bad = s.path("bad.declaration.json");
+    let missing = format!("example-org/eval-suite=sha256:{eval_digest}@99");
+    ok([
+        OsStr::new("declare"),
+        "model".as_ref(),
+        model_dir.as_os_str(),
+        "--name".as_ref(),
+        "example-org/bad".as_ref(),
+        "--version".as_ref(),
+        "1".as_ref(),
+        "--license".as_ref(),
+        "MIT".as_ref(),
+        "--trained-on".as_ref(),
+        missing.as_ref(),
+        "--key".as_ref(),
+        s.key.as_os_str(),
+        "--out".as_ref(),
+        bad.as_os_str(),
+    ]);
+    let err = fails([
+        OsStr::new("submit"),
+        bad.as_os_str(),
+        "--server".as_ref(),
+        s.server.url.as_ref(),
+        "--log-key".as_ref(),
+        s.server.verifier_key.as_ref(),
+        "--public-key".as_ref(),
+        pub_of(&s.key).as_os_str(),
+    ]);
+    assert!(
+        err.contains("refused") && err.contains("trainingData[0]") && err.contains("99"),
+        "{err}"
+    );
+    assert!(!PathBuf::from(format!("{}.bundle.json", bad.display())).exists());
+
     // Submitting again is idempotent: the same index, a fresh bundle that verifies.
     let (_, again) = s.submit(&model2);
-    assert_eq!(field(&again, "index"), verify_bundle(&model2_bundle).index.to_string());
+    assert_eq!(
+        field(&again, "index"),
+        verify_bundle(&model2_bundle).index.to_string()
+    );
 }
 
 #[test]
@@ -300,16 +404,33 @@ fn private_dataset_logs_a_commitment_and_keeps_the_salt() {
     let salt_hex = std::fs::read_to_string(&salt_path).unwrap();
     let salt: [u8; 32] = hex::decode(salt_hex.trim()).unwrap().try_into().unwrap();
 
-    let Declaration::Dataset(data) = statement_of(&out) else { panic!() };
-    assert!(data.manifest.is_none(), "a private dataset logs no manifest");
+    let Declaration::Dataset(data) = statement_of(&out) else {
+        panic!()
+    };
+    assert!(
+        data.manifest.is_none(),
+        "a private dataset logs no manifest"
+    );
     let files = s.path("example-org_support-dialogues-files");
-    let root = Digest(hash_directory(&files, &HashOptions::default(), None).unwrap().root_digest());
+    let root = Digest(
+        hash_directory(&files, &HashOptions::default(), None)
+            .unwrap()
+            .root_digest(),
+    );
     assert_eq!(data.digest, declaration::commitment(&salt, &root));
-    let payload = Envelope::parse(&std::fs::read(&out).unwrap()).unwrap().payload;
-    assert!(!String::from_utf8_lossy(&payload).contains("train.jsonl"), "no file names");
+    let payload = Envelope::parse(&std::fs::read(&out).unwrap())
+        .unwrap()
+        .payload;
+    assert!(
+        !String::from_utf8_lossy(&payload).contains("train.jsonl"),
+        "no file names"
+    );
 
     let (bundle, _) = s.submit(&out);
-    assert_eq!(verify_bundle(&bundle).declaration.subject_digest(), &data.digest);
+    assert_eq!(
+        verify_bundle(&bundle).declaration.subject_digest(),
+        &data.digest
+    );
 }
 
 #[test]
@@ -325,26 +446,82 @@ fn bad_flags_give_clear_errors() {
         fails(args)
     };
     let key_s = key.to_str().unwrap();
-    let base = ["--version", "1", "--data-disclosure", "none", "--key", key_s];
-
-    let err = model(&[&["--name", "org/m", "--license", "MIT AND"], &base[..]].concat());
-    assert!(err.contains("--license") && err.contains("SPDX license expression"), "{err}");
-    let err = model(&[&["--name", "org//m", "--license", "MIT"], &base[..]].concat());
-    assert!(err.contains("--name") && err.contains("not a valid name"), "{err}");
-    let err = model(&["--name", "org/m", "--license", "MIT", "--version", "1", "--data-disclosure", "none"]);
+    let with = |name: &str, license: &str, rest: &[&str]| {
+        let mut flags = vec!["--name", name, "--license", license, "--version", "1"];
+        flags.extend_from_slice(rest);
+        model(&flags)
+    };
+    let err = with(
+        "org/m",
+        "MIT AND",
+        &["--data-disclosure", "none", "--key", key_s],
+    );
+    assert!(
+        err.contains("--license") && err.contains("SPDX license expression"),
+        "{err}"
+    );
+    let err = with(
+        "org//m",
+        "MIT",
+        &["--data-disclosure", "none", "--key", key_s],
+    );
+    assert!(
+        err.contains("--name") && err.contains("not a valid name"),
+        "{err}"
+    );
+    let err = with("org/m", "MIT", &["--data-disclosure", "none"]);
     assert!(err.contains("--key"), "{err}");
-    let err = model(&["--name", "org/m", "--license", "MIT", "--version", "1", "--key", key_s]);
-    assert!(err.contains("--trained-on") && err.contains("--data-disclosure"), "{err}");
-    let err = model(&[&["--name", "org/m", "--license", "MIT", "--trained-on", "missing.bundle.json:finetune"], &base[..4], &base[6..]].concat());
-    assert!(err.contains("missing.bundle.json:finetune") && err.contains("roles"), "{err}");
-    let err = model(&[&["--name", "org/m", "--license", "MIT"], &base[..2], &["--key", "/nonexistent/key"]].concat());
+    let err = with("org/m", "MIT", &["--key", key_s]);
+    assert!(
+        err.contains("--trained-on") && err.contains("--data-disclosure"),
+        "{err}"
+    );
+    let err = with(
+        "org/m",
+        "MIT",
+        &[
+            "--trained-on",
+            "missing.bundle.json:finetune",
+            "--key",
+            key_s,
+        ],
+    );
+    assert!(
+        err.contains("missing.bundle.json:finetune") && err.contains("roles"),
+        "{err}"
+    );
+    let err = with(
+        "org/m",
+        "MIT",
+        &["--trained-on", "org/d=sha256:abc", "--key", key_s],
+    );
+    assert!(
+        err.contains("--trained-on") && err.contains("64 lowercase hex"),
+        "{err}"
+    );
+    let err = with(
+        "org/m",
+        "MIT",
+        &["--data-disclosure", "none", "--key", "/nonexistent/key"],
+    );
     assert!(err.contains("/nonexistent/key"), "{err}");
     assert!(!out.exists(), "nothing written on failure");
 
-    let err = fails([OsStr::new("declare"), "dataset".as_ref(), dir.as_os_str(), "--name".as_ref(), "org/d".as_ref()]);
+    let err = fails([
+        OsStr::new("declare"),
+        "dataset".as_ref(),
+        dir.as_os_str(),
+        "--name".as_ref(),
+        "org/d".as_ref(),
+    ]);
     assert!(err.contains("--source"), "{err}");
 
-    let err = fails([OsStr::new("submit"), out.as_os_str(), "--server".as_ref(), "http://127.0.0.1:1".as_ref()]);
+    let err = fails([
+        OsStr::new("submit"),
+        out.as_os_str(),
+        "--server".as_ref(),
+        "http://127.0.0.1:1".as_ref(),
+    ]);
     assert!(err.contains("--public-key"), "{err}");
 }
 
@@ -387,10 +564,9 @@ fn a_tampered_bundle_does_not_verify() {
     b.checkpoint = b.checkpoint.replacen("\n3\n", "\n2\n", 1);
     assert!(matches!(b.verify(), Err(BundleError::Checkpoint(_))));
 
+    // Another key of the same origin: the note is not signed by it.
     let mut b = fresh.clone();
-    let other = PrivateKey::generate(glasslog::keys::KeyType::Ed25519);
-    let _ = other;
-    b.log_verifier_key = glasslog::checkpoint::LogSigner::generate(&glasslog::checkpoint::Origin::new(ORIGIN).unwrap()).verifier_key();
+    b.log_verifier_key = LogSigner::generate(&Origin::new(ORIGIN).unwrap()).verifier_key();
     assert!(matches!(b.verify(), Err(BundleError::Checkpoint(_))));
 
     // Unknown members are refused when read.

@@ -33,6 +33,9 @@ pub enum Mode {
     Submit,
     /// Request inclusion and consistency proofs and verify every one.
     Proofs,
+    /// Search by name and by subject digest for declarations sampled from the log; every
+    /// result must contain the sampled entry.
+    Search,
 }
 
 #[derive(Args, Debug)]
@@ -84,6 +87,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
         match args.mode {
             Mode::Submit => bench_submit(&args, clients).await,
             Mode::Proofs => bench_proofs(&args, clients).await,
+            Mode::Search => bench_search(&args, clients).await,
         }
     })?;
     Ok(ExitCode::SUCCESS)
@@ -346,6 +350,65 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
             ms(hist.value_at_quantile(0.99))
         );
     }
+    Ok(())
+}
+
+async fn bench_search(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<(), CliError> {
+    let (latest, _) = clients[0].checkpoint().await?;
+    // Sample declarations at spread-out indexes: (index, name, subject digest).
+    let mut rng = Lcg(7);
+    let mut samples = Vec::new();
+    for _ in 0..256.min(latest.size) {
+        let index = rng.below(latest.size);
+        let req = proto::GetEntriesRequest { start: index, end: index + 1 };
+        let e = clients[0].rpc().get_entries(req).await?.into_inner().entries.remove(0);
+        if let Some(d) = crate::entry::logged_declaration(&e.leaf_data)? {
+            samples.push((index, d.name().as_str().to_string(), d.subject_digest().0.to_vec()));
+        }
+    }
+    if samples.is_empty() {
+        return Err("the log holds no declarations to search for".into());
+    }
+    let samples = Arc::new(samples);
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..args.concurrency.max(1) {
+        let (client, next, samples, count) =
+            (clients[worker % clients.len()].clone(), next.clone(), samples.clone(), args.count);
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new(3).expect("valid histogram");
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return Ok::<_, CliError>(hist);
+                }
+                let (index, name, digest) = &samples[(i as usize / 2) % samples.len()];
+                let query = if i % 2 == 0 {
+                    proto::search_request::Query::Name(name.clone())
+                } else {
+                    proto::search_request::Query::SubjectDigest(digest.clone())
+                };
+                let t = Instant::now();
+                let req = proto::SearchRequest { query: Some(query), page_token: String::new(), page_size: 0 };
+                let resp = client.rpc().search(req).await?.into_inner();
+                hist.record(t.elapsed().as_micros() as u64).expect("in range");
+                if !resp.entries.iter().any(|e| e.index == *index) {
+                    return Err(format!("search for entry {index} did not find it").into());
+                }
+            }
+        }));
+    }
+    let mut hist = Histogram::<u64>::new(3)?;
+    for t in tasks {
+        hist.add(t.await??)?;
+    }
+    let rate = args.count as f64 / started.elapsed().as_secs_f64();
+    let ms = |us: u64| us as f64 / 1000.0;
+    let v = serde_json::json!({"mode": "search", "count": args.count, "concurrency": args.concurrency,
+        "log_size": latest.size, "searches_per_s": rate, "p50_ms": ms(hist.value_at_quantile(0.5)),
+        "p99_ms": ms(hist.value_at_quantile(0.99)), "max_ms": ms(hist.max())});
+    println!("{v}");
     Ok(())
 }
 

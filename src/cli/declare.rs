@@ -188,32 +188,146 @@ struct Resolved {
 /// Builds the statement from the manifest, the subject digest and the release time.
 type Build<'a> = dyn Fn(Manifest, Digest, Timestamp) -> Result<Vec<u8>, CliError> + 'a;
 
+/// What the flags or `--from` say besides the files, references resolved.
+struct Described {
+    name: Name,
+    supersedes: Option<Supersedes>,
+    /// The `--from` file and its predicate members, flag references merged in.
+    from: Option<(PathBuf, Map)>,
+}
+
 pub fn run(args: DeclareArgs) -> Result<ExitCode, CliError> {
     match &args.kind {
-        DeclareKind::Model(m) => {
-            declare(&m.common, Kind::Model, false, &|manifest, digest, now| {
-                model_statement(m, manifest, digest, now)
-            })
-        }
-        DeclareKind::Dataset(d) => declare(
-            &d.common,
-            Kind::Dataset,
-            d.private,
-            &|manifest, digest, now| dataset_statement(d, manifest, digest, now),
-        ),
+        DeclareKind::Model(m) => run_model(m),
+        DeclareKind::Dataset(d) => run_dataset(d),
     }
 }
 
-/// The steps both kinds share: check the outputs are free, load the key, hash, build, validate
-/// as the server does, sign, write.
-fn declare(
-    c: &CommonArgs,
-    kind: Kind,
-    private: bool,
-    build: &Build<'_>,
-) -> Result<ExitCode, CliError> {
-    let salt_path = private.then(|| suffixed(&c.out, ".salt"));
-    for path in std::iter::once(&c.out).chain(salt_path.as_ref()) {
+/// Everything that can fail without hashing is checked before hashing: outputs, key, references.
+fn run_model(m: &ModelArgs) -> Result<ExitCode, CliError> {
+    let c = &m.common;
+    let key = start(c, false)?;
+    let training = m
+        .trained_on
+        .iter()
+        .map(|(t, role)| resolve(t, "--trained-on", Kind::Dataset).map(|r| training_ref(r, *role)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let base_models = m
+        .base_model
+        .iter()
+        .map(|(t, relation)| {
+            resolve(t, "--base-model", Kind::Model).map(|r| base_model(r, *relation))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut described = describe(c, Kind::Model)?;
+    let data_disclosure = m.data_disclosure.unwrap_or(DataDisclosure::Full);
+    match &mut described.from {
+        Some((file, p)) => {
+            append(
+                p,
+                "trainingData",
+                training.iter().map(training_ref_json),
+                file,
+            )?;
+            append(
+                p,
+                "baseModels",
+                base_models.iter().map(base_model_json),
+                file,
+            )?;
+        }
+        None => check_disclosure(data_disclosure, training.len())?,
+    }
+    finish(c, Kind::Model, &key, false, &|manifest, digest, now| {
+        if let Some((file, p)) = &described.from {
+            return from_file(
+                file,
+                Kind::Model,
+                p.clone(),
+                &described.name,
+                Some(manifest),
+                digest,
+                now,
+            );
+        }
+        let release = ModelRelease {
+            name: described.name.clone(),
+            digest,
+            version: required(&c.version, "--version")?,
+            release_time: now,
+            license: required(&c.license, "--license")?,
+            manifest,
+            training_data: training.clone(),
+            data_disclosure,
+            base_models: base_models.clone(),
+            supersedes: described.supersedes.clone(),
+            supplier: None,
+            download_location: None,
+            model_card: None,
+            description: None,
+            extensions: Map::new(),
+        };
+        Ok(release.to_statement_json())
+    })
+}
+
+fn run_dataset(d: &DatasetArgs) -> Result<ExitCode, CliError> {
+    let c = &d.common;
+    let key = start(c, d.private)?;
+    let described = describe(c, Kind::Dataset)?;
+    finish(
+        c,
+        Kind::Dataset,
+        &key,
+        d.private,
+        &|manifest, digest, now| {
+            let manifest = (!d.private).then_some(manifest);
+            if let Some((file, p)) = &described.from {
+                return from_file(
+                    file,
+                    Kind::Dataset,
+                    p.clone(),
+                    &described.name,
+                    manifest,
+                    digest,
+                    now,
+                );
+            }
+            let data = TrainingData {
+                name: described.name.clone(),
+                digest,
+                version: required(&c.version, "--version")?,
+                release_time: now,
+                license: required(&c.license, "--license")?,
+                sources: d.source.clone(),
+                processing: required(&d.processing, "--processing")?,
+                personal_data: PersonalData {
+                    contains: required(&d.contains_personal_data, "--contains-personal-data")?,
+                    handling: required(&d.personal_data_handling, "--personal-data-handling")?,
+                },
+                manifest,
+                supersedes: described.supersedes.clone(),
+                known_limitations: None,
+                intended_use: None,
+                supplier: None,
+                download_location: None,
+                description: None,
+                extensions: Map::new(),
+            };
+            Ok(data.to_statement_json())
+        },
+    )
+}
+
+/// `OUT.salt`, where a private dataset's salt goes.
+fn salt_path(c: &CommonArgs) -> PathBuf {
+    suffixed(&c.out, ".salt")
+}
+
+/// Refuses outputs that exist, and loads the key.
+fn start(c: &CommonArgs, private: bool) -> Result<PrivateKey, CliError> {
+    let salt = private.then(|| salt_path(c));
+    for path in std::iter::once(&c.out).chain(salt.as_ref()) {
         if path.exists() {
             return Err(format!(
                 "{} already exists; it is never overwritten (remove it, or choose another --out)",
@@ -222,7 +336,52 @@ fn declare(
             .into());
         }
     }
-    let key = load_key(&c.key)?;
+    load_key(&c.key)
+}
+
+/// The name and `--supersedes`, from the flags or from the `--from` file.
+fn describe(c: &CommonArgs, kind: Kind) -> Result<Described, CliError> {
+    let Some(file) = &c.from else {
+        let name = required(&c.name, "--name")?;
+        return Ok(Described {
+            supersedes: supersedes(c, kind, &name)?,
+            name,
+            from: None,
+        });
+    };
+    let mut p = read_from(file)?;
+    let name = strict_json::require_str(&p, "name", "$.predicate")
+        .map_err(CliError::from)
+        .and_then(|n| Name::from_str(n).map_err(CliError::from))
+        .map_err(|e| in_file(file, &e))?;
+    let supersedes = supersedes(c, kind, &name)?;
+    if let Some(s) = &supersedes {
+        if p.contains_key("supersedes") {
+            return Err(format!(
+                "{} has \"supersedes\" and --supersedes is given too; keep one",
+                file.display()
+            )
+            .into());
+        }
+        let value = json!({"logIndex": s.log_index, "digest": {"sha256": s.digest.to_string()}});
+        p.insert("supersedes".into(), value);
+    }
+    Ok(Described {
+        name,
+        supersedes,
+        from: Some((file.clone(), p)),
+    })
+}
+
+/// The steps both kinds share once the description is ready: hash, build, validate as the
+/// server does, sign, write.
+fn finish(
+    c: &CommonArgs,
+    kind: Kind,
+    key: &PrivateKey,
+    private: bool,
+    build: &Build<'_>,
+) -> Result<ExitCode, CliError> {
     warn_public(kind, private);
     let manifest = hash(c)?;
     let files = manifest.resources.len();
@@ -235,20 +394,26 @@ fn declare(
     let declaration = declaration::validate_envelope_payload(PAYLOAD_TYPE, &statement, &[])
         .map_err(|e| format!("the declaration is not valid: {e}"))?
         .ok_or("the statement is not a glasslog declaration")?;
-    let envelope = Envelope::sign(PAYLOAD_TYPE, &statement, &[&key]).to_json();
+    let envelope = Envelope::sign(PAYLOAD_TYPE, &statement, &[key]).to_json();
     dsse::verify_submission(&envelope, &[key.public_key().to_pem()])
         .map_err(|e| format!("the signature just made does not verify: {e}"))?;
-    if let (Some(path), Some(salt)) = (&salt_path, &salt) {
+    let salt_file = salt.map(|s| (salt_path(c), s));
+    if let Some((path, salt)) = &salt_file {
         write_new(path, format!("{}\n", hex::encode(salt)).as_bytes(), 0o600)?;
     }
     if let Err(e) = write_new(&c.out, &envelope, 0o644) {
-        if let Some(path) = &salt_path {
+        if let Some((path, _)) = &salt_file {
             // The salt belongs to a declaration that was not written: nothing will need it.
             let _ = std::fs::remove_file(path);
         }
         return Err(e);
     }
-    report(c, &declaration, files, salt_path.as_deref());
+    report(
+        c,
+        &declaration,
+        files,
+        salt_file.as_ref().map(|(p, _)| p.as_path()),
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -386,101 +551,6 @@ fn report(c: &CommonArgs, d: &Declaration, files: usize, salt: Option<&Path>) {
 // ---------------------------------------------------------------------------
 // Building the statement.
 
-fn model_statement(
-    m: &ModelArgs,
-    manifest: Manifest,
-    digest: Digest,
-    now: Timestamp,
-) -> Result<Vec<u8>, CliError> {
-    let c = &m.common;
-    let training = m
-        .trained_on
-        .iter()
-        .map(|(t, role)| resolve(t, "--trained-on", Kind::Dataset).map(|r| training_ref(r, *role)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let base_models = m
-        .base_model
-        .iter()
-        .map(|(t, relation)| {
-            resolve(t, "--base-model", Kind::Model).map(|r| base_model(r, *relation))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(file) = &c.from {
-        let mut p = read_from(file)?;
-        append(
-            &mut p,
-            "trainingData",
-            training.iter().map(training_ref_json),
-            file,
-        )?;
-        append(
-            &mut p,
-            "baseModels",
-            base_models.iter().map(base_model_json),
-            file,
-        )?;
-        return from_file(file, Kind::Model, p, Some(manifest), digest, now, c);
-    }
-    let name = required(&c.name, "--name")?;
-    let data_disclosure = m.data_disclosure.unwrap_or(DataDisclosure::Full);
-    check_disclosure(data_disclosure, training.len())?;
-    let release = ModelRelease {
-        supersedes: supersedes(c, Kind::Model, &name)?,
-        name,
-        digest,
-        version: required(&c.version, "--version")?,
-        release_time: now,
-        license: required(&c.license, "--license")?,
-        manifest,
-        training_data: training,
-        data_disclosure,
-        base_models,
-        supplier: None,
-        download_location: None,
-        model_card: None,
-        description: None,
-        extensions: Map::new(),
-    };
-    Ok(release.to_statement_json())
-}
-
-fn dataset_statement(
-    d: &DatasetArgs,
-    manifest: Manifest,
-    digest: Digest,
-    now: Timestamp,
-) -> Result<Vec<u8>, CliError> {
-    let c = &d.common;
-    let manifest = (!d.private).then_some(manifest);
-    if let Some(file) = &c.from {
-        let p = read_from(file)?;
-        return from_file(file, Kind::Dataset, p, manifest, digest, now, c);
-    }
-    let name = required(&c.name, "--name")?;
-    let data = TrainingData {
-        supersedes: supersedes(c, Kind::Dataset, &name)?,
-        name,
-        digest,
-        version: required(&c.version, "--version")?,
-        release_time: now,
-        license: required(&c.license, "--license")?,
-        sources: d.source.clone(),
-        processing: required(&d.processing, "--processing")?,
-        personal_data: PersonalData {
-            contains: required(&d.contains_personal_data, "--contains-personal-data")?,
-            handling: required(&d.personal_data_handling, "--personal-data-handling")?,
-        },
-        manifest,
-        known_limitations: None,
-        intended_use: None,
-        supplier: None,
-        download_location: None,
-        description: None,
-        extensions: Map::new(),
-    };
-    Ok(data.to_statement_json())
-}
-
 /// A flag clap requires unless `--from` is given.
 fn required<T: Clone>(value: &Option<T>, flag: &str) -> Result<T, CliError> {
     value
@@ -551,6 +621,15 @@ fn supersedes(c: &CommonArgs, kind: Kind, name: &Name) -> Result<Option<Supersed
 // ---------------------------------------------------------------------------
 // --from FILE.
 
+/// An error about the `--from` file.
+fn in_file(file: &Path, e: &dyn std::fmt::Display) -> CliError {
+    format!(
+        "{}: {e} (the file is the statement's $.predicate: $.predicate.X is its member X)",
+        file.display()
+    )
+    .into()
+}
+
 /// The predicate members in `file`: a JSON object, without the computed members.
 fn read_from(file: &Path) -> Result<Map, CliError> {
     let bytes = read_limited(file, MAX_FROM_BYTES, "--from file")?;
@@ -594,32 +673,11 @@ fn from_file(
     file: &Path,
     kind: Kind,
     mut p: Map,
+    name: &Name,
     manifest: Option<Manifest>,
     digest: Digest,
     now: Timestamp,
-    c: &CommonArgs,
 ) -> Result<Vec<u8>, CliError> {
-    let in_file = |e: &dyn std::fmt::Display| {
-        format!(
-            "{}: {e} (the file is the statement's $.predicate, so $.predicate.X is its member X)",
-            file.display()
-        )
-    };
-    let name_text = strict_json::require_str(&p, "name", "$.predicate").map_err(|e| in_file(&e))?;
-    let name = Name::from_str(name_text).map_err(|e| in_file(&format!("$.predicate.name: {e}")))?;
-    if let Some(s) = supersedes(c, kind, &name)? {
-        if p.contains_key("supersedes") {
-            return Err(format!(
-                "{} has \"supersedes\" and --supersedes is given; keep one",
-                file.display()
-            )
-            .into());
-        }
-        p.insert(
-            "supersedes".into(),
-            json!({"logIndex": s.log_index, "digest": {"sha256": s.digest.to_string()}}),
-        );
-    }
     p.insert("releaseTime".into(), now.as_str().into());
     if let Some(manifest) = manifest {
         p.insert("manifest".into(), manifest.to_json_value());
@@ -630,8 +688,8 @@ fn from_file(
         "predicateType": kind.predicate_type(),
         "predicate": p,
     });
-    let declaration =
-        declaration::parse_statement(statement.to_string().as_bytes()).map_err(|e| in_file(&e))?;
+    let declaration = declaration::parse_statement(statement.to_string().as_bytes())
+        .map_err(|e| in_file(file, &e))?;
     Ok(declaration.to_statement_json())
 }
 

@@ -25,7 +25,7 @@ pub struct KeygenArgs {
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
     /// Signature scheme of the key.
-    #[arg(long = "type", value_enum, default_value_t = KeyKind::Ed25519)]
+    #[arg(long = "type", value_name = "TYPE", value_enum, default_value_t = KeyKind::Ed25519)]
     key_type: KeyKind,
 }
 

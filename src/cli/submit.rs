@@ -149,7 +149,7 @@ async fn submit(
         .tcp_nodelay(true)
         .connect()
         .await
-        .map_err(|e| format!("cannot connect to {}: {e}", args.server))?;
+        .map_err(|e| format!("cannot connect to {}: {}", args.server, with_causes(&e)))?;
     let vkey = match &args.log_key {
         Some(k) => k.clone(),
         None => announced_key(channel.clone()).await?,
@@ -199,13 +199,28 @@ fn explain(e: ClientError, server: &str) -> CliError {
             .into(),
             code => format!("the log answered {code}: {}", status.message()).into(),
         },
-        ClientError::Connect { url, source } => format!("cannot connect to {url}: {source}").into(),
+        ClientError::Connect { url, source } => format!("cannot connect to {url}: {}", with_causes(&source)).into(),
         other => format!(
             "the log's answer does not verify, so nothing it said can be trusted: {other} (if --log-key \
              is right, report this log)"
         )
         .into(),
     }
+}
+
+/// An error and its causes, `a: b: c` (tonic's transport errors say little at the top).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// The bundle verifies offline, and what it proves logged is the declaration sent.

@@ -37,7 +37,14 @@ impl TestServer {
     /// Starts the server; returns its stderr if it exits before listening.
     pub fn try_start(data_dir: &Path, extra: &[&str]) -> Result<TestServer, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_glasslog"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--extra-predicate-type", TEST_PREDICATE, "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--extra-predicate-type",
+                TEST_PREDICATE,
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(extra)
             .env("GLASSLOG_LOG", "warn")
@@ -71,7 +78,12 @@ impl TestServer {
                     let status = child.wait().unwrap();
                     let mut err = String::new();
                     use std::io::Read;
-                    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                    child
+                        .stderr
+                        .take()
+                        .unwrap()
+                        .read_to_string(&mut err)
+                        .unwrap();
                     return Err(format!("{status}: {err}"));
                 }
             }
@@ -83,7 +95,9 @@ impl TestServer {
     }
 
     pub async fn client(&self) -> LogClient {
-        LogClient::connect(&self.url, self.verifier()).await.unwrap()
+        LogClient::connect(&self.url, self.verifier())
+            .await
+            .unwrap()
     }
 
     /// Sends SIGKILL and reaps the process.
@@ -127,7 +141,12 @@ impl Publisher {
 
     /// A signed in-toto statement of [`TEST_PREDICATE`] carrying `text`.
     pub fn envelope(&self, text: &str) -> Vec<u8> {
-        Envelope::sign(glasslog::declaration::PAYLOAD_TYPE, &statement(text), &[&self.key]).to_json()
+        Envelope::sign(
+            glasslog::declaration::PAYLOAD_TYPE,
+            &statement(text),
+            &[&self.key],
+        )
+        .to_json()
     }
 }
 
