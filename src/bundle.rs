@@ -22,7 +22,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
 use crate::declaration::{self, Declaration, DeclarationError};
@@ -114,20 +114,30 @@ pub struct VerifiedBundle {
 }
 
 impl ProofBundle {
-    /// The bundle as pretty-printed JSON: base64 is standard with padding, members in the order
-    /// of `docs/bundle.md`. [`ProofBundle::from_json`] reads it back.
+    /// The bundle as JSON: one member per line, in the order of `docs/bundle.md`, base64
+    /// standard with padding. [`ProofBundle::from_json`] reads it back.
     pub fn to_json(&self) -> Vec<u8> {
-        let proof: Vec<String> = self.proof.iter().map(|h| STANDARD.encode(h.0)).collect();
-        let mut map = serde_json::Map::new();
-        map.insert("index".into(), json!(self.index));
-        map.insert("leaf_data".into(), json!(STANDARD.encode(&self.leaf_data)));
-        map.insert("tree_size".into(), json!(self.tree_size));
-        map.insert("proof".into(), json!(proof));
-        map.insert("checkpoint".into(), json!(self.checkpoint));
-        map.insert("log_verifier_key".into(), json!(self.log_verifier_key));
-        let mut text = format!("{:#}", Value::Object(map));
-        text.push('\n');
-        text.into_bytes()
+        let string = |s: &str| Value::String(s.to_owned()).to_string();
+        let proof: Vec<String> = self
+            .proof
+            .iter()
+            .map(|h| format!("\n    {}", string(&STANDARD.encode(h.0))))
+            .collect();
+        let proof = match proof.is_empty() {
+            true => "[]".to_owned(),
+            false => format!("[{}\n  ]", proof.join(",")),
+        };
+        format!(
+            "{{\n  \"index\": {},\n  \"leaf_data\": {},\n  \"tree_size\": {},\n  \"proof\": {},\n  \
+             \"checkpoint\": {},\n  \"log_verifier_key\": {}\n}}\n",
+            self.index,
+            string(&STANDARD.encode(&self.leaf_data)),
+            self.tree_size,
+            proof,
+            string(&self.checkpoint),
+            string(&self.log_verifier_key),
+        )
+        .into_bytes()
     }
 
     /// Reads a bundle strictly: exactly the six members, no duplicate or case-variant keys,
@@ -261,6 +271,7 @@ fn read_hash(value: &Value, path: &str) -> Result<Hash, BundleError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn sample() -> ProofBundle {
         ProofBundle {
@@ -277,6 +288,17 @@ mod tests {
     fn json_round_trips() {
         let b = sample();
         assert_eq!(ProofBundle::from_json(&b.to_json()).unwrap(), b);
+        let empty = ProofBundle {
+            proof: vec![],
+            ..sample()
+        };
+        assert_eq!(ProofBundle::from_json(&empty.to_json()).unwrap(), empty);
+        let text = String::from_utf8(b.to_json()).unwrap();
+        let order: Vec<usize> = FIELDS
+            .iter()
+            .map(|f| text.find(&format!("\"{f}\"")).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
     }
 
     #[test]

@@ -88,3 +88,45 @@ async fn check_everything_seen_survived(server: &TestServer, seen: &Seen) {
         });
     }
 }
+
+/// SIGTERM under load: every submission is either acknowledged (and then present after restart)
+/// or refused; the server exits cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_submissions_finishes_or_refuses_each_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let publisher = Arc::new(Publisher::new(KeyType::Ed25519));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut server = TestServer::start(&data, &["--origin", ORIGIN]);
+    let mut tasks = Vec::new();
+    for w in 0..SUBMITTERS {
+        let (url, verifier, publisher, seen) = (server.url.clone(), server.verifier(), publisher.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = LogClient::connect(&url, verifier).await.unwrap();
+            for n in 0.. {
+                let env = publisher.envelope(&format!(r#"{{"term":{w},"n":{n}}}"#));
+                match client.submit(env, vec![publisher.pem.clone()]).await {
+                    Ok(s) => seen.lock().unwrap().acked.push((s.index, s.leaf_data)),
+                    Err(glasslog::client::ClientError::Rpc(_)) => return,
+                    Err(e) => panic!("a reply did not verify: {e}"),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.terminate();
+        (server, status)
+    })
+    .await
+    .unwrap();
+    assert!(status.1.success(), "clean exit on SIGTERM: {:?}", status.1);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    drop(status.0);
+    let server = TestServer::start(&data, &[]);
+    let seen = seen.lock().unwrap();
+    assert!(!seen.acked.is_empty());
+    check_everything_seen_survived(&server, &seen).await;
+}
