@@ -64,7 +64,6 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("glasslog: {e}");
             ExitCode::FAILURE
         }
