@@ -7,8 +7,9 @@
 #                                          1,000,000 entries, search latency, and restart time of that log
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glasslog/target-release}"
-cargo build --release --locked --bin glasslog >&2
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glasslog/target}"
+# --all-targets: the same feature set as `cargo bench`, so RocksDB is built once for both.
+cargo build --release --locked --all-targets >&2
 BIN="$CARGO_TARGET_DIR/release/glasslog"
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT

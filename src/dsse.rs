@@ -337,13 +337,24 @@ pub fn verify_submission(
     envelope_json: &[u8],
     pem_keys: &[String],
 ) -> Result<VerifiedEnvelope, DsseError> {
+    verify_submission_with(envelope_json, pem_keys, PublicKey::from_pem)
+}
+
+/// [`verify_submission`] with the caller's PEM parser, e.g. one that caches the keys of
+/// publishers it has seen (parsing a key costs about as much as hashing a few KiB).
+///
+/// # Errors
+/// As [`verify_submission`].
+pub fn verify_submission_with(
+    envelope_json: &[u8],
+    pem_keys: &[String],
+    parse_key: impl Fn(&str) -> Result<PublicKey, KeyError>,
+) -> Result<VerifiedEnvelope, DsseError> {
     check_key_count(pem_keys.len())?;
     let keys = pem_keys
         .iter()
         .enumerate()
-        .map(|(index, pem)| {
-            PublicKey::from_pem(pem).map_err(|reason| DsseError::Key { index, reason })
-        })
+        .map(|(index, pem)| parse_key(pem).map_err(|reason| DsseError::Key { index, reason }))
         .collect::<Result<Vec<_>, _>>()?;
     let envelope = Envelope::parse(envelope_json)?;
     verify(envelope, &keys)

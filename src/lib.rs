@@ -24,8 +24,12 @@
 //! - [`config`]: server configuration (file and flags).
 //! - [`client`]: a verifying client, used by the CLI, the benchmark and the tests.
 //! - [`bundle`]: proof bundles, which prove offline that a declaration is in a log.
+//! - [`monitor`]: follows a log with Tail, verifies it, and reports what the log or publishers did wrong.
+//! - [`trust_state`]: split-view protection: the last checkpoint a client accepted for a log.
+//! - [`audit`]: checking a log from the outside: a whole-log audit, and verifying a declaration.
 //! - [`cli`]: the `glasslog` command line.
 
+pub mod audit;
 pub mod bundle;
 pub mod checkpoint;
 pub mod cli;
@@ -38,12 +42,14 @@ pub mod keys;
 pub mod logkey;
 pub mod manifest;
 pub mod merkle;
+pub mod monitor;
 pub mod prover;
 pub mod search;
 pub mod sequencer;
 pub mod server;
 pub mod storage;
 pub mod strict_json;
+pub mod trust_state;
 
 /// Types generated from `proto/glasslog/v1/log.proto`.
 pub mod proto {

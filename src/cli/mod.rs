@@ -1,12 +1,15 @@
 //! The `glasslog` command line. Each subcommand lives in its own file; this one parses the
 //! arguments, sets up logging and dispatches.
 
+mod audit;
 mod bench;
 mod declare;
 mod keygen;
+mod monitor;
 mod reindex;
 mod serve;
 mod submit;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -47,6 +50,13 @@ pub enum Command {
     Submit(submit::SubmitArgs),
     /// Rebuild the search index from the log's entries (with the server stopped).
     Reindex(reindex::ReindexArgs),
+    /// Follow a log, verify it and report findings about it and its publishers (JSON lines).
+    Monitor(monitor::MonitorArgs),
+    /// Check that a directory is what the log says was released under a name (or check a proof
+    /// bundle offline).
+    Verify(verify::VerifyArgs),
+    /// Check a whole log: Merkle root, every entry's admission checks, references; a summary.
+    Audit(audit::AuditArgs),
 }
 
 /// Entry point of the binary.
@@ -60,6 +70,9 @@ pub fn main() -> ExitCode {
         Command::Declare(args) => declare::run(args),
         Command::Submit(args) => submit::run(args),
         Command::Reindex(args) => reindex::run(args),
+        Command::Monitor(args) => monitor::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Audit(args) => audit::run(args),
     };
     match result {
         Ok(code) => code,

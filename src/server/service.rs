@@ -13,12 +13,18 @@ use super::tail;
 use crate::declaration::{self, Declaration};
 use crate::dsse;
 use crate::entry::{logged_declaration, PendingEntry};
+use crate::keys::{KeyError, PublicKey};
 use crate::search;
 use crate::prover::{Inclusion, Prover};
 use crate::proto::transparency_log_server::TransparencyLog;
 use crate::proto::{self, get_inclusion_proof_request::Leaf};
 use crate::sequencer::{Published, Sequencer};
 use crate::storage::Store;
+
+/// Test-only lies (the `fault-injection` feature); see the file.
+#[cfg(feature = "fault-injection")]
+#[path = "faults.rs"]
+pub(super) mod faults;
 
 /// Most bytes of leaf data in one GetEntries reply or Tail read, leaving room for framing
 /// under the 4 MiB that gRPC clients accept by default.
@@ -46,6 +52,35 @@ pub struct LogService {
     pub(super) limits: Limits,
     pub(super) tail_permits: Arc<Semaphore>,
     pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
+    pub(super) keys: KeyCache,
+}
+
+/// Publishers' public keys already parsed, by PEM text. Publishers submit with the same keys
+/// again and again; parsing (base64, DER, point decoding and checks) is a tenth of a Submit's
+/// CPU. Bounded: cleared when full.
+#[derive(Default)]
+pub struct KeyCache {
+    // A std Mutex: held for a lookup or an insert only, never across an await.
+    keys: std::sync::Mutex<std::collections::HashMap<String, PublicKey>>,
+}
+
+impl KeyCache {
+    const CAPACITY: usize = 4096;
+
+    fn parse(&self, pem: &str) -> Result<PublicKey, KeyError> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = keys.get(pem) {
+            return Ok(k.clone());
+        }
+        drop(keys);
+        let key = PublicKey::from_pem(pem)?;
+        keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= Self::CAPACITY {
+            keys.clear();
+        }
+        keys.insert(pem.to_string(), key.clone());
+        Ok(key)
+    }
 }
 
 impl From<&Published> for proto::SignedCheckpoint {
@@ -78,7 +113,11 @@ impl LogService {
                 req.envelope.len()
             )));
         }
-        let verified = dsse::verify_submission(&req.envelope, &req.public_keys)?;
+        #[cfg(feature = "fault-injection")]
+        if let Some(reply) = faults::submit_unchecked(self, &req).await {
+            return reply;
+        }
+        let verified = dsse::verify_submission_with(&req.envelope, &req.public_keys, |pem| self.keys.parse(pem))?;
         let env = &verified.envelope;
         let declaration = declaration::validate_envelope_payload(
             &env.payload_type,
@@ -190,11 +229,16 @@ impl LogService {
             )));
         }
         let end = req.end.min(size);
-        let entries = self
+        let entries: Vec<proto::Entry> = self
             .store
             .entries(req.start, end, MAX_REPLY_BYTES)?
             .into_iter()
             .map(|(index, leaf_data)| proto::Entry { index, leaf_data })
+            .collect();
+        #[cfg(feature = "fault-injection")]
+        let entries = entries
+            .into_iter()
+            .map(|e: proto::Entry| proto::Entry { leaf_data: faults::served_leaf(e.index, e.leaf_data, None), ..e })
             .collect();
         Ok(proto::GetEntriesResponse { entries })
     }
@@ -239,7 +283,10 @@ impl TransparencyLog for LogService {
         &self,
         _: Request<proto::GetCheckpointRequest>,
     ) -> Result<Response<proto::SignedCheckpoint>, Status> {
-        Ok(Response::new(self.sequencer.latest().as_ref().into()))
+        let checkpoint: proto::SignedCheckpoint = self.sequencer.latest().as_ref().into();
+        #[cfg(feature = "fault-injection")]
+        let checkpoint = faults::served_checkpoint(checkpoint, &self.store);
+        Ok(Response::new(checkpoint))
     }
 
     async fn get_entries(

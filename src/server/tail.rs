@@ -46,7 +46,14 @@ pub fn start(
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
     tokio::spawn(async move {
         let _permit = permit;
-        let mut tail = Tail { pos: start, store, sequencer, tx };
+        let mut tail = Tail {
+            pos: start,
+            #[cfg(feature = "fault-injection")]
+            first: start,
+            store,
+            sequencer,
+            tx,
+        };
         let result = tokio::select! {
             r = tail.run() => r,
             _ = wait_for_shutdown(shutdown) => Err(Ended::Shutdown),
@@ -83,6 +90,9 @@ impl From<crate::storage::StorageError> for Ended {
 struct Tail {
     /// The next index to send; every checkpoint sent has exactly this size.
     pos: u64,
+    /// The stream's start (fault injection serves some streams differently).
+    #[cfg(feature = "fault-injection")]
+    first: u64,
     store: Arc<Store>,
     sequencer: Sequencer,
     tx: mpsc::Sender<Result<TailEvent, Status>>,
@@ -167,6 +177,8 @@ impl Tail {
     }
 
     async fn send(&self, event: Event) -> Result<(), Ended> {
+        #[cfg(feature = "fault-injection")]
+        let event = super::service::faults::tail_event(event, self.first, &self.store);
         self.tx.send(Ok(TailEvent { event: Some(event) })).await.map_err(|_| Ended::ConsumerGone)
     }
 }

@@ -1,0 +1,615 @@
+//! Verifying a declaration against a local directory: the checks behind `glasslog verify`.
+//!
+//! Online ([`verify_name`]): every declaration of a name that the log's Search returns (all
+//! pages) is checked — the DSSE signatures over the logged envelope under the logged keys, the
+//! admission rules, the inclusion proof against the latest checkpoint the search saw, whose
+//! signature is checked against the caller's pinned key (never one the server announces) — and
+//! that checkpoint must be consistent with the last one this client accepted
+//! ([`crate::trust_state`]). Then one declaration is compared with the directory, file by file.
+//!
+//! Which one, when no version is given: the latest in log order whose manifest matches the
+//! directory; if none matches, the latest, so that the differences shown are those from the
+//! current release. With a version, the same rule among the declarations of that version.
+//! Declarations without a manifest (private datasets, which log a commitment) cannot be compared.
+//!
+//! Offline ([`verify_bundle`]): the same for the one declaration of a proof bundle, whose
+//! embedded log key must be the pinned one; split views can only be detected for a stored
+//! checkpoint of the same size, and later declarations are unknown.
+//!
+//! What this cannot prove: that the log holds no other declaration of the name. Search results
+//! show what the log holds up to the checkpoint returned with them; that nothing else exists is
+//! the server's word until monitors have seen the whole log (`glasslog audit` does that).
+
+use std::path::Path;
+
+use crate::bundle::ProofBundle;
+use crate::checkpoint::{Checkpoint, LogVerifier};
+use crate::client::{ClientError, LogClient};
+use crate::declaration::{self, Declaration, Kind, Name};
+use crate::dsse;
+use crate::entry::decode_leaf;
+use crate::keys::KeyId;
+use crate::manifest::{self, HashOptions, Manifest, ManifestDiff, ManifestError};
+use crate::proto::{self, search_request::Query};
+use crate::trust_state::{Accepted, TrustError, TrustState};
+
+use super::finding::Finding;
+
+/// Search results per page asked for.
+const PAGE_SIZE: u32 = 1000;
+
+/// Why a verification could not be completed (as opposed to a check that failed, which is a
+/// [`Finding`]).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The log could not be reached or refused a request.
+    #[error("{0}")]
+    Client(#[from] ClientError),
+    /// The directory could not be hashed.
+    #[error("cannot hash the directory: {0}")]
+    Manifest(#[from] ManifestError),
+    /// The split-view state could not be used.
+    #[error("{0}")]
+    Trust(TrustError),
+}
+
+/// A declaration of the name that verified: signatures, admission rules, inclusion.
+#[derive(Clone, Debug)]
+pub struct Logged {
+    pub index: u64,
+    pub declaration: Declaration,
+    /// The signers' key ids.
+    pub key_ids: Vec<KeyId>,
+}
+
+/// What became of the split-view check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustNote {
+    /// Online: the state accepted the checkpoint.
+    Accepted(Accepted),
+    /// Offline: a stored checkpoint of the same size has the same root.
+    SameAsStored,
+    /// Offline: the stored checkpoint is of another size (or there is none); consistency needs
+    /// the log.
+    NotCheckable,
+    /// The check found a split view (see the findings).
+    Failed,
+}
+
+/// The declaration compared with the directory.
+#[derive(Clone, Debug)]
+pub struct Compared {
+    pub logged: Logged,
+    /// Files in the logged manifest (when it was compared with a directory).
+    pub files: Option<usize>,
+}
+
+/// A later declaration of the same name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Later {
+    pub index: u64,
+    pub kind: Kind,
+    pub version: String,
+    /// The index it supersedes, if it supersedes one.
+    pub supersedes: Option<u64>,
+}
+
+/// Everything a verification found.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// The checkpoint the proofs are against, and its note.
+    pub checkpoint: Option<(Checkpoint, String)>,
+    pub trust: Option<TrustNote>,
+    /// The declaration compared, if one was found.
+    pub compared: Option<Compared>,
+    /// Declarations of the name after the compared one (online only).
+    pub later: Vec<Later>,
+    /// The latest verified declaration of the name (online only).
+    pub head: Option<Logged>,
+    /// Whether later declarations are known (false offline).
+    pub online: bool,
+}
+
+impl Report {
+    /// Whether every check passed.
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty() && self.compared.is_some()
+    }
+}
+
+/// Verifies the declarations of `name` (of `version`, if given) in the log, and compares the
+/// chosen one with `dir`. See the module documentation.
+///
+/// # Errors
+/// The log could not be reached, the directory could not be hashed, or the split-view state
+/// could not be read or written. Failed checks are findings in the report.
+pub async fn verify_name(
+    client: &LogClient,
+    trust: &mut TrustState,
+    name: &Name,
+    version: Option<&str>,
+    dir: &Path,
+) -> Result<Report, VerifyError> {
+    let mut report = Report {
+        online: true,
+        ..Report::default()
+    };
+    let Some((entries, checkpoint, note)) = search_name(client, name, &mut report.findings).await?
+    else {
+        return Ok(report);
+    };
+    report.trust = Some(
+        match trust.check_and_update(client, &checkpoint, &note).await {
+            Ok(a) => TrustNote::Accepted(a),
+            Err(TrustError::SplitView(s)) => {
+                report.findings.push(Finding::split_view(&s));
+                TrustNote::Failed
+            }
+            Err(e) => return Err(VerifyError::Trust(e)),
+        },
+    );
+    let mut logged = Vec::new();
+    for e in &entries {
+        match check_logged(client, &checkpoint, e, name).await {
+            Ok(l) => logged.push(l),
+            Err(f) => report.findings.push(f),
+        }
+    }
+    report.checkpoint = Some((checkpoint, note));
+    report.head = logged.last().cloned();
+    let candidates: Vec<&Logged> = logged
+        .iter()
+        .filter(|l| version.is_none_or(|v| l.declaration.version() == v))
+        .collect();
+    let Some(chosen) = compare(&candidates, dir, &mut report.findings)? else {
+        report
+            .findings
+            .push(not_found(name, version, &logged, &report));
+        return Ok(report);
+    };
+    report.later = logged
+        .iter()
+        .filter(|l| l.index > chosen.index)
+        .map(|l| Later {
+            index: l.index,
+            kind: l.declaration.kind(),
+            version: l.declaration.version().to_string(),
+            supersedes: l.declaration.supersedes().map(|s| s.log_index),
+        })
+        .collect();
+    report.compared = Some(Compared {
+        files: chosen.declaration.manifest().map(|m| m.resources.len()),
+        logged: chosen,
+    });
+    Ok(report)
+}
+
+/// Verifies a proof bundle offline against the pinned `verifier`, and compares its declaration
+/// with `dir` if given. `trust`, if given, is checked (never written) for a stored checkpoint of
+/// the same size.
+///
+/// # Errors
+/// The directory could not be hashed, or the split-view state is unusable. Failed checks are
+/// findings in the report.
+pub fn verify_bundle(
+    bundle: &[u8],
+    verifier: &LogVerifier,
+    dir: Option<&Path>,
+    trust: Option<&TrustState>,
+) -> Result<Report, VerifyError> {
+    let mut report = Report::default();
+    let bundle = match ProofBundle::from_json(bundle) {
+        Ok(b) => b,
+        Err(e) => {
+            report.findings.push(Finding::new("bundle", e.to_string()));
+            return Ok(report);
+        }
+    };
+    if bundle.log_verifier_key != verifier.verifier_key() {
+        report.findings.push(Finding::new(
+            "log-key",
+            format!(
+                "the bundle is for the log whose key is {:?}, not the key given with --log-key ({:?}); a bundle \
+                 proves nothing about a log whose key you have not pinned",
+                bundle.log_verifier_key,
+                verifier.verifier_key()
+            ),
+        ));
+        return Ok(report);
+    }
+    let verified = match bundle.verify() {
+        Ok(v) => v,
+        Err(e) => {
+            report
+                .findings
+                .push(Finding::new("bundle", e.to_string()).at(bundle.index));
+            return Ok(report);
+        }
+    };
+    report.trust =
+        match trust.map(|t| t.check_offline(verifier, &verified.checkpoint, &bundle.checkpoint)) {
+            None | Some(Ok(false)) => Some(TrustNote::NotCheckable),
+            Some(Ok(true)) => Some(TrustNote::SameAsStored),
+            Some(Err(TrustError::SplitView(s))) => {
+                report.findings.push(Finding::split_view(&s));
+                Some(TrustNote::Failed)
+            }
+            Some(Err(e)) => return Err(VerifyError::Trust(e)),
+        };
+    let key_ids = verified.envelope.keys.iter().map(|k| k.key_id()).collect();
+    let logged = Logged {
+        index: verified.index,
+        declaration: verified.declaration,
+        key_ids,
+    };
+    let files = match dir {
+        Some(dir) => {
+            compare(&[&logged], dir, &mut report.findings)?;
+            logged.declaration.manifest().map(|m| m.resources.len())
+        }
+        None => None,
+    };
+    report.checkpoint = Some((verified.checkpoint, bundle.checkpoint));
+    report.compared = Some(Compared { logged, files });
+    Ok(report)
+}
+
+/// Every entry Search returns for `name`, all pages, with the largest checkpoint the pages came
+/// with (verified). `None` after a finding that leaves nothing to check.
+async fn search_name(
+    client: &LogClient,
+    name: &Name,
+    findings: &mut Vec<Finding>,
+) -> Result<Option<(Vec<proto::Entry>, Checkpoint, String)>, VerifyError> {
+    let mut entries: Vec<proto::Entry> = Vec::new();
+    let mut latest: Option<(Checkpoint, String)> = None;
+    let mut page_token = String::new();
+    loop {
+        let req = proto::SearchRequest {
+            query: Some(Query::Name(name.to_string())),
+            page_token,
+            page_size: PAGE_SIZE,
+        };
+        let page = client
+            .rpc()
+            .search(req)
+            .await
+            .map_err(ClientError::from)?
+            .into_inner();
+        let bad = |m: String| Finding::new("search-result", m).named(name.to_string());
+        let Some(sc) = page.checkpoint else {
+            findings.push(bad("the server's search reply carries no checkpoint".into()));
+            return Ok(None);
+        };
+        let checkpoint = match client.verify_checkpoint(&sc) {
+            Ok(c) => c,
+            Err(e) => {
+                findings.push(Finding::new(
+                    "checkpoint",
+                    format!("the checkpoint of the search reply does not verify with the given --log-key: {e}"),
+                ));
+                return Ok(None);
+            }
+        };
+        for e in page.entries {
+            let previous = entries.last().map(|p| p.index);
+            if e.index >= checkpoint.size || previous.is_some_and(|p| e.index <= p) {
+                findings.push(bad(format!(
+                    "the server returned index {} out of log order or beyond its checkpoint of size {}",
+                    e.index, checkpoint.size
+                )));
+                return Ok(None);
+            }
+            entries.push(e);
+        }
+        if latest
+            .as_ref()
+            .is_none_or(|(c, _)| checkpoint.size > c.size)
+        {
+            latest = Some((checkpoint, sc.note));
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        if entries.is_empty() {
+            findings.push(bad(
+                "the server returned an empty page with a next page token".into(),
+            ));
+            return Ok(None);
+        }
+        page_token = page.next_page_token;
+    }
+    Ok(latest.map(|(c, n)| (entries, c, n)))
+}
+
+/// The checks of one search result: leaf, signatures, admission, name, inclusion.
+async fn check_logged(
+    client: &LogClient,
+    checkpoint: &Checkpoint,
+    e: &proto::Entry,
+    name: &Name,
+) -> Result<Logged, Finding> {
+    let fail = |check, m: String| Finding::new(check, m).at(e.index).named(name.to_string());
+    let entry = decode_leaf(&e.leaf_data).map_err(|err| {
+        fail(
+            "leaf",
+            format!("the leaf is not an encoded LogEntry: {err}"),
+        )
+    })?;
+    let verified = dsse::verify_submission(&entry.envelope, &entry.public_keys).map_err(|err| {
+        fail(
+            "signature",
+            format!("the logged envelope does not verify under the logged publisher keys: {err}"),
+        )
+    })?;
+    let env = &verified.envelope;
+    let declaration =
+        match declaration::validate_envelope_payload(&env.payload_type, &env.payload, &[]) {
+            Ok(Some(d)) => d,
+            Ok(None) => {
+                return Err(fail(
+                    "search-result",
+                    "the server returned an entry that is not a declaration".into(),
+                ))
+            }
+            Err(err) => {
+                return Err(fail(
+                    "declaration",
+                    format!("the logged statement does not pass the admission rules: {err}"),
+                ))
+            }
+        };
+    if declaration.name() != name {
+        return Err(fail(
+            "search-result",
+            format!(
+                "the server returned an entry that declares {:?}",
+                declaration.name()
+            ),
+        ));
+    }
+    client
+        .verify_inclusion(e.index, &e.leaf_data, checkpoint)
+        .await
+        .map_err(|err| {
+            fail(
+                "inclusion",
+                format!(
+                    "the entry is not proven to be in the log's checkpoint of size {}: {err}",
+                    checkpoint.size
+                ),
+            )
+        })?;
+    let key_ids = verified.keys.iter().map(|k| k.key_id()).collect();
+    Ok(Logged {
+        index: e.index,
+        declaration,
+        key_ids,
+    })
+}
+
+fn not_found(name: &Name, version: Option<&str>, logged: &[Logged], report: &Report) -> Finding {
+    let size = report.checkpoint.as_ref().map(|(c, _)| c.size).unwrap_or(0);
+    let versions: Vec<&str> = logged.iter().map(|l| l.declaration.version()).collect();
+    let message = match version {
+        Some(v) if !versions.is_empty() => format!(
+            "the log (checkpoint size {size}) has no verified declaration of {name} version {v}; it has versions {}",
+            versions.join(", ")
+        ),
+        Some(v) => format!("the log (checkpoint size {size}) has no verified declaration of {name} version {v}, as far as its Search says"),
+        None => format!("the log (checkpoint size {size}) has no verified declaration of {name}, as far as its Search says"),
+    };
+    Finding::new("not-found", message).named(name.to_string())
+}
+
+/// Chooses among `candidates` (in log order, not empty) the one to compare with `dir`, and
+/// reports each difference.
+fn compare(
+    candidates: &[&Logged],
+    dir: &Path,
+    findings: &mut Vec<Finding>,
+) -> Result<Option<Logged>, VerifyError> {
+    let mut local = LocalHashes {
+        dir,
+        cache: Vec::new(),
+    };
+    let mut fallback: Option<(&Logged, &Manifest, ManifestDiff)> = None;
+    for c in candidates.iter().rev() {
+        let Some(logged) = c.declaration.manifest() else {
+            continue;
+        };
+        let here = local.manifest(logged)?;
+        let diff = manifest::diff(logged, here);
+        if diff.is_empty() {
+            check_root(c, here.root_digest(), findings);
+            return Ok(Some((*c).clone()));
+        }
+        if fallback.is_none() {
+            fallback = Some((c, logged, diff));
+        }
+    }
+    let Some((c, logged, diff)) = fallback else {
+        let Some(latest) = candidates.last() else {
+            return Ok(None);
+        };
+        findings.push(
+            Finding::new(
+                "no-manifest",
+                "the declaration logs no manifest (a private dataset logs only a commitment to its files), so \
+                 its files cannot be compared with the directory",
+            )
+            .at(latest.index)
+            .named(latest.declaration.name().to_string()),
+        );
+        return Ok(Some((*latest).clone()));
+    };
+    report_diff(c, logged, &diff, local.manifest(logged)?, findings);
+    Ok(Some(c.clone()))
+}
+
+/// The directory's root digest must be the declared subject digest (it is, when the manifests
+/// agree and the logged one passed admission; checked anyway).
+fn check_root(c: &Logged, root: [u8; 32], findings: &mut Vec<Finding>) {
+    if root != c.declaration.subject_digest().0 {
+        findings.push(
+            Finding::new(
+                "manifest-root",
+                format!(
+                    "the directory's files match the logged manifest, but its root digest {} is not the declared \
+                     subject digest {}",
+                    hex::encode(root),
+                    c.declaration.subject_digest()
+                ),
+            )
+            .at(c.index)
+            .named(c.declaration.name().to_string()),
+        );
+    }
+}
+
+fn report_diff(
+    c: &Logged,
+    logged: &Manifest,
+    diff: &ManifestDiff,
+    here: &Manifest,
+    findings: &mut Vec<Finding>,
+) {
+    let d = &c.declaration;
+    let at = |check, file: &str, m: String| {
+        Finding::new(check, m)
+            .at(c.index)
+            .named(d.name().to_string())
+            .file(file)
+    };
+    let release = format!("{} {} (log index {})", d.name(), d.version(), c.index);
+    for f in &diff.added {
+        findings.push(at(
+            "file-added",
+            f,
+            format!("{f} is in the directory but not in the logged manifest of {release}"),
+        ));
+    }
+    for f in &diff.removed {
+        findings.push(at(
+            "file-removed",
+            f,
+            format!("{f} is in the logged manifest of {release} but not in the directory"),
+        ));
+    }
+    for f in &diff.changed {
+        let digest = |m: &Manifest| m.get(f).map(|r| hex::encode(r.digest)).unwrap_or_default();
+        findings.push(at(
+            "file-changed",
+            f,
+            format!(
+                "{f} differs from the logged manifest of {release}: SHA-256 {} here, {} in the log",
+                digest(here),
+                digest(logged)
+            ),
+        ));
+    }
+}
+
+/// The directory hashed once per distinct set of hashing options.
+struct LocalHashes<'a> {
+    dir: &'a Path,
+    cache: Vec<(HashOptions, Manifest)>,
+}
+
+impl LocalHashes<'_> {
+    /// The directory's manifest hashed as `logged` was (its ignore paths and symlink setting).
+    fn manifest(&mut self, logged: &Manifest) -> Result<&Manifest, ManifestError> {
+        let opts = HashOptions::for_verifying(logged);
+        let at = match self.cache.iter().position(|(o, _)| *o == opts) {
+            Some(at) => at,
+            None => {
+                let m = manifest::hash_directory(self.dir, &opts, None)?;
+                self.cache.push((opts, m));
+                self.cache.len() - 1
+            }
+        };
+        Ok(&self.cache[at].1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::declaration::{parse_statement, ModelRelease};
+    use crate::manifest::Resource;
+
+    const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");
+
+    /// A model declaration whose manifest lists `files` (name, contents).
+    fn logged(index: u64, files: &[(&str, &[u8])]) -> Logged {
+        let Declaration::Model(mut m): Declaration = parse_statement(MODEL).unwrap() else {
+            panic!("not a model")
+        };
+        m.manifest.resources = files
+            .iter()
+            .map(|(n, data)| Resource {
+                name: n.to_string(),
+                digest: declaration::Digest::of(data).0,
+            })
+            .collect();
+        m.digest = declaration::Digest(m.manifest.root_digest());
+        m.version = format!("v{index}");
+        let d: ModelRelease = m;
+        Logged {
+            index,
+            declaration: Declaration::Model(d),
+            key_ids: vec![],
+        }
+    }
+
+    fn dir(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        for (n, data) in files {
+            std::fs::write(d.path().join(n), data).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn the_latest_matching_declaration_is_chosen_else_the_latest() {
+        let old = logged(1, &[("a", b"1")]);
+        let new = logged(5, &[("a", b"2")]);
+        let newest = logged(9, &[("a", b"3"), ("b", b"4")]);
+        let candidates = [&old, &new, &newest];
+        let mut findings = vec![];
+        let here = dir(&[("a", b"2")]);
+        assert_eq!(
+            compare(&candidates, here.path(), &mut findings)
+                .unwrap()
+                .unwrap()
+                .index,
+            5
+        );
+        assert!(findings.is_empty(), "{findings:?}");
+        let here = dir(&[("a", b"9"), ("c", b"0")]);
+        assert_eq!(
+            compare(&candidates, here.path(), &mut findings)
+                .unwrap()
+                .unwrap()
+                .index,
+            9
+        );
+        let got: Vec<(&str, Option<&str>)> = findings
+            .iter()
+            .map(|f| (f.check, f.file.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("file-added", Some("c")),
+                ("file-removed", Some("b")),
+                ("file-changed", Some("a"))
+            ]
+        );
+        assert!(findings[2]
+            .message
+            .contains(&hex::encode(declaration::Digest::of(b"9").0)));
+        assert!(findings.iter().all(|f| f.index == Some(9)));
+    }
+}

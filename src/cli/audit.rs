@@ -1,0 +1,140 @@
+//! `glasslog audit`: check a whole log from the outside.
+//!
+//! Takes the log's latest checkpoint (its signature checked against `--log-key`, never a key the
+//! server announces), checks it against the last checkpoint this client accepted for the log
+//! (split views, [`crate::trust_state`]), then streams every entry up to it and runs the checks
+//! of [`crate::audit`]: the Merkle root recomputed from the entries, every entry re-validated with
+//! the admission code, every reference between entries, duplicates and time order. Findings are
+//! printed as they are made (text, or one JSON object per line with `--json`), then a summary;
+//! the exit status is 1 if there was any finding, 2 if the audit could not be completed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::CliError;
+use crate::audit::finding::{Finding, Printer};
+use crate::audit::{self, Options};
+use crate::checkpoint::LogVerifier;
+use crate::trust_state::{Accepted, TrustError, TrustState};
+
+#[derive(Args, Debug)]
+pub struct AuditArgs {
+    /// The log server's URL, e.g. http://127.0.0.1:50051.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band.
+    #[arg(long, value_name = "VKEY")]
+    log_key: String,
+    /// Print one JSON object per finding, then a summary object, one per line.
+    #[arg(long)]
+    json: bool,
+    /// Skip the DSSE signature checks (everything else is still checked).
+    #[arg(long)]
+    no_signature_checks: bool,
+    /// Where to create the audit's temporary working database (removed at the end); it holds
+    /// about 100 bytes per entry [default: the system's temporary directory].
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// The split-view state file [default: one per log key under
+    /// $XDG_CONFIG_HOME/glasslog/checkpoints or ~/.config/glasslog/checkpoints].
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// A predicate type of other in-toto statements this log's operator accepts (as the server's
+    /// --extra-predicate-type; repeatable). Other statement types are findings.
+    #[arg(long, value_name = "TYPE")]
+    extra_predicate_type: Vec<String>,
+    /// Worker threads for the per-entry checks [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Seconds to wait for the server to connect.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    timeout: u64,
+}
+
+pub fn run(args: AuditArgs) -> Result<ExitCode, CliError> {
+    let verifier = LogVerifier::new(&args.log_key).map_err(|e| format!("--log-key: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let mut printer = Printer::new(args.json);
+    match audit(&args, &runtime, verifier, &mut printer) {
+        Ok(summary) => {
+            match args.json {
+                true => println!("{}", summary.to_json()),
+                false => println!("{}", summary.to_text()),
+            }
+            Ok(if printer.count() == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Err(e) => {
+            match args.json {
+                true => println!(
+                    "{}",
+                    serde_json::json!({"type": "error", "message": e.to_string()})
+                ),
+                false => eprintln!("glasslog audit: {e}"),
+            }
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn audit(
+    args: &AuditArgs,
+    runtime: &tokio::runtime::Runtime,
+    verifier: LogVerifier,
+    printer: &mut Printer,
+) -> Result<audit::Summary, CliError> {
+    let mut trust = TrustState::open(&verifier, args.state.as_deref())?;
+    let client = runtime.block_on(super::verify::connect(
+        &args.server,
+        verifier,
+        Duration::from_secs(args.timeout),
+    ))?;
+    let (checkpoint, note) = runtime
+        .block_on(client.checkpoint())
+        .map_err(|e| format!("cannot get a checkpoint that verifies with --log-key: {e}"))?;
+    match runtime.block_on(trust.check_and_update(&client, &checkpoint, &note)) {
+        Ok(accepted) => describe_trust(&accepted, &trust, printer.json()),
+        Err(TrustError::SplitView(s)) => printer.report(&Finding::split_view(&s)),
+        Err(e) => return Err(e.into()),
+    }
+    let opts = Options {
+        signature_checks: !args.no_signature_checks,
+        extra_predicate_types: args.extra_predicate_type.clone(),
+        work_dir: args.state_dir.clone().unwrap_or_else(std::env::temp_dir),
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let mut report = |f: &Finding| printer.report(f);
+    let mut summary = audit::run(runtime.handle(), &client, &checkpoint, &opts, &mut report)?;
+    summary.findings = printer.count();
+    Ok(summary)
+}
+
+/// What the split-view check did, on stderr (stdout carries findings and the summary).
+fn describe_trust(accepted: &Accepted, trust: &TrustState, json: bool) {
+    if json {
+        return;
+    }
+    let path = trust.path().display();
+    match accepted {
+        Accepted::FirstUse => eprintln!("split-view state: first use, checkpoint stored in {path}"),
+        Accepted::Same => eprintln!("split-view state: same checkpoint as the one stored in {path}"),
+        Accepted::Extended { from_size } => {
+            eprintln!("split-view state: consistent with the checkpoint of size {from_size} stored in {path}")
+        }
+        Accepted::Older { stored_size } => eprintln!(
+            "split-view state: this checkpoint is a prefix of the one of size {stored_size} stored in {path}"
+        ),
+    }
+}

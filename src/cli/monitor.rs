@@ -1,0 +1,90 @@
+//! `glasslog monitor`: follow a log, verify it, and report findings as JSON lines on stdout.
+//!
+//! This file only turns flags into a [`crate::monitor::Config`] and the outcome into an exit
+//! code. With `--once`: 0 nothing found, 1 findings (or a log that fails verification because of
+//! a finding reported before). Following: 0 when stopped by SIGINT or SIGTERM. Always 2 when the
+//! monitor could not do its job (state, store, stdout; a server unreachable with `--once`). See
+//! `docs/monitor.md`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use super::CliError;
+use crate::checkpoint::LogVerifier;
+use crate::declaration::Name;
+use crate::monitor::{self, Config, ExamineOptions};
+
+#[derive(Args, Debug)]
+pub struct MonitorArgs {
+    /// The log server's URL, e.g. http://127.0.0.1:50051.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band.
+    #[arg(long, value_name = "VKEY")]
+    log_key: String,
+    /// The state file (created on first run); a database FILE.db is kept beside it.
+    #[arg(long, value_name = "FILE")]
+    state: PathBuf,
+    /// Report findings about publishers only for this model or dataset name (repeatable).
+    /// Findings about the log itself are always reported.
+    #[arg(long, value_name = "NAME")]
+    watch: Vec<String>,
+    /// Catch up to the latest checkpoint, report, and exit: 0 if nothing was found, 1 if
+    /// something was, 2 on error.
+    #[arg(long)]
+    once: bool,
+    /// Run this shell command (sh -c) for each finding, with the finding's JSON line on stdin.
+    #[arg(long, value_name = "CMD")]
+    exec: Option<String>,
+    /// A releaseTime more than this many days before the entry was logged is backdating.
+    #[arg(long, value_name = "DAYS", default_value_t = monitor::DEFAULT_BACKDATE_WINDOW_DAYS)]
+    backdate_window: u32,
+    /// An in-toto predicate type the log accepts without declaration checks (repeat the log's
+    /// --extra-predicate-type flags); entries of other types are invalid entries.
+    #[arg(long = "extra-predicate-type", value_name = "URI")]
+    extra_predicate_types: Vec<String>,
+    /// Skip DSSE signature verification of entries (envelopes, keys and declarations are still
+    /// checked): for measuring, or for a second monitor that trusts a first one.
+    #[arg(long)]
+    no_signature_checks: bool,
+}
+
+pub fn run(args: MonitorArgs) -> Result<ExitCode, CliError> {
+    let config = config(args)?;
+    let once = config.once;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    match runtime.block_on(monitor::run(config)) {
+        Ok(s) if once && (s.reported > 0 || s.blocked) => Ok(ExitCode::from(1)),
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("glasslog: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn config(args: MonitorArgs) -> Result<Config, CliError> {
+    let verifier = LogVerifier::new(&args.log_key).map_err(|e| format!("--log-key: {e}"))?;
+    let mut watch = BTreeSet::new();
+    for name in args.watch {
+        name.parse::<Name>().map_err(|e| format!("--watch {name:?}: {e}"))?;
+        watch.insert(name);
+    }
+    Ok(Config {
+        server: args.server,
+        verifier,
+        state_path: args.state,
+        watch,
+        once: args.once,
+        exec: args.exec,
+        backdate_window_ms: i64::from(args.backdate_window) * 86_400_000,
+        examine: ExamineOptions {
+            check_signatures: !args.no_signature_checks,
+            extra_predicate_types: args.extra_predicate_types,
+        },
+    })
+}

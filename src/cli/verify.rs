@@ -1,0 +1,314 @@
+//! `glasslog verify`: is this directory what the log says was released under this name?
+//!
+//! Online, `glasslog verify DIR --name N [--version V] --server URL --log-key VKEY`: the checks
+//! of [`crate::audit::verify::verify_name`] — every declaration of the name found through the
+//! log's Search verified (signatures, admission rules, inclusion in a checkpoint signed by
+//! `--log-key`), that checkpoint checked against the last one accepted for the log (split views),
+//! and one declaration compared with the directory file by file. Which one: the latest in log
+//! order whose manifest matches, else the latest (of the version, if given).
+//!
+//! Offline, `glasslog verify --bundle FILE --log-key VKEY [DIR]`: the same for the declaration of
+//! a proof bundle written by `submit`, whose embedded log key must equal `--log-key`.
+//!
+//! Output: findings (`FAIL ...` lines, or JSON objects with `--json`), then a summary of
+//! `key: value` lines (or one JSON object). Exit status 0 when everything verified and matched,
+//! 1 on any finding, 2 when the verification could not be completed (unreachable server,
+//! unreadable directory or state).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::json;
+use tonic::transport::Endpoint;
+
+use super::CliError;
+use crate::audit::finding::Printer;
+use crate::audit::verify::{self, Report, TrustNote};
+use crate::checkpoint::LogVerifier;
+use crate::client::LogClient;
+use crate::declaration::Name;
+use crate::trust_state::{Accepted, TrustError, TrustState};
+
+/// HTTP/2 flow-control windows of the client's connection.
+const STREAM_WINDOW: u32 = 8 << 20;
+const CONNECTION_WINDOW: u32 = 32 << 20;
+
+/// Largest proof bundle read.
+const MAX_BUNDLE_BYTES: u64 = 64 << 20;
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    /// The model or dataset directory to compare with the logged manifest (optional with
+    /// --bundle).
+    #[arg(value_name = "DIR", required_unless_present = "bundle")]
+    dir: Option<PathBuf>,
+    /// The declared name, e.g. example-org/tiny-chat.
+    #[arg(long, required_unless_present = "bundle", conflicts_with = "bundle")]
+    name: Option<Name>,
+    /// Only declarations of this version.
+    #[arg(long, conflicts_with = "bundle")]
+    version: Option<String>,
+    /// The log server's URL, e.g. http://127.0.0.1:50051.
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "bundle",
+        conflicts_with = "bundle"
+    )]
+    server: Option<String>,
+    /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band.
+    #[arg(long, value_name = "VKEY")]
+    log_key: String,
+    /// Verify offline from a proof bundle written by glasslog submit.
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// The split-view state file [default: one per log key under
+    /// $XDG_CONFIG_HOME/glasslog/checkpoints or ~/.config/glasslog/checkpoints]. With --bundle it
+    /// is only read.
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// Print one JSON object per finding, then a summary object, one per line.
+    #[arg(long)]
+    json: bool,
+    /// Seconds to wait for the server to connect and to answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+}
+
+pub fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
+    let verifier = LogVerifier::new(&args.log_key).map_err(|e| format!("--log-key: {e}"))?;
+    let state_path = args
+        .state
+        .clone()
+        .or_else(|| TrustState::default_path(&verifier).ok());
+    let result = match (&args.dir, &args.bundle) {
+        (Some(dir), _) if !dir.is_dir() => {
+            Err(format!("{} is not a directory", dir.display()).into())
+        }
+        (_, Some(bundle)) => offline(&args, bundle, &verifier),
+        (_, None) => online(&args, verifier),
+    };
+    let mut printer = Printer::new(args.json);
+    match result {
+        Ok(report) => {
+            report.findings.iter().for_each(|f| printer.report(f));
+            print_summary(&report, &args, state_path.as_deref());
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Err(e) => {
+            match args.json {
+                true => println!("{}", json!({"type": "error", "message": e.to_string()})),
+                false => eprintln!("glasslog verify: {e}"),
+            }
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn online(args: &VerifyArgs, verifier: LogVerifier) -> Result<Report, CliError> {
+    let (Some(name), Some(server), Some(dir)) = (&args.name, &args.server, &args.dir) else {
+        return Err("--name, --server and DIR are required without --bundle".into());
+    };
+    let mut trust = TrustState::open(&verifier, args.state.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let client = connect(server, verifier, Duration::from_secs(args.timeout)).await?;
+        Ok(verify::verify_name(&client, &mut trust, name, args.version.as_deref(), dir).await?)
+    })
+}
+
+fn offline(args: &VerifyArgs, bundle: &Path, verifier: &LogVerifier) -> Result<Report, CliError> {
+    use std::io::Read;
+    let context = |e: std::io::Error| format!("cannot read the bundle {}: {e}", bundle.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(bundle)
+        .map_err(context)?
+        .take(MAX_BUNDLE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(context)?;
+    if bytes.len() as u64 > MAX_BUNDLE_BYTES {
+        return Err(format!(
+            "{} is larger than {MAX_BUNDLE_BYTES} bytes; it is not a proof bundle",
+            bundle.display()
+        )
+        .into());
+    }
+    // Read-only: an offline check proves nothing newer to store.
+    let trust = match TrustState::open(verifier, args.state.as_deref()) {
+        Ok(t) => Some(t),
+        Err(TrustError::NoConfigDir) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(verify::verify_bundle(
+        &bytes,
+        verifier,
+        args.dir.as_deref(),
+        trust.as_ref(),
+    )?)
+}
+
+/// Connects to `server` for the log of `verifier`, with a timeout on connecting and on each call.
+pub(super) async fn connect(
+    server: &str,
+    verifier: LogVerifier,
+    timeout: Duration,
+) -> Result<LogClient, CliError> {
+    if !server.contains("://") {
+        return Err(
+            format!("--server {server:?} has no scheme; write e.g. http://{server}").into(),
+        );
+    }
+    let timeout = timeout.max(Duration::from_secs(1));
+    let channel = Endpoint::from_shared(server.to_string())
+        .map_err(|e| format!("--server {server:?} is not a valid URL: {e}"))?
+        .connect_timeout(timeout)
+        // Replies of GetEntries are megabytes: windows of 64 KiB would make reading the log a
+        // matter of round trips rather than bandwidth.
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {server}: {e}"))?;
+    Ok(LogClient::with_channel(channel, verifier))
+}
+
+fn print_summary(report: &Report, args: &VerifyArgs, state: Option<&Path>) {
+    let findings = report.findings.len();
+    if args.json {
+        println!("{}", summary_json(report, findings));
+        return;
+    }
+    for line in summary_lines(report, args, state) {
+        println!("{line}");
+    }
+}
+
+fn summary_json(report: &Report, findings: usize) -> serde_json::Value {
+    let c = report.compared.as_ref().map(|c| {
+        let d = &c.logged.declaration;
+        json!({
+            "index": c.logged.index, "name": d.name().to_string(), "version": d.version(), "kind": d.kind().as_str(),
+            "subject_digest": d.subject_digest().to_string(),
+            "publisher_keys": c.logged.key_ids.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+            "files": c.files,
+        })
+    });
+    let later: Vec<_> = report
+        .later
+        .iter()
+        .map(|l| json!({"index": l.index, "kind": l.kind.as_str(), "version": l.version, "supersedes": l.supersedes}))
+        .collect();
+    json!({
+        "type": "summary",
+        "result": if report.ok() { "ok" } else { "fail" },
+        "declaration": c,
+        "checkpoint_size": report.checkpoint.as_ref().map(|(c, _)| c.size),
+        "checkpoint": report.checkpoint.as_ref().map(|(_, n)| n),
+        "split_view_check": report.trust.as_ref().map(trust_code),
+        "online": report.online,
+        "head": report.online.then(|| head(report)).flatten(),
+        "head_index": report.head.as_ref().map(|h| h.index),
+        "later": later,
+        "findings": findings,
+    })
+}
+
+fn head(report: &Report) -> Option<bool> {
+    let (c, h) = (report.compared.as_ref()?, report.head.as_ref()?);
+    Some(c.logged.index == h.index)
+}
+
+fn trust_code(t: &TrustNote) -> String {
+    match t {
+        TrustNote::Accepted(Accepted::FirstUse) => "first-use".into(),
+        TrustNote::Accepted(Accepted::Same) => "same".into(),
+        TrustNote::Accepted(Accepted::Extended { from_size }) => {
+            format!("consistent-from-{from_size}")
+        }
+        TrustNote::Accepted(Accepted::Older { stored_size }) => format!("prefix-of-{stored_size}"),
+        TrustNote::SameAsStored => "same".into(),
+        TrustNote::NotCheckable => "not-checkable-offline".into(),
+        TrustNote::Failed => "inconsistent-checkpoint".into(),
+    }
+}
+
+fn summary_lines(report: &Report, args: &VerifyArgs, state: Option<&Path>) -> Vec<String> {
+    let mut out = vec![format!(
+        "result: {}",
+        if report.ok() { "ok" } else { "FAIL" }
+    )];
+    if let Some(c) = &report.compared {
+        let d = &c.logged.declaration;
+        out.push(format!("name: {}", d.name()));
+        out.push(format!("version: {}", d.version()));
+        out.push(format!("kind: {}", d.kind()));
+        out.push(format!("index: {}", c.logged.index));
+        out.push(format!("digest: sha256:{}", d.subject_digest()));
+        let keys: Vec<String> = c.logged.key_ids.iter().map(|k| k.to_string()).collect();
+        out.push(format!("publisher keys: {}", keys.join(", ")));
+        out.push(match (c.files, args.dir.is_some()) {
+            (_, false) => "files: not compared (no DIR given)".into(),
+            (Some(n), true) if report.findings.iter().all(|f| !f.check.starts_with("file-")) => {
+                format!("files: all {n} match the logged manifest")
+            }
+            (Some(n), true) => format!("files: the directory differs from the logged manifest of {n} files (see FAIL lines)"),
+            (None, true) => "files: not compared (no manifest logged)".into(),
+        });
+    }
+    if let Some((cp, _)) = &report.checkpoint {
+        out.push(format!(
+            "checkpoint: {} size {}, signature verified with --log-key",
+            cp.origin, cp.size
+        ));
+    }
+    if let Some(t) = &report.trust {
+        let path = state.map(|p| p.display().to_string()).unwrap_or_default();
+        out.push(format!("split-view check: {} ({path})", trust_code(t)));
+    }
+    if !report.online {
+        out.push("later declarations: unknown offline (verify online to see them)".into());
+        return out;
+    }
+    if let Some(h) = &report.head {
+        let is_head = head(report) == Some(true);
+        out.push(format!(
+            "head: {}",
+            match is_head {
+                true => "yes".to_string(),
+                false => format!(
+                    "no (the latest declaration of {} is index {}, version {})",
+                    h.declaration.name(),
+                    h.index,
+                    h.declaration.version()
+                ),
+            }
+        ));
+    }
+    for l in &report.later {
+        let supersedes = match l.supersedes {
+            Some(i) => format!(", supersedes index {i}"),
+            None => String::new(),
+        };
+        out.push(format!(
+            "later: index {}, {} version {}{supersedes}",
+            l.index, l.kind, l.version
+        ));
+    }
+    if let (Some(name), Some((cp, _))) = (&args.name, &report.checkpoint) {
+        out.push(format!(
+            "note: Search shows the declarations of {name} up to checkpoint size {}; that no other exists is the \
+             server's word until monitors have seen the whole log (glasslog audit)",
+            cp.size
+        ));
+    }
+    out
+}

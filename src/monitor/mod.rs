@@ -1,0 +1,125 @@
+//! The monitor: follows a log with `Tail`, verifies everything it is served, and reports what a
+//! log or a publisher did wrong, once each, as JSON lines.
+//!
+//! What it checks (the finding kinds are a contract, see [`FindingKind`]):
+//! - **the log** (always reported): every checkpoint's signature under the pinned key
+//!   (`bad-checkpoint-signature`); that each checkpoint extends the last verified one, by
+//!   recomputing the root from the entries received onto the stored compact range
+//!   (`inconsistent-checkpoint` / `root-mismatch`, told apart by asking the server for a
+//!   consistency proof; a checkpoint from `GetCheckpoint` at or below the verified size is checked
+//!   with a proof or by equality); that an entry served again after a reconnection is the one
+//!   verified before (`entry-changed`, see below); that every entry passes the log's own admission
+//!   checks, re-run on the logged envelope and keys (`invalid-entry`);
+//! - **publishers** (restricted to `--watch` names when given): see [`rules`].
+//!
+//! What it is not: a witness (it cosigns nothing and talks to no other monitor); it does not
+//! re-fetch entries it verified, so an entry changed long after it was verified shows up as a
+//! checkpoint that does not extend the verified one, not as `entry-changed`. A finding is
+//! evidence for a user to publish; the monitor never stops trusting the pinned key by itself.
+//!
+//! # State and restarts
+//!
+//! The state file ([`state`]) holds the last verified checkpoint, the compact range at it, the
+//! next index and the last [`state::RECENT_LEAVES`] leaf hashes; a RocksDB store beside it
+//! (`FILE.db`, [`store`]) holds per-name state and the identities of the findings reported. After
+//! a restart the monitor resumes from the state file, re-verifying nothing. On reconnecting it
+//! asks `Tail` to start [`state::RECENT_LEAVES`] entries early and compares those entries with the
+//! leaf hashes it kept: that is how `entry-changed` is detected with bounded memory. Older entries
+//! are covered by the compact range: any change to them changes every later root.
+//!
+//! A finding is printed (and handed to `--exec`) before its identity is committed, so a crash in
+//! between reports it again on restart: at least once, and exactly once otherwise. A checkpoint
+//! that fails verification is never accepted; the monitor reconnects with exponential backoff (or,
+//! with `--once`, exits 1) and the same failure is not reported again while the verified
+//! checkpoint it contradicts is the same.
+
+mod engine;
+mod examine;
+mod finding;
+mod follow;
+mod report;
+pub mod rules;
+pub mod state;
+pub mod store;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+pub use examine::{DatasetFields, ExamineOptions};
+pub use finding::{Finding, FindingKind, Severity};
+pub use follow::{run, Summary};
+
+use crate::checkpoint::LogVerifier;
+
+/// Default `--backdate-window`, in days.
+pub const DEFAULT_BACKDATE_WINDOW_DAYS: u32 = 7;
+
+/// What to monitor and how.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The log server's URL.
+    pub server: String,
+    /// The log's pinned verifier.
+    pub verifier: LogVerifier,
+    /// The state file; the store is beside it (see [`Config::store_path`]).
+    pub state_path: PathBuf,
+    /// Names whose per-name findings are reported; empty: all.
+    pub watch: BTreeSet<String>,
+    /// Catch up to the latest checkpoint, then exit.
+    pub once: bool,
+    /// A shell command run for each finding, with the finding's JSON on its stdin.
+    pub exec: Option<String>,
+    /// A release time more than this before the entry was logged is backdating.
+    pub backdate_window_ms: i64,
+    /// What to check of each entry.
+    pub examine: ExamineOptions,
+}
+
+impl Config {
+    /// The store's directory: the state file's path with `.db` appended.
+    pub fn store_path(&self) -> PathBuf {
+        let mut p = self.state_path.as_os_str().to_owned();
+        p.push(".db");
+        PathBuf::from(p)
+    }
+}
+
+/// Errors of the monitor. [`MonitorError::is_transient`] ones are retried after a backoff.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// The state file cannot be read or written, or is not a valid state of this log.
+    #[error("state file {}: {reason}", path.display())]
+    State { path: PathBuf, reason: String },
+    /// The store failed.
+    #[error("state store {}: {reason}", path.display())]
+    Store { path: PathBuf, reason: String },
+    /// A record in the store is not what this code writes.
+    #[error("state store is damaged: {0}")]
+    Corrupt(String),
+    /// The store and the state file disagree in a way no crash can produce.
+    #[error("{0}")]
+    Mismatch(String),
+    /// The server URL is not usable.
+    #[error("server URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    /// An rpc failed.
+    #[error("server answered {}: {}", .0.code(), .0.message())]
+    Rpc(#[from] tonic::Status),
+    /// The server broke the protocol in a way that proves nothing (unsigned data).
+    #[error("the server broke the protocol: {0}")]
+    Protocol(String),
+    /// Nothing arrived for too long.
+    #[error("the server sent nothing for {0:?}")]
+    Timeout(std::time::Duration),
+    /// Findings cannot be written to stdout.
+    #[error("cannot write findings to stdout: {0}")]
+    Output(std::io::Error),
+}
+
+impl MonitorError {
+    /// Whether the error is about the connection or the server's answers, so that reconnecting
+    /// may help; the others are local and fatal.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, MonitorError::Rpc(_) | MonitorError::Protocol(_) | MonitorError::Timeout(_))
+    }
+}
