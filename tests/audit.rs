@@ -362,6 +362,41 @@ fn verify_names_every_change_to_a_model_directory_and_later_releases() {
         1,
     );
     assert!(out.contains("it has versions 1.0, 2.0"), "{out}");
+    // What cannot be checked at all exits 2, saying why.
+    let out = glasslog(
+        home,
+        [
+            "verify",
+            "/nonexistent",
+            "--name",
+            "org/model",
+            "--server",
+            &server.url,
+            "--log-key",
+            &server.verifier_key,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent is not a directory"));
+    let args = [
+        "verify",
+        "--json",
+        "--bundle",
+        "x",
+        "--log-key",
+        "not-a-key",
+    ];
+    let out = glasslog(home, args);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let error: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(error["type"], "error");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("--log-key: "),
+        "{error}"
+    );
 
     // Offline, from the bundle, with the server gone.
     drop(server);

@@ -30,7 +30,10 @@ fn sha(b: &[u8]) -> [u8; 32] {
 
 /// RFC 3339 UTC of `days` days before now (negative: after).
 fn days_ago(days: f64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let secs = now - (days * 86_400.0) as i64;
     let (d, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = d + 719_468;
@@ -41,7 +44,12 @@ fn days_ago(days: f64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// A manifest of one file with `content`, and its root digest.
@@ -80,7 +88,10 @@ fn dataset(name: &str, version: &str, content: &str, extra: Value) -> (Value, [u
         "processing": "deduplicated", "personalData": {"containsPersonalData": "no", "handling": "none present"},
         "manifest": m,
     });
-    (statement(TRAINING_DATA, name, &root, merged(p, extra)), root)
+    (
+        statement(TRAINING_DATA, name, &root, merged(p, extra)),
+        root,
+    )
 }
 
 /// A model release whose one file holds `content`, released a day ago, data withheld.
@@ -90,7 +101,10 @@ fn model(name: &str, version: &str, content: &str, extra: Value) -> (Value, [u8;
         "name": name, "version": version, "license": "Apache-2.0", "releaseTime": days_ago(1.0),
         "manifest": m, "dataDisclosure": "withheld",
     });
-    (statement(MODEL_RELEASE, name, &root, merged(p, extra)), root)
+    (
+        statement(MODEL_RELEASE, name, &root, merged(p, extra)),
+        root,
+    )
 }
 
 fn supersedes(index: u64, digest: &[u8; 32]) -> Value {
@@ -98,7 +112,8 @@ fn supersedes(index: u64, digest: &[u8; 32]) -> Value {
 }
 
 fn trained_on(name: &str, digest: &[u8; 32], index: Option<u64>) -> Value {
-    let mut t = json!({"name": name, "digest": {"sha256": hex::encode(digest)}, "role": "pretraining"});
+    let mut t =
+        json!({"name": name, "digest": {"sha256": hex::encode(digest)}, "role": "pretraining"});
     if let Some(i) = index {
         t["logIndex"] = json!(i);
     }
@@ -125,11 +140,20 @@ async fn submit(client: &LogClient, signers: &[&Publisher], st: &Value) -> u64 {
 /// Starts the server with `env` set, on `port` (0: any free port).
 fn start_server(data_dir: &Path, env: &[(&str, String)], port: u16) -> TestServer {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_glasslog"));
-    cmd.args(["serve", "--origin", ORIGIN, "--extra-predicate-type", TEST_PREDICATE, "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data_dir)
-        .env("GLASSLOG_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.args([
+        "serve",
+        "--origin",
+        ORIGIN,
+        "--extra-predicate-type",
+        TEST_PREDICATE,
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--data-dir",
+    ])
+    .arg(data_dir)
+    .env("GLASSLOG_LOG", "warn")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -137,20 +161,33 @@ fn start_server(data_dir: &Path, env: &[(&str, String)], port: u16) -> TestServe
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut origin, mut vkey) = (String::new(), String::new());
     loop {
-        let line = lines.next().expect("the server exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
         if let Some(o) = line.strip_prefix("origin: ") {
             origin = o.into();
         } else if let Some(k) = line.strip_prefix("verifier key: ") {
             vkey = k.into();
         } else if let Some(addr) = line.strip_prefix("listening on ") {
             std::thread::spawn(move || for _ in lines {});
-            return TestServer { child, url: format!("http://{addr}"), verifier_key: vkey, origin, data_dir: data_dir.into() };
+            return TestServer {
+                child,
+                url: format!("http://{addr}"),
+                verifier_key: vkey,
+                origin,
+                data_dir: data_dir.into(),
+            };
         }
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// What a `glasslog monitor --once` run printed and returned.
@@ -163,7 +200,11 @@ struct Outcome {
 
 impl Outcome {
     fn kinds(&self) -> Vec<String> {
-        let mut k: Vec<String> = self.findings.iter().map(|f| f["kind"].as_str().unwrap().to_string()).collect();
+        let mut k: Vec<String> = self
+            .findings
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap().to_string())
+            .collect();
         k.sort();
         k
     }
@@ -200,7 +241,11 @@ fn monitor_once(server: &TestServer, state: &Path, extra: &[&str]) -> Outcome {
         .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
     let findings = stdout.lines().map(parse_finding).collect();
-    Outcome { code: out.status.code().unwrap_or(-1), findings, stderr: String::from_utf8_lossy(&out.stderr).into() }
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        findings,
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+    }
 }
 
 /// A finding line: exactly the contract's fields, of the contract's types.
@@ -211,9 +256,18 @@ fn parse_finding(line: &str) -> Value {
     for k in ["kind", "severity", "indexes", "names", "message"] {
         assert!(v.get(k).is_some(), "no {k}: {line}");
     }
-    assert!(["critical", "warning", "info"].contains(&v["severity"].as_str().unwrap()), "{line}");
-    assert!(v["indexes"].as_array().unwrap().iter().all(Value::is_u64), "{line}");
-    assert!(v["names"].as_array().unwrap().iter().all(Value::is_string), "{line}");
+    assert!(
+        ["critical", "warning", "info"].contains(&v["severity"].as_str().unwrap()),
+        "{line}"
+    );
+    assert!(
+        v["indexes"].as_array().unwrap().iter().all(Value::is_u64),
+        "{line}"
+    );
+    assert!(
+        v["names"].as_array().unwrap().iter().all(Value::is_string),
+        "{line}"
+    );
     v
 }
 
@@ -233,7 +287,12 @@ async fn setup(env: &[(&str, String)]) -> Setup {
     let server = start_server(&dir.path().join("data"), env, 0);
     let client = server.client().await;
     let state = dir.path().join("monitor.state");
-    Setup { _dir: dir, server, client, state }
+    Setup {
+        _dir: dir,
+        server,
+        client,
+        state,
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -250,35 +309,71 @@ async fn honest_round(client: &LogClient, org: &str, p: &[Publisher; 3]) -> u64 
     let private = format!("{org}/private");
     let (mut committed, _) = dataset(&private, "1", &format!("{org} private"), json!({}));
     let commitment = sha(format!("{org} salt").as_bytes());
-    committed["predicate"].as_object_mut().unwrap().remove("manifest");
+    committed["predicate"]
+        .as_object_mut()
+        .unwrap()
+        .remove("manifest");
     committed["subject"][0]["digest"]["sha256"] = json!(hex::encode(commitment));
     let committed_index = submit(client, &[alice], &committed).await;
-    let (revealed, _) = dataset(&private, "1", &format!("{org} private"), supersedes(committed_index, &commitment));
+    let (revealed, _) = dataset(
+        &private,
+        "1",
+        &format!("{org} private"),
+        supersedes(committed_index, &commitment),
+    );
     submit(client, &[alice], &revealed).await;
 
     let name = format!("{org}/model");
     let training = json!({"dataDisclosure": "full", "trainingData": [trained_on(&data, &d1_root, Some(d1_index))]});
     let (m1, m1_root) = model(&name, "1", &format!("{org} weights 1"), training);
     let i1 = submit(client, &[alice], &m1).await;
-    let by_digest = json!({"dataDisclosure": "full", "trainingData": [trained_on(&data, &d1_root, None)]});
-    let (m2, m2_root) = model(&name, "2", &format!("{org} weights 2"), merged(by_digest, supersedes(i1, &m1_root)));
+    let by_digest =
+        json!({"dataDisclosure": "full", "trainingData": [trained_on(&data, &d1_root, None)]});
+    let (m2, m2_root) = model(
+        &name,
+        "2",
+        &format!("{org} weights 2"),
+        merged(by_digest, supersedes(i1, &m1_root)),
+    );
     let i2 = submit(client, &[alice], &m2).await;
     submit(client, &[alice, bob], &m2).await; // co-signed re-declaration
-    let (m3, m3_root) = model(&name, "3", &format!("{org} weights 3"), supersedes(i2, &m2_root));
+    let (m3, m3_root) = model(
+        &name,
+        "3",
+        &format!("{org} weights 3"),
+        supersedes(i2, &m2_root),
+    );
     let i3 = submit(client, &[alice, carol], &m3).await; // consent to carol's key
-    let (m4, m4_root) = model(&name, "4", &format!("{org} weights 4"), supersedes(i3, &m3_root));
+    let (m4, m4_root) = model(
+        &name,
+        "4",
+        &format!("{org} weights 4"),
+        supersedes(i3, &m3_root),
+    );
     let i4 = submit(client, &[carol], &m4).await;
-    let (d2, _) = dataset(&data, "2", &format!("{org} data 2"), supersedes(d1_index, &d1_root));
+    let (d2, _) = dataset(
+        &data,
+        "2",
+        &format!("{org} data 2"),
+        supersedes(d1_index, &d1_root),
+    );
     submit(client, &[alice], &d2).await;
     let base = json!({"baseModels": [{"name": name, "digest": {"sha256": hex::encode(m4_root)}, "relation": "finetune", "logIndex": i4}]});
     let (tuned, _) = model(&format!("{org}/tuned"), "1", &format!("{org} tuned"), base);
     submit(client, &[bob], &tuned).await;
-    client.submit(bob.envelope(&format!("{org} note")), vec![bob.pem.clone()]).await.unwrap();
+    client
+        .submit(bob.envelope(&format!("{org} note")), vec![bob.pem.clone()])
+        .await
+        .unwrap();
     11
 }
 
 fn publishers() -> [Publisher; 3] {
-    [Publisher::new(KeyType::Ed25519), Publisher::new(KeyType::P256), Publisher::new(KeyType::Ed25519)]
+    [
+        Publisher::new(KeyType::Ed25519),
+        Publisher::new(KeyType::P256),
+        Publisher::new(KeyType::Ed25519),
+    ]
 }
 
 #[tokio::test]
@@ -292,14 +387,22 @@ async fn an_honest_log_has_no_findings_and_monitoring_resumes() {
     assert_eq!(s.client.checkpoint().await.unwrap().0.size, size);
     let first = monitor_once(&s.server, &s.state, &[]);
     assert_clean(&first);
-    assert!(first.stderr.contains(&format!("verified {size} entries")), "{}", first.stderr);
+    assert!(
+        first.stderr.contains(&format!("verified {size} entries")),
+        "{}",
+        first.stderr
+    );
 
     for round in 25..28 {
         size += honest_round(&s.client, &format!("org{round}"), &p).await;
     }
     let second = monitor_once(&s.server, &s.state, &[]);
     assert_clean(&second);
-    assert!(second.stderr.contains("verified 33 entries"), "resumes from the state file: {}", second.stderr);
+    assert!(
+        second.stderr.contains("verified 33 entries"),
+        "resumes from the state file: {}",
+        second.stderr
+    );
     let state: Value = serde_json::from_str(&std::fs::read_to_string(&s.state).unwrap()).unwrap();
     assert_eq!(state["nextIndex"], json!(size));
     // Nothing new: still clean, and quick.
@@ -318,9 +421,20 @@ async fn a_publisher_that_equivocates() {
     let (b, _) = model("org/m", "1.0", "weights b", supersedes(i, &a_root));
     submit(&s.client, &[&alice], &b).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!((o.code, o.kinds()), (1, vec!["equivocation".to_string()]), "{o:#?}");
+    assert_eq!(
+        (o.code, o.kinds()),
+        (1, vec!["equivocation".to_string()]),
+        "{o:#?}"
+    );
     let f = o.one("equivocation");
-    assert_eq!((f["indexes"].clone(), f["names"].clone(), f["severity"].clone()), (json!([0, 1]), json!(["org/m"]), json!("critical")));
+    assert_eq!(
+        (
+            f["indexes"].clone(),
+            f["names"].clone(),
+            f["severity"].clone()
+        ),
+        (json!([0, 1]), json!(["org/m"]), json!("critical"))
+    );
 }
 
 #[tokio::test]
@@ -332,20 +446,31 @@ async fn a_publisher_that_rewrites_history() {
     let (v2, _) = model("org/m", "2", "weights 2", json!({}));
     submit(&s.client, &[&alice], &v2).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!((o.code, o.kinds()), (1, vec!["broken-history".to_string()]), "{o:#?}");
+    assert_eq!(
+        (o.code, o.kinds()),
+        (1, vec!["broken-history".to_string()]),
+        "{o:#?}"
+    );
     assert_eq!(o.one("broken-history")["indexes"], json!([0, 1]));
 }
 
 #[tokio::test]
 async fn a_publisher_whose_key_changes() {
     let s = setup(&[]).await;
-    let (alice, mallory) = (Publisher::new(KeyType::Ed25519), Publisher::new(KeyType::P256));
+    let (alice, mallory) = (
+        Publisher::new(KeyType::Ed25519),
+        Publisher::new(KeyType::P256),
+    );
     let (v1, v1_root) = model("org/m", "1", "weights 1", json!({}));
     let i = submit(&s.client, &[&alice], &v1).await;
     let (v2, _) = model("org/m", "2", "weights 2", supersedes(i, &v1_root));
     submit(&s.client, &[&mallory], &v2).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!((o.code, o.kinds()), (1, vec!["key-change".to_string()]), "{o:#?}");
+    assert_eq!(
+        (o.code, o.kinds()),
+        (1, vec!["key-change".to_string()]),
+        "{o:#?}"
+    );
     assert_eq!(o.one("key-change")["severity"], json!("critical"));
 }
 
@@ -361,28 +486,61 @@ async fn a_publisher_that_swaps_a_training_data_declaration() {
     assert_eq!(root, same_root);
     submit(&s.client, &[&alice], &swapped).await;
     // A new version with a new digest and new fields is not a finding.
-    let (v2, _) = dataset("org/d", "2", "new data", merged(json!({"license": "MIT"}), supersedes(0, &root)));
+    let (v2, _) = dataset(
+        "org/d",
+        "2",
+        "new data",
+        merged(json!({"license": "MIT"}), supersedes(0, &root)),
+    );
     submit(&s.client, &[&alice], &v2).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!((o.code, o.kinds()), (1, vec!["data-substitution".to_string()]), "{o:#?}");
-    let message = o.one("data-substitution")["message"].as_str().unwrap().to_string();
-    assert!(message.contains("license, personalData changed"), "{message}");
+    assert_eq!(
+        (o.code, o.kinds()),
+        (1, vec!["data-substitution".to_string()]),
+        "{o:#?}"
+    );
+    let message = o.one("data-substitution")["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        message.contains("license, personalData changed"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn a_publisher_that_backdates() {
     let s = setup(&[]).await;
     let alice = Publisher::new(KeyType::Ed25519);
-    let (m, _) = model("org/old", "1", "weights", json!({"releaseTime": days_ago(30.0)}));
+    let (m, _) = model(
+        "org/old",
+        "1",
+        "weights",
+        json!({"releaseTime": days_ago(30.0)}),
+    );
     submit(&s.client, &[&alice], &m).await;
-    let (ok, _) = model("org/recent", "1", "weights r", json!({"releaseTime": days_ago(6.0)}));
+    let (ok, _) = model(
+        "org/recent",
+        "1",
+        "weights r",
+        json!({"releaseTime": days_ago(6.0)}),
+    );
     submit(&s.client, &[&alice], &ok).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!((o.code, o.kinds()), (1, vec!["backdating".to_string()]), "{o:#?}");
+    assert_eq!(
+        (o.code, o.kinds()),
+        (1, vec!["backdating".to_string()]),
+        "{o:#?}"
+    );
     assert_eq!(o.one("backdating")["names"], json!(["org/old"]));
     // A wider window accepts it.
     let wide = s.state.with_extension("wide");
-    assert_clean(&monitor_once(&s.server, &wide, &["--backdate-window", "31"]));
+    assert_clean(&monitor_once(
+        &s.server,
+        &wide,
+        &["--backdate-window", "31"],
+    ));
 }
 
 #[tokio::test]
@@ -391,17 +549,40 @@ async fn a_model_that_names_a_missing_dataset() {
     let alice = Publisher::new(KeyType::Ed25519);
     let missing = sha(b"never logged");
     let base = json!({"name": "other/base", "digest": {"sha256": hex::encode(sha(b"outside"))}, "relation": "finetune"});
-    let (m, _) = model("org/m", "1", "weights", json!({"dataDisclosure": "full", "trainingData": [trained_on("org/d", &missing, None)], "baseModels": [base]}));
+    let (m, _) = model(
+        "org/m",
+        "1",
+        "weights",
+        json!({"dataDisclosure": "full", "trainingData": [trained_on("org/d", &missing, None)], "baseModels": [base]}),
+    );
     submit(&s.client, &[&alice], &m).await;
     let o = monitor_once(&s.server, &s.state, &[]);
     assert_eq!(o.code, 1, "{o:#?}");
-    let mut got: Vec<(String, String, Value)> = o.findings.iter().map(|f| (f["kind"].as_str().unwrap().into(), f["severity"].as_str().unwrap().into(), f["names"].clone())).collect();
+    let mut got: Vec<(String, String, Value)> = o
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().into(),
+                f["severity"].as_str().unwrap().into(),
+                f["names"].clone(),
+            )
+        })
+        .collect();
     got.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(
         got,
         vec![
-            ("dangling-reference".into(), "info".into(), json!(["org/m", "other/base"])),
-            ("dangling-reference".into(), "warning".into(), json!(["org/d", "org/m"])),
+            (
+                "dangling-reference".into(),
+                "info".into(),
+                json!(["org/m", "other/base"])
+            ),
+            (
+                "dangling-reference".into(),
+                "warning".into(),
+                json!(["org/d", "org/m"])
+            ),
         ]
     );
 }
@@ -420,17 +601,40 @@ async fn findings_are_reported_once_across_restarts() {
     let log = s.state.with_extension("exec.log");
     let exec = format!("cat >> '{}'", log.display());
     let first = monitor_once(&s.server, &s.state, &["--exec", &exec]);
-    assert_eq!((first.code, first.kinds()), (1, vec!["broken-history".to_string(), "equivocation".to_string()]), "{first:#?}");
-    let handed: Vec<Value> = std::fs::read_to_string(&log).unwrap().lines().map(parse_finding).collect();
-    assert_eq!(handed, first.findings, "--exec gets each finding line on stdin");
+    assert_eq!(
+        (first.code, first.kinds()),
+        (
+            1,
+            vec!["broken-history".to_string(), "equivocation".to_string()]
+        ),
+        "{first:#?}"
+    );
+    let handed: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(parse_finding)
+        .collect();
+    assert_eq!(
+        handed, first.findings,
+        "--exec gets each finding line on stdin"
+    );
 
     let again = monitor_once(&s.server, &s.state, &[]);
     assert_clean(&again);
 
-    let (late, _) = model("org/late", "1", "late", json!({"releaseTime": days_ago(40.0)}));
+    let (late, _) = model(
+        "org/late",
+        "1",
+        "late",
+        json!({"releaseTime": days_ago(40.0)}),
+    );
     submit(&s.client, &[&alice], &late).await;
     let third = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!((third.code, third.kinds()), (1, vec!["backdating".to_string()]), "{third:#?}");
+    assert_eq!(
+        (third.code, third.kinds()),
+        (1, vec!["backdating".to_string()]),
+        "{third:#?}"
+    );
     assert_eq!(third.one("backdating")["indexes"], json!([2]));
 
     // --watch restricts publisher findings to the names watched.
@@ -476,7 +680,9 @@ async fn follows_the_log_live_and_across_a_server_restart() {
         let (m, _) = model("org/old", "1", "w", json!({"releaseTime": days_ago(20.0)}));
         submit(&client, &[&alice], &m).await;
     }
-    let line = lines.recv_timeout(Duration::from_secs(20)).expect("a finding while following");
+    let line = lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a finding while following");
     assert_eq!(parse_finding(&line)["kind"], json!("backdating"));
 
     // The server goes away and comes back on the same address: the monitor reconnects.
@@ -486,16 +692,26 @@ async fn follows_the_log_live_and_across_a_server_restart() {
     let client = server.client().await;
     let (v1, _) = model("org/m", "1", "a", json!({}));
     submit(&client, &[&alice], &v1).await;
-    let (v1b, _) = model("org/m", "1", "b", json!({"supersedes": {"logIndex": 1, "digest": {"sha256": hex::encode(manifest("a").1)}}}));
+    let (v1b, _) = model(
+        "org/m",
+        "1",
+        "b",
+        json!({"supersedes": {"logIndex": 1, "digest": {"sha256": hex::encode(manifest("a").1)}}}),
+    );
     submit(&client, &[&alice], &v1b).await;
-    let line = lines.recv_timeout(Duration::from_secs(40)).expect("a finding after reconnecting");
+    let line = lines
+        .recv_timeout(Duration::from_secs(40))
+        .expect("a finding after reconnecting");
     assert_eq!(parse_finding(&line)["kind"], json!("equivocation"));
 
     // SIGTERM: a clean stop.
     unsafe { libc::kill(monitor.id() as i32, libc::SIGTERM) };
     let status = monitor.wait().unwrap();
     assert!(status.success(), "{status}");
-    assert!(lines.recv_timeout(Duration::from_millis(100)).is_err(), "nothing else reported");
+    assert!(
+        lines.recv_timeout(Duration::from_millis(100)).is_err(),
+        "nothing else reported"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -512,7 +728,10 @@ mod hostile_server {
     async fn entries(client: &LogClient, from: usize, n: usize) {
         let p = Publisher::new(KeyType::Ed25519);
         for i in from..from + n {
-            client.submit(p.envelope(&format!("entry {i}")), vec![p.pem.clone()]).await.unwrap();
+            client
+                .submit(p.envelope(&format!("entry {i}")), vec![p.pem.clone()])
+                .await
+                .unwrap();
         }
     }
 
@@ -523,7 +742,11 @@ mod hostile_server {
         assert_clean(&monitor_once(&s.server, &s.state, &[]));
         entries(&s.client, 3, 4).await;
         let o = monitor_once(&s.server, &s.state, &[]);
-        assert_eq!((o.code, o.kinds()), (1, vec!["bad-checkpoint-signature".to_string()]), "{o:#?}");
+        assert_eq!(
+            (o.code, o.kinds()),
+            (1, vec!["bad-checkpoint-signature".to_string()]),
+            "{o:#?}"
+        );
         // Still refused, not reported again.
         let again = monitor_once(&s.server, &s.state, &[]);
         assert_eq!((again.code, again.findings.len()), (1, 0), "{again:#?}");
@@ -536,11 +759,23 @@ mod hostile_server {
         assert_clean(&monitor_once(&s.server, &s.state, &[]));
         entries(&s.client, 20, 20).await;
         let o = monitor_once(&s.server, &s.state, &[]);
-        assert_eq!((o.code, o.kinds()), (1, vec!["root-mismatch".to_string()]), "{o:#?}");
-        let message = o.one("root-mismatch")["message"].as_str().unwrap().to_string();
+        assert_eq!(
+            (o.code, o.kinds()),
+            (1, vec!["root-mismatch".to_string()]),
+            "{o:#?}"
+        );
+        let message = o.one("root-mismatch")["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(message.contains("proven consistent"), "{message}");
-        let state: Value = serde_json::from_str(&std::fs::read_to_string(&s.state).unwrap()).unwrap();
-        assert_eq!(state["nextIndex"], json!(20), "nothing past the failure is accepted");
+        let state: Value =
+            serde_json::from_str(&std::fs::read_to_string(&s.state).unwrap()).unwrap();
+        assert_eq!(
+            state["nextIndex"],
+            json!(20),
+            "nothing past the failure is accepted"
+        );
     }
 
     #[tokio::test]
@@ -550,7 +785,11 @@ mod hostile_server {
         assert_clean(&monitor_once(&s.server, &s.state, &[]));
         entries(&s.client, 20, 5).await;
         let o = monitor_once(&s.server, &s.state, &[]);
-        assert_eq!((o.code, o.kinds()), (1, vec!["entry-changed".to_string()]), "{o:#?}");
+        assert_eq!(
+            (o.code, o.kinds()),
+            (1, vec!["entry-changed".to_string()]),
+            "{o:#?}"
+        );
         assert_eq!(o.one("entry-changed")["indexes"], json!([15]));
     }
 
@@ -566,12 +805,30 @@ mod hostile_server {
         // The same log, now showing a history in which entry 2 is another: every checkpoint
         // covering it is re-signed over the altered tree.
         let key = data.join("log.key").display().to_string();
-        let server = start_server(&data, &[("GLASSLOG_FAULT", "inconsistent:2".into()), ("GLASSLOG_FAULT_KEY_FILE", key)], 0);
+        let server = start_server(
+            &data,
+            &[
+                ("GLASSLOG_FAULT", "inconsistent:2".into()),
+                ("GLASSLOG_FAULT_KEY_FILE", key),
+            ],
+            0,
+        );
         entries(&server.client().await, 20, 10).await;
         let o = monitor_once(&server, &state, &[]);
-        assert_eq!((o.code, o.kinds()), (1, vec!["inconsistent-checkpoint".to_string()]), "{o:#?}");
-        let message = o.one("inconsistent-checkpoint")["message"].as_str().unwrap().to_string();
-        assert_eq!(message.matches(&format!("\u{2014} {ORIGIN} ")).count(), 2, "both signed checkpoints: {message}");
+        assert_eq!(
+            (o.code, o.kinds()),
+            (1, vec!["inconsistent-checkpoint".to_string()]),
+            "{o:#?}"
+        );
+        let message = o.one("inconsistent-checkpoint")["message"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            message.matches(&format!("\u{2014} {ORIGIN} ")).count(),
+            2,
+            "both signed checkpoints: {message}"
+        );
         // A monitor that never saw the honest history cannot tell: the forked view is consistent.
         assert_clean(&monitor_once(&server, &dir.path().join("fresh.state"), &[]));
     }
@@ -579,7 +836,10 @@ mod hostile_server {
     #[tokio::test]
     async fn entries_the_log_should_have_refused() {
         let s = setup(&fault("admission")).await;
-        let (alice, mallory) = (Publisher::new(KeyType::Ed25519), Publisher::new(KeyType::Ed25519));
+        let (alice, mallory) = (
+            Publisher::new(KeyType::Ed25519),
+            Publisher::new(KeyType::Ed25519),
+        );
         // Signed by mallory, logged under alice's key.
         let (m, _) = model("org/m", "1", "w", json!({}));
         let (env, _) = envelope(&[&mallory], &m);
@@ -589,9 +849,20 @@ mod hostile_server {
         let (env, keys) = envelope(&[&alice], &bad);
         s.client.submit(env, keys).await.unwrap();
         let o = monitor_once(&s.server, &s.state, &[]);
-        assert_eq!((o.code, o.kinds()), (1, vec!["invalid-entry".to_string(), "invalid-entry".to_string()]), "{o:#?}");
+        assert_eq!(
+            (o.code, o.kinds()),
+            (
+                1,
+                vec!["invalid-entry".to_string(), "invalid-entry".to_string()]
+            ),
+            "{o:#?}"
+        );
         // Signature checks off: the forgery passes, the broken declaration does not.
-        let o = monitor_once(&s.server, &s.state.with_extension("nosig"), &["--no-signature-checks"]);
+        let o = monitor_once(
+            &s.server,
+            &s.state.with_extension("nosig"),
+            &["--no-signature-checks"],
+        );
         assert_eq!(o.kinds(), vec!["invalid-entry".to_string()], "{o:#?}");
     }
 }
@@ -610,7 +881,8 @@ async fn submit_family(client: Arc<LogClient>, f: usize, signer: Arc<Publisher>)
     let name = format!("bench{f}/model");
     let mut previous: Option<(u64, [u8; 32])> = None;
     for v in 0..FAMILY - 2 {
-        let training = json!({"dataDisclosure": "full", "trainingData": [trained_on(&data, &d_root, None)]});
+        let training =
+            json!({"dataDisclosure": "full", "trainingData": [trained_on(&data, &d_root, None)]});
         let extra = match previous {
             Some((i, root)) => merged(training, supersedes(i, &root)),
             None => training,
@@ -627,16 +899,26 @@ async fn submit_family(client: Arc<LogClient>, f: usize, signer: Arc<Publisher>)
 async fn merkle_only(client: &LogClient, size: u64) -> String {
     use glasslog::proto::tail_event::Event;
     let started = Instant::now();
-    let mut stream = client.rpc().tail(glasslog::proto::TailRequest { start: 0 }).await.unwrap().into_inner();
+    let mut stream = client
+        .rpc()
+        .tail(glasslog::proto::TailRequest { start: 0 })
+        .await
+        .unwrap()
+        .into_inner();
     let mut range = glasslog::merkle::CompactRange::new();
     while range.size() < size {
         match stream.message().await.unwrap().unwrap().event.unwrap() {
             Event::Entry(e) => range.append(glasslog::merkle::leaf_hash(&e.leaf_data)),
-            Event::Checkpoint(c) => assert_eq!(client.verify_checkpoint(&c).unwrap().root, range.root()),
+            Event::Checkpoint(c) => {
+                assert_eq!(client.verify_checkpoint(&c).unwrap().root, range.root())
+            }
         }
     }
     let secs = started.elapsed().as_secs_f64();
-    format!("{size} entries in {secs:.2} s ({:.0} entries/s)", size as f64 / secs)
+    format!(
+        "{size} entries in {secs:.2} s ({:.0} entries/s)",
+        size as f64 / secs
+    )
 }
 
 /// Runs `glasslog monitor --once` and returns its own rate line.
@@ -644,17 +926,30 @@ fn timed_once(server: &TestServer, state: &Path, extra: &[&str]) -> String {
     let started = Instant::now();
     let o = monitor_once(server, state, extra);
     assert_clean(&o);
-    let line = o.stderr.lines().filter(|l| l.contains("findings reported")).last().unwrap_or("").to_string();
-    format!("{line} [process wall time {:.2} s]", started.elapsed().as_secs_f64())
+    let line = o
+        .stderr
+        .lines()
+        .filter(|l| l.contains("findings reported"))
+        .last()
+        .unwrap_or("")
+        .to_string();
+    format!(
+        "{line} [process wall time {:.2} s]",
+        started.elapsed().as_secs_f64()
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: cargo test --test monitor -- --ignored --nocapture benchmark"]
 async fn benchmark_catch_up_and_live_latency() {
-    let n: usize = std::env::var("GLASSLOG_MONITOR_BENCH_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let n: usize = std::env::var("GLASSLOG_MONITOR_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     // GLASSLOG_MONITOR_BENCH_DIR keeps the log there and reuses it on the next run.
     let temp = tempfile::tempdir().unwrap();
-    let dir = std::env::var("GLASSLOG_MONITOR_BENCH_DIR").map_or_else(|_| temp.path().to_path_buf(), PathBuf::from);
+    let dir = std::env::var("GLASSLOG_MONITOR_BENCH_DIR")
+        .map_or_else(|_| temp.path().to_path_buf(), PathBuf::from);
     let reuse = dir.join("data").exists();
     for old in ["a.state", "a.state.db", "b.state", "b.state.db"] {
         let _ = std::fs::remove_dir_all(dir.join(old));
@@ -684,9 +979,15 @@ async fn benchmark_catch_up_and_live_latency() {
         w.await.unwrap();
     }
     let size = client.checkpoint().await.unwrap().0.size;
-    eprintln!("bench: logged {size} entries in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "bench: logged {size} entries in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 
-    eprintln!("bench: Tail read + Merkle only (in the test process): {}", merkle_only(&client, size).await);
+    eprintln!(
+        "bench: Tail read + Merkle only (in the test process): {}",
+        merkle_only(&client, size).await
+    );
     let structure = timed_once(&server, &dir.join("a.state"), &["--no-signature-checks"]);
     eprintln!("bench: catch-up, Merkle + structure checks (--no-signature-checks): {structure}");
     let full = timed_once(&server, &dir.join("b.state"), &[]);
@@ -709,7 +1010,11 @@ async fn benchmark_catch_up_and_live_latency() {
             if !line.contains("verified checkpoint") {
                 continue;
             }
-            let size = line.split("size=").nth(1).and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next()).and_then(|s| s.parse().ok());
+            let size = line
+                .split("size=")
+                .nth(1)
+                .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|s| s.parse().ok());
             if let Some(size) = size {
                 let _ = tx.send((Instant::now(), size));
             }
@@ -731,7 +1036,10 @@ async fn benchmark_catch_up_and_live_latency() {
     let mut latencies: Vec<f64> = acks
         .iter()
         .map(|(index, ack)| {
-            let (at, _) = seen.iter().find(|(_, size)| size > index).expect("every entry seen");
+            let (at, _) = seen
+                .iter()
+                .find(|(_, size)| size > index)
+                .expect("every entry seen");
             at.saturating_duration_since(*ack).as_secs_f64() * 1000.0
         })
         .collect();

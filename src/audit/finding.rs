@@ -147,6 +147,18 @@ impl Printer {
         }
     }
 
+    /// Reports that `command` could not be completed: a JSON `{"type": "error", "message"}`
+    /// line on stdout, or `glasslog <command>: <message>` on stderr.
+    pub fn error(&self, command: &str, message: &dyn std::fmt::Display) {
+        match self.json {
+            true => println!(
+                "{}",
+                json!({"type": "error", "message": message.to_string()})
+            ),
+            false => eprintln!("glasslog {command}: {message}"),
+        }
+    }
+
     /// How many findings were printed.
     pub fn count(&self) -> u64 {
         self.count

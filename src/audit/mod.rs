@@ -241,75 +241,105 @@ pub fn run(
     report: &mut dyn FnMut(&Finding),
 ) -> Result<Summary, AuditError> {
     let (started, cpu_started) = (Instant::now(), process_cpu_time());
-    let mut ledger = Ledger::create(&opts.work_dir)?;
-    let mut runs = fetch::spawn(runtime, client.rpc(), checkpoint.size);
-    let mut pool = Pool::start(
-        opts.threads.max(1),
-        opts.signature_checks,
-        &opts.extra_predicate_types,
-    );
-    let mut range = CompactRange::new();
-    let mut findings = 0u64;
-    let mut counted = |f: &Finding| {
-        findings += 1;
-        report(f);
+    let threads = opts.threads.max(1);
+    let mut stream = Stream {
+        runs: fetch::spawn(runtime, client.rpc(), checkpoint.size),
+        pool: Pool::start(threads, opts.signature_checks, &opts.extra_predicate_types),
+        ledger: Ledger::create(&opts.work_dir)?,
+        range: CompactRange::new(),
+        progress: Progress::new(opts.progress, checkpoint.size),
+        findings: 0,
     };
-    let mut progress = Progress::new(opts.progress, checkpoint.size);
-    let (mut sent, mut done, mut fetching) = (0u64, 0u64, true);
-    let mut back: BTreeMap<u64, Vec<Facts>> = BTreeMap::new();
-    loop {
-        while fetching && sent - done < MAX_JOBS {
-            match runs.blocking_recv() {
-                Some(Ok(run)) => {
-                    pool.submit(sent, run)?;
-                    sent += 1;
-                }
-                Some(Err(e @ FetchError::BadReply { .. })) => {
-                    counted(&Finding::new(
-                        "entries",
-                        format!("{e}; the audit stops here"),
-                    ));
-                    fetching = false;
-                }
-                Some(Err(e)) => return Err(e.into()),
-                None => fetching = false,
-            }
-        }
-        if done == sent {
-            break;
-        }
-        let (seq, facts) = pool.take()?;
-        back.insert(seq, facts);
-        while let Some(facts) = back.remove(&done) {
-            facts.iter().for_each(|f| range.append(f.leaf_hash));
-            ledger.absorb(&facts)?.iter().for_each(&mut counted);
-            progress.add(facts.len() as u64);
-            done += 1;
-        }
-    }
-    progress.finish();
-    let computed_root = (range.size() == checkpoint.size).then(|| range.root());
+    stream.drive(report)?;
+    let computed_root = (stream.range.size() == checkpoint.size).then(|| stream.range.root());
     if let Some(root) = computed_root.filter(|r| *r != checkpoint.root) {
-        counted(&root_mismatch(checkpoint, root));
+        stream.findings += 1;
+        report(&root_mismatch(checkpoint, root));
     }
-    let (signature_time, signatures) = pool.finish()?;
+    let (signature_time, signatures) = stream.pool.finish()?;
     Ok(Summary {
         origin: checkpoint.origin.clone(),
         size: checkpoint.size,
         root: checkpoint.root,
         computed_root,
-        entries: range.size(),
-        kinds: ledger.kinds.clone(),
-        publishers: ledger.publishers(TOP)?,
-        names: ledger.names(TOP)?,
+        entries: stream.range.size(),
+        kinds: stream.ledger.kinds.clone(),
+        publishers: stream.ledger.publishers(TOP)?,
+        names: stream.ledger.names(TOP)?,
         signature_checks: opts.signature_checks,
         signatures,
         signature_time,
-        threads: opts.threads.max(1),
+        threads,
         elapsed: started.elapsed(),
         cpu_time: process_cpu_time().saturating_sub(cpu_started),
-        findings,
+        findings: stream.findings,
     })
+}
+
+/// The audit's pipeline: runs of entries from the fetcher, to the workers, back in log order
+/// into the compact range and the ledger.
+struct Stream {
+    runs: tokio::sync::mpsc::Receiver<Result<Run, FetchError>>,
+    pool: Pool,
+    ledger: Ledger,
+    range: CompactRange,
+    progress: Progress,
+    findings: u64,
+}
+
+impl Stream {
+    /// Runs the pipeline until the fetcher ends (after the last entry, or at a reply that is not
+    /// the entries asked for, which is a finding).
+    fn drive(&mut self, report: &mut dyn FnMut(&Finding)) -> Result<(), AuditError> {
+        let (mut sent, mut done, mut fetching) = (0u64, 0u64, true);
+        let mut back: BTreeMap<u64, Vec<Facts>> = BTreeMap::new();
+        loop {
+            while fetching && sent - done < MAX_JOBS {
+                match self.runs.blocking_recv() {
+                    Some(Ok(run)) => {
+                        self.pool.submit(sent, run)?;
+                        sent += 1;
+                    }
+                    Some(Err(e @ FetchError::BadReply { .. })) => {
+                        self.findings += 1;
+                        report(&Finding::new(
+                            "entries",
+                            format!("{e}; the audit stops here"),
+                        ));
+                        fetching = false;
+                    }
+                    Some(Err(e)) => return Err(e.into()),
+                    None => fetching = false,
+                }
+            }
+            if done == sent {
+                break;
+            }
+            let (seq, facts) = self.pool.take()?;
+            back.insert(seq, facts);
+            while let Some(facts) = back.remove(&done) {
+                self.absorb(&facts, report)?;
+                done += 1;
+            }
+        }
+        self.progress.finish();
+        Ok(())
+    }
+
+    /// Takes back the next run in log order.
+    fn absorb(
+        &mut self,
+        facts: &[Facts],
+        report: &mut dyn FnMut(&Finding),
+    ) -> Result<(), AuditError> {
+        facts.iter().for_each(|f| self.range.append(f.leaf_hash));
+        for f in self.ledger.absorb(facts)? {
+            self.findings += 1;
+            report(&f);
+        }
+        self.progress.add(facts.len() as u64);
+        Ok(())
+    }
 }
 
 /// The CPU time of the calling thread (zero if the clock cannot be read).

@@ -11,7 +11,7 @@
 //!
 //! This module does no I/O.
 
-use crate::declaration::{Declaration, Digest, Kind, Name, Reference};
+use crate::declaration::{Digest, Kind, Name, Reference};
 
 /// What the log holds at a referenced index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct Broken {
     pub reason: String,
 }
 
-/// Checks `references` ([`Declaration::references`]) of the declaration of `name` at `index`
+/// Checks `references` ([`crate::declaration::Declaration::references`]) of the declaration of `name` at `index`
 /// against the entries before it (`lookup` is asked only for indexes below `index`).
 pub fn check(
     name: &Name,
@@ -97,7 +97,7 @@ fn judge(own: &Name, r: &Reference, at: u64, target: Target) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::declaration::{parse_statement, Supersedes, TrainingDataRef};
+    use crate::declaration::{parse_statement, Declaration, Supersedes, TrainingDataRef};
 
     const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");
 

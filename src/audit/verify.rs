@@ -168,21 +168,26 @@ pub async fn verify_name(
             .push(not_found(name, version, &logged, &report));
         return Ok(report);
     };
-    report.later = logged
+    report.later = later_than(&logged, chosen.index);
+    report.compared = Some(Compared {
+        files: chosen.declaration.manifest().map(|m| m.resources.len()),
+        logged: chosen,
+    });
+    Ok(report)
+}
+
+/// The declarations in `logged` after `index`.
+fn later_than(logged: &[Logged], index: u64) -> Vec<Later> {
+    logged
         .iter()
-        .filter(|l| l.index > chosen.index)
+        .filter(|l| l.index > index)
         .map(|l| Later {
             index: l.index,
             kind: l.declaration.kind(),
             version: l.declaration.version().to_string(),
             supersedes: l.declaration.supersedes().map(|s| s.log_index),
         })
-        .collect();
-    report.compared = Some(Compared {
-        files: chosen.declaration.manifest().map(|m| m.resources.len()),
-        logged: chosen,
-    });
-    Ok(report)
+        .collect()
 }
 
 /// Verifies a proof bundle offline against the pinned `verifier`, and compares its declaration

@@ -35,7 +35,7 @@ pub struct AuditArgs {
     #[arg(long)]
     no_signature_checks: bool,
     /// Where to create the audit's temporary working database (removed at the end); it holds
-    /// about 100 bytes per entry [default: the system's temporary directory].
+    /// about 150 bytes per entry [default: the system's temporary directory].
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// The split-view state file [default: one per log key under
@@ -49,55 +49,37 @@ pub struct AuditArgs {
     /// Worker threads for the per-entry checks [default: the number of CPUs].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Seconds to wait for the server to connect.
+    /// Seconds to wait for the server to connect and to answer each request.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
 }
 
 pub fn run(args: AuditArgs) -> Result<ExitCode, CliError> {
-    let verifier = LogVerifier::new(&args.log_key).map_err(|e| format!("--log-key: {e}"))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
     let mut printer = Printer::new(args.json);
-    match audit(&args, &runtime, verifier, &mut printer) {
+    match audit(&args, &mut printer) {
         Ok(summary) => {
             match args.json {
                 true => println!("{}", summary.to_json()),
                 false => println!("{}", summary.to_text()),
             }
-            Ok(if printer.count() == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(ExitCode::from(if printer.count() == 0 { 0 } else { 1 }))
         }
         Err(e) => {
-            match args.json {
-                true => println!(
-                    "{}",
-                    serde_json::json!({"type": "error", "message": e.to_string()})
-                ),
-                false => eprintln!("glasslog audit: {e}"),
-            }
+            printer.error("audit", &e);
             Ok(ExitCode::from(2))
         }
     }
 }
 
-fn audit(
-    args: &AuditArgs,
-    runtime: &tokio::runtime::Runtime,
-    verifier: LogVerifier,
-    printer: &mut Printer,
-) -> Result<audit::Summary, CliError> {
+fn audit(args: &AuditArgs, printer: &mut Printer) -> Result<audit::Summary, CliError> {
+    let verifier = LogVerifier::new(&args.log_key).map_err(|e| format!("--log-key: {e}"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let mut trust = TrustState::open(&verifier, args.state.as_deref())?;
-    let client = runtime.block_on(super::verify::connect(
-        &args.server,
-        verifier,
-        Duration::from_secs(args.timeout),
-    ))?;
+    let timeout = Duration::from_secs(args.timeout);
+    let client = runtime.block_on(super::verify::connect(&args.server, verifier, timeout))?;
     let (checkpoint, note) = runtime
         .block_on(client.checkpoint())
         .map_err(|e| format!("cannot get a checkpoint that verifies with --log-key: {e}"))?;

@@ -55,7 +55,10 @@ pub struct MonitorArgs {
 pub fn run(args: MonitorArgs) -> Result<ExitCode, CliError> {
     let config = config(args)?;
     let once = config.once;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     match runtime.block_on(monitor::run(config)) {
         Ok(s) if once && (s.reported > 0 || s.blocked) => Ok(ExitCode::from(1)),
         Ok(_) => Ok(ExitCode::SUCCESS),
@@ -71,7 +74,8 @@ fn config(args: MonitorArgs) -> Result<Config, CliError> {
     let verifier = LogVerifier::new(&args.log_key).map_err(|e| format!("--log-key: {e}"))?;
     let mut watch = BTreeSet::new();
     for name in args.watch {
-        name.parse::<Name>().map_err(|e| format!("--watch {name:?}: {e}"))?;
+        name.parse::<Name>()
+            .map_err(|e| format!("--watch {name:?}: {e}"))?;
         watch.insert(name);
     }
     Ok(Config {

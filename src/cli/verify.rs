@@ -78,37 +78,35 @@ pub struct VerifyArgs {
 }
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
+    let mut printer = Printer::new(args.json);
+    match check(&args) {
+        Ok((report, state_path)) => {
+            report.findings.iter().for_each(|f| printer.report(f));
+            print_summary(&report, &args, state_path.as_deref());
+            Ok(ExitCode::from(if report.ok() { 0 } else { 1 }))
+        }
+        Err(e) => {
+            printer.error("verify", &e);
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// The report, and the split-view state file used.
+fn check(args: &VerifyArgs) -> Result<(Report, Option<PathBuf>), CliError> {
     let verifier = LogVerifier::new(&args.log_key).map_err(|e| format!("--log-key: {e}"))?;
     let state_path = args
         .state
         .clone()
         .or_else(|| TrustState::default_path(&verifier).ok());
-    let result = match (&args.dir, &args.bundle) {
+    let report = match (&args.dir, &args.bundle) {
         (Some(dir), _) if !dir.is_dir() => {
-            Err(format!("{} is not a directory", dir.display()).into())
+            return Err(format!("{} is not a directory", dir.display()).into())
         }
-        (_, Some(bundle)) => offline(&args, bundle, &verifier),
-        (_, None) => online(&args, verifier),
+        (_, Some(bundle)) => offline(args, bundle, &verifier)?,
+        (_, None) => online(args, verifier)?,
     };
-    let mut printer = Printer::new(args.json);
-    match result {
-        Ok(report) => {
-            report.findings.iter().for_each(|f| printer.report(f));
-            print_summary(&report, &args, state_path.as_deref());
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        Err(e) => {
-            match args.json {
-                true => println!("{}", json!({"type": "error", "message": e.to_string()})),
-                false => eprintln!("glasslog verify: {e}"),
-            }
-            Ok(ExitCode::from(2))
-        }
-    }
+    Ok((report, state_path))
 }
 
 fn online(args: &VerifyArgs, verifier: LogVerifier) -> Result<Report, CliError> {
@@ -155,7 +153,7 @@ fn offline(args: &VerifyArgs, bundle: &Path, verifier: &LogVerifier) -> Result<R
     )?)
 }
 
-/// Connects to `server` for the log of `verifier`, with a timeout on connecting and on each call.
+/// Connects to `server` for the log of `verifier`, with `timeout` on connecting and on each call.
 pub(super) async fn connect(
     server: &str,
     verifier: LogVerifier,
@@ -170,6 +168,7 @@ pub(super) async fn connect(
     let channel = Endpoint::from_shared(server.to_string())
         .map_err(|e| format!("--server {server:?} is not a valid URL: {e}"))?
         .connect_timeout(timeout)
+        .timeout(timeout)
         // Replies of GetEntries are megabytes: windows of 64 KiB would make reading the log a
         // matter of round trips rather than bandwidth.
         .initial_stream_window_size(STREAM_WINDOW)

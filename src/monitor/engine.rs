@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::examine::{examine_all, EntryFacts, ExamineOptions};
+use super::examine::{examine_all, EntryFacts, ExamineOptions, KeyCache};
 use super::report::Reporter;
 use super::rules::{self, RuleOptions};
 use super::state::{LogState, VerifiedCheckpoint};
@@ -62,6 +62,7 @@ pub struct Engine {
     /// The store's `applied` size: entries below it were checked before (see [`super::store`]).
     applied: u64,
     examine: ExamineOptions,
+    keys: KeyCache,
     rules: RuleOptions,
     run: Run,
     progress: Progress,
@@ -79,8 +80,9 @@ impl Engine {
     /// # Errors
     /// State and store errors; a store that is behind the state file.
     pub fn open(config: &Config) -> Result<Engine, MonitorError> {
-        let store = Store::open(&config.store_path())?;
-        let state = LogState::load(&config.state_path, &config.verifier)?.unwrap_or_else(LogState::empty);
+        let store = Store::open(&config.store_path(), config.verifier.verifier_key())?;
+        let state =
+            LogState::load(&config.state_path, &config.verifier)?.unwrap_or_else(LogState::empty);
         let applied = store.applied()?;
         if applied < state.size() {
             return Err(MonitorError::Mismatch(format!(
@@ -90,8 +92,17 @@ impl Engine {
                 state.size()
             )));
         }
-        let run = Run { next: state.size(), range: state.range.clone(), leaves: Vec::new(), facts: Vec::new() };
-        let progress = Progress { started: Instant::now(), start_size: state.size(), last_log: Instant::now() };
+        let run = Run {
+            next: state.size(),
+            range: state.range.clone(),
+            leaves: Vec::new(),
+            facts: Vec::new(),
+        };
+        let progress = Progress {
+            started: Instant::now(),
+            start_size: state.size(),
+            last_log: Instant::now(),
+        };
         Ok(Engine {
             verifier: config.verifier.clone(),
             state_path: config.state_path.clone(),
@@ -99,7 +110,10 @@ impl Engine {
             store,
             applied,
             examine: config.examine.clone(),
-            rules: RuleOptions { backdate_window_ms: config.backdate_window_ms },
+            keys: KeyCache::default(),
+            rules: RuleOptions {
+                backdate_window_ms: config.backdate_window_ms,
+            },
             run,
             progress,
         })
@@ -112,7 +126,10 @@ impl Engine {
 
     /// Entries verified by this process, and the seconds it has run.
     pub fn throughput(&self) -> (u64, f64) {
-        (self.state.size() - self.progress.start_size, self.progress.started.elapsed().as_secs_f64())
+        (
+            self.state.size() - self.progress.start_size,
+            self.progress.started.elapsed().as_secs_f64(),
+        )
     }
 
     /// Drops what was received since the last checkpoint and returns where a new stream is to
@@ -120,7 +137,12 @@ impl Engine {
     /// compare them with what was verified.
     pub fn begin_stream(&mut self) -> u64 {
         let start = self.state.size() - self.state.recent.len() as u64;
-        self.run = Run { next: start, range: self.state.range.clone(), leaves: Vec::new(), facts: Vec::new() };
+        self.run = Run {
+            next: start,
+            range: self.state.range.clone(),
+            leaves: Vec::new(),
+            facts: Vec::new(),
+        };
         start
     }
 
@@ -130,18 +152,30 @@ impl Engine {
     /// # Errors
     /// [`MonitorError::Protocol`] for entries out of order or a run over [`MAX_RUN_ENTRIES`];
     /// store and output errors.
-    pub fn entries(&mut self, first: u64, leaves: &[Vec<u8>], reporter: &mut Reporter) -> Result<(), MonitorError> {
+    pub fn entries(
+        &mut self,
+        first: u64,
+        leaves: &[Vec<u8>],
+        reporter: &mut Reporter,
+    ) -> Result<(), MonitorError> {
         if first != self.run.next {
-            return Err(MonitorError::Protocol(format!("entry {first} was streamed where {} was due", self.run.next)));
+            return Err(MonitorError::Protocol(format!(
+                "entry {first} was streamed where {} was due",
+                self.run.next
+            )));
         }
-        let verified = usize::try_from(self.state.size().saturating_sub(first)).unwrap_or(usize::MAX).min(leaves.len());
+        let verified = usize::try_from(self.state.size().saturating_sub(first))
+            .unwrap_or(usize::MAX)
+            .min(leaves.len());
         let (again, new) = leaves.split_at(verified);
         let changed = self.compare_again(first, again)?;
         self.report_now(changed, reporter)?;
         if self.run.leaves.len() + new.len() > MAX_RUN_ENTRIES {
-            return Err(MonitorError::Protocol(format!("more than {MAX_RUN_ENTRIES} entries without a checkpoint")));
+            return Err(MonitorError::Protocol(format!(
+                "more than {MAX_RUN_ENTRIES} entries without a checkpoint"
+            )));
         }
-        for examined in examine_all(new, &self.examine) {
+        for examined in examine_all(new, &self.examine, &self.keys) {
             self.run.range.append(examined.leaf_hash);
             self.run.leaves.push(examined.leaf_hash);
             self.run.facts.push(examined.facts);
@@ -156,7 +190,9 @@ impl Engine {
         let mut findings = Vec::new();
         for (index, leaf) in (first..).zip(leaves) {
             let Some(before) = self.state.recent_leaf(index) else {
-                return Err(MonitorError::Protocol(format!("entry {index} was streamed, before the requested start")));
+                return Err(MonitorError::Protocol(format!(
+                    "entry {index} was streamed, before the requested start"
+                )));
             };
             let now = merkle::leaf_hash(leaf);
             if now != before {
@@ -183,7 +219,11 @@ impl Engine {
     /// # Errors
     /// [`MonitorError::Protocol`] for a checkpoint whose unsigned fields disagree with its note or
     /// whose size is not the stream's position; store, state and output errors.
-    pub fn checkpoint(&mut self, sc: proto::SignedCheckpoint, reporter: &mut Reporter) -> Result<Verdict, MonitorError> {
+    pub fn checkpoint(
+        &mut self,
+        sc: proto::SignedCheckpoint,
+        reporter: &mut Reporter,
+    ) -> Result<Verdict, MonitorError> {
         let checkpoint = match self.verifier.verify(&sc.note) {
             Ok(c) => c,
             Err(e) => {
@@ -205,7 +245,10 @@ impl Engine {
                 checkpoint.size, self.run.next
             )));
         }
-        let new = VerifiedCheckpoint { checkpoint, note: sc.note };
+        let new = VerifiedCheckpoint {
+            checkpoint,
+            note: sc.note,
+        };
         if new.checkpoint.size < self.state.size() {
             return Ok(Verdict::Behind(new));
         }
@@ -220,9 +263,17 @@ impl Engine {
     }
 
     /// A checkpoint of the verified size: its root must be the verified root.
-    fn same_size(&mut self, new: VerifiedCheckpoint, reporter: &mut Reporter) -> Result<Verdict, MonitorError> {
+    fn same_size(
+        &mut self,
+        new: VerifiedCheckpoint,
+        reporter: &mut Reporter,
+    ) -> Result<Verdict, MonitorError> {
         if new.checkpoint.root != self.state.range.root() {
-            let f = inconsistent(&self.state, &new, "it has the same size as the verified checkpoint and another root");
+            let f = inconsistent(
+                &self.state,
+                &new,
+                "it has the same size as the verified checkpoint and another root",
+            );
             self.report_now(vec![f], reporter)?;
             return Ok(Verdict::Rejected);
         }
@@ -234,8 +285,17 @@ impl Engine {
     }
 
     /// Applies the checks to the run's entries, reports, and commits store then state file.
-    fn accept(&mut self, new: VerifiedCheckpoint, reporter: &mut Reporter) -> Result<(), MonitorError> {
-        let next = Run { next: new.checkpoint.size, range: self.run.range.clone(), leaves: Vec::new(), facts: Vec::new() };
+    fn accept(
+        &mut self,
+        new: VerifiedCheckpoint,
+        reporter: &mut Reporter,
+    ) -> Result<(), MonitorError> {
+        let next = Run {
+            next: new.checkpoint.size,
+            range: self.run.range.clone(),
+            leaves: Vec::new(),
+            facts: Vec::new(),
+        };
         let run = std::mem::replace(&mut self.run, next);
         let mut tx = self.store.tx();
         let mut last_ms = self.state.last_integrated_ms;
@@ -245,7 +305,10 @@ impl Engine {
                 Err(reason) => vec![invalid(index, reason.clone())],
                 Ok(f) if f.integrated_ms < last_ms => vec![invalid(
                     index,
-                    format!("its integrated time {} ms is before the previous entry's, {last_ms} ms", f.integrated_ms),
+                    format!(
+                        "its integrated time {} ms is before the previous entry's, {last_ms} ms",
+                        f.integrated_ms
+                    ),
                 )],
                 Ok(f) if checked => rules::apply(&mut tx, index, f, self.rules)?,
                 Ok(_) => Vec::new(),
@@ -275,7 +338,11 @@ impl Engine {
         if self.progress.last_log.elapsed().as_secs() >= 5 {
             self.progress.last_log = Instant::now();
             let (entries, secs) = self.throughput();
-            tracing::info!(size = self.state.size(), "verified {entries} entries in {secs:.1} s ({:.0} entries/s)", entries as f64 / secs);
+            tracing::info!(
+                size = self.state.size(),
+                "verified {entries} entries in {secs:.1} s ({:.0} entries/s)",
+                entries as f64 / secs
+            );
         }
     }
 
@@ -283,7 +350,11 @@ impl Engine {
     ///
     /// # Errors
     /// Store and output errors.
-    pub fn report_now(&self, findings: Vec<Finding>, reporter: &mut Reporter) -> Result<(), MonitorError> {
+    pub fn report_now(
+        &self,
+        findings: Vec<Finding>,
+        reporter: &mut Reporter,
+    ) -> Result<(), MonitorError> {
         if findings.is_empty() {
             return Ok(());
         }
@@ -294,7 +365,11 @@ impl Engine {
 }
 
 /// Reports each finding that is watched and not reported before, and records it in `tx`.
-fn report_all(tx: &mut Tx<'_>, findings: Vec<Finding>, reporter: &mut Reporter) -> Result<(), MonitorError> {
+fn report_all(
+    tx: &mut Tx<'_>,
+    findings: Vec<Finding>,
+    reporter: &mut Reporter,
+) -> Result<(), MonitorError> {
     for f in findings {
         if !reporter.wants(&f) {
             continue;
@@ -309,7 +384,13 @@ fn report_all(tx: &mut Tx<'_>, findings: Vec<Finding>, reporter: &mut Reporter) 
 }
 
 fn invalid(index: u64, reason: String) -> Finding {
-    Finding::new(FindingKind::InvalidEntry, Severity::Critical, [index], [], format!("entry {index} would be refused by admission: {reason}"))
+    Finding::new(
+        FindingKind::InvalidEntry,
+        Severity::Critical,
+        [index],
+        [],
+        format!("entry {index} would be refused by admission: {reason}"),
+    )
 }
 
 /// `bad-checkpoint-signature` for `note`, anchored at the verified state.

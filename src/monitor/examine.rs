@@ -6,16 +6,63 @@
 //! ([`examine_all`]). What needs other entries (references by log index, names, history) is
 //! [`super::rules`]' job. Nothing here panics on what a server sends.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use sha2::{Digest as _, Sha256};
 
-use crate::declaration::{self, Declaration, Digest, Kind, Reference, Supersedes, Timestamp, TrainingData};
+use crate::declaration::{
+    self, Declaration, Digest, Kind, Reference, Supersedes, Timestamp, TrainingData,
+};
 use crate::dsse::{self, Envelope, MAX_KEYS};
 use crate::entry::decode_leaf;
-use crate::keys::{KeyId, PublicKey};
+use crate::keys::{KeyError, KeyId, PublicKey};
 use crate::merkle::{self, Hash};
 
 /// Runs shorter than this are examined on the calling thread.
 const PARALLEL_MIN: usize = 64;
+
+/// Most publisher keys a [`KeyCache`] holds (it is emptied when full).
+const KEY_CACHE_ENTRIES: usize = 4096;
+
+/// Publisher keys already parsed, by their logged PEM: publishers sign many entries with one
+/// key, and reading a key (decoding, decompressing a curve point, hashing for its id) costs more
+/// than all other key checks of an entry. Bounded; shared by the examining threads.
+#[derive(Default)]
+pub struct KeyCache(Mutex<HashMap<String, Result<CachedKey, KeyError>>>);
+
+#[derive(Clone, Copy)]
+struct CachedKey {
+    key: PublicKey,
+    id: KeyId,
+    /// Whether the PEM is the key's normalised PEM, as the log stores keys.
+    normalised: bool,
+}
+
+impl KeyCache {
+    fn get(&self, pem: &str) -> Result<CachedKey, KeyError> {
+        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hit) = lock().get(pem) {
+            return hit.clone();
+        }
+        let parsed = PublicKey::from_pem(pem).map(|key| CachedKey {
+            key,
+            id: key.key_id(),
+            normalised: key.to_pem() == pem,
+        });
+        let mut cache = lock();
+        if cache.len() >= KEY_CACHE_ENTRIES {
+            cache.clear();
+        }
+        cache.insert(pem.to_string(), parsed.clone());
+        parsed
+    }
+
+    /// The key of `pem`, as [`PublicKey::from_pem`] reads it.
+    fn key(&self, pem: &str) -> Result<PublicKey, KeyError> {
+        self.get(pem).map(|c| c.key)
+    }
+}
 
 /// What to check of each entry.
 #[derive(Clone, Debug)]
@@ -68,7 +115,13 @@ pub struct DatasetFields(pub [[u8; 16]; 5]);
 
 impl DatasetFields {
     /// The fields' names, in order, as the declaration writes them.
-    pub const NAMES: [&'static str; 5] = ["license", "sources", "collectionPeriod", "personalData", "processing"];
+    pub const NAMES: [&'static str; 5] = [
+        "license",
+        "sources",
+        "collectionPeriod",
+        "personalData",
+        "processing",
+    ];
 
     /// The fields of `d`: the license; the sources (category, name, URI, license); their
     /// collection periods; personal data (presence and handling); processing.
@@ -78,15 +131,29 @@ impl DatasetFields {
             .sources
             .iter()
             .flat_map(|s| {
-                [s.category.as_str().to_string(), s.name.clone(), opt(s.uri.as_ref().map(|u| u.as_str())), opt(s.license.as_ref().map(|l| l.as_str()))]
+                [
+                    s.category.as_str().to_string(),
+                    s.name.clone(),
+                    opt(s.uri.as_ref().map(|u| u.as_str())),
+                    opt(s.license.as_ref().map(|l| l.as_str())),
+                ]
             })
             .collect();
         let periods: Vec<String> = d
             .sources
             .iter()
-            .map(|s| opt(s.collection_period.as_ref().map(|p| format!("{}/{}", p.start.as_str(), p.end.as_str())).as_deref()))
+            .map(|s| {
+                opt(s
+                    .collection_period
+                    .as_ref()
+                    .map(|p| format!("{}/{}", p.start.as_str(), p.end.as_str()))
+                    .as_deref())
+            })
             .collect();
-        let personal = [d.personal_data.contains.as_str().to_string(), d.personal_data.handling.clone()];
+        let personal = [
+            d.personal_data.contains.as_str().to_string(),
+            d.personal_data.handling.clone(),
+        ];
         DatasetFields([
             field_hash(&[d.license.as_str().to_string()]),
             field_hash(&sources),
@@ -98,7 +165,12 @@ impl DatasetFields {
 
     /// The names of the fields that differ between `self` and `other`.
     pub fn changed(&self, other: &DatasetFields) -> Vec<&'static str> {
-        Self::NAMES.iter().zip(self.0.iter().zip(other.0.iter())).filter(|(_, (a, b))| a != b).map(|(n, _)| *n).collect()
+        Self::NAMES
+            .iter()
+            .zip(self.0.iter().zip(other.0.iter()))
+            .filter(|(_, (a, b))| a != b)
+            .map(|(n, _)| *n)
+            .collect()
     }
 }
 
@@ -116,64 +188,89 @@ fn field_hash(parts: &[String]) -> [u8; 16] {
 }
 
 /// Examines one entry's leaf data.
-pub fn examine(leaf: &[u8], opts: &ExamineOptions) -> Examined {
-    Examined { leaf_hash: merkle::leaf_hash(leaf), facts: facts(leaf, opts) }
+pub fn examine(leaf: &[u8], opts: &ExamineOptions, keys: &KeyCache) -> Examined {
+    Examined {
+        leaf_hash: merkle::leaf_hash(leaf),
+        facts: facts(leaf, opts, keys),
+    }
 }
 
 /// Examines entries in parallel, on as many threads as there are cores; results in order.
-pub fn examine_all(leaves: &[Vec<u8>], opts: &ExamineOptions) -> Vec<Examined> {
+pub fn examine_all(leaves: &[Vec<u8>], opts: &ExamineOptions, keys: &KeyCache) -> Vec<Examined> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let serial = |part: &[Vec<u8>]| {
+        part.iter()
+            .map(|l| examine(l, opts, keys))
+            .collect::<Vec<_>>()
+    };
     if leaves.len() < PARALLEL_MIN || threads == 1 {
-        return leaves.iter().map(|l| examine(l, opts)).collect();
+        return serial(leaves);
     }
     let per_thread = leaves.len().div_ceil(threads);
     std::thread::scope(|s| {
         let parts: Vec<_> = leaves
             .chunks(per_thread)
-            .map(|part| s.spawn(move || part.iter().map(|l| examine(l, opts)).collect::<Vec<_>>()))
+            .map(|part| s.spawn(move || serial(part)))
             .collect();
         // A worker only panics if examine does, which it must not; fall back to this thread.
         parts
             .into_iter()
             .zip(leaves.chunks(per_thread))
-            .flat_map(|(p, part)| p.join().unwrap_or_else(|_| part.iter().map(|l| examine(l, opts)).collect()))
+            .flat_map(|(p, part)| p.join().unwrap_or_else(|_| serial(part)))
             .collect()
     })
 }
 
-fn facts(leaf: &[u8], opts: &ExamineOptions) -> Result<EntryFacts, String> {
+/// Admission's checks, re-run: `dsse::verify_submission` on the logged envelope and keys
+/// (with keys read through the cache; without `check_signatures`, the same checks but the
+/// signatures), the form in which the log stores keys, then
+/// `declaration::validate_envelope_payload`.
+fn facts(leaf: &[u8], opts: &ExamineOptions, cache: &KeyCache) -> Result<EntryFacts, String> {
     let entry = decode_leaf(leaf).map_err(|e| format!("the leaf is not a LogEntry: {e}"))?;
-    let (envelope, keys) = if opts.check_signatures {
-        let verified = dsse::verify_submission(&entry.envelope, &entry.public_keys).map_err(|e| format!("envelope: {e}"))?;
-        (verified.envelope, parse_keys(&entry.public_keys)?)
+    let envelope = if opts.check_signatures {
+        dsse::verify_submission_with(&entry.envelope, &entry.public_keys, |pem| cache.key(pem))
+            .map_err(|e| format!("envelope: {e}"))?
+            .envelope
     } else {
-        let keys = parse_keys(&entry.public_keys)?;
-        (Envelope::parse(&entry.envelope).map_err(|e| format!("envelope: {e}"))?, keys)
+        Envelope::parse(&entry.envelope).map_err(|e| format!("envelope: {e}"))?
     };
-    let key_ids = stored_key_ids(&entry.public_keys, &keys)?;
-    let declaration = declaration::validate_envelope_payload(&envelope.payload_type, &envelope.payload, &opts.extra_predicate_types)
-        .map_err(|e| format!("declaration rejected: {e}"))?;
-    Ok(EntryFacts { integrated_ms: entry.integrated_time_ms, key_ids, declaration: declaration.as_ref().map(declaration_facts) })
+    let key_ids = logged_key_ids(&entry.public_keys, cache)?;
+    let declaration = declaration::validate_envelope_payload(
+        &envelope.payload_type,
+        &envelope.payload,
+        &opts.extra_predicate_types,
+    )
+    .map_err(|e| format!("declaration rejected: {e}"))?;
+    Ok(EntryFacts {
+        integrated_ms: entry.integrated_time_ms,
+        key_ids,
+        declaration: declaration.as_ref().map(declaration_facts),
+    })
 }
 
-fn parse_keys(pems: &[String]) -> Result<Vec<PublicKey>, String> {
+/// The ids of the logged keys: 1 to [`MAX_KEYS`], each a key in normalised PEM, sorted by key id
+/// without repeats, as the log stores them.
+fn logged_key_ids(pems: &[String], cache: &KeyCache) -> Result<Vec<KeyId>, String> {
     if pems.is_empty() || pems.len() > MAX_KEYS {
-        return Err(format!("{} public keys; a submission names 1 to {MAX_KEYS}", pems.len()));
+        return Err(format!(
+            "{} public keys; a submission names 1 to {MAX_KEYS}",
+            pems.len()
+        ));
     }
-    pems.iter()
-        .enumerate()
-        .map(|(i, pem)| PublicKey::from_pem(pem).map_err(|e| format!("public key {i}: {e}")))
-        .collect()
-}
-
-/// The key ids of the logged keys, which the log stores normalised and sorted by key id.
-fn stored_key_ids(pems: &[String], keys: &[PublicKey]) -> Result<Vec<KeyId>, String> {
-    let ids: Vec<KeyId> = keys.iter().map(PublicKey::key_id).collect();
+    let mut ids = Vec::with_capacity(pems.len());
+    for (i, pem) in pems.iter().enumerate() {
+        let k = cache.get(pem).map_err(|e| format!("public key {i}: {e}"))?;
+        if !k.normalised {
+            return Err(format!(
+                "public key {i} is not in the normalised PEM form the log stores"
+            ));
+        }
+        ids.push(k.id);
+    }
     if ids.windows(2).any(|w| w[0] >= w[1]) {
-        return Err("the public keys are not distinct and sorted by key id, as the log stores them".into());
-    }
-    if let Some(i) = keys.iter().zip(pems).position(|(k, pem)| k.to_pem() != *pem) {
-        return Err(format!("public key {i} is not in the normalised PEM form the log stores"));
+        return Err(
+            "the public keys are not distinct and sorted by key id, as the log stores them".into(),
+        );
     }
     Ok(ids)
 }
@@ -205,7 +302,10 @@ mod tests {
     const TEST_TYPE: &str = "https://example.org/test/v1";
 
     fn opts(check_signatures: bool) -> ExamineOptions {
-        ExamineOptions { check_signatures, extra_predicate_types: vec![TEST_TYPE.into()] }
+        ExamineOptions {
+            check_signatures,
+            extra_predicate_types: vec![TEST_TYPE.into()],
+        }
     }
 
     fn statement() -> Vec<u8> {
@@ -217,7 +317,12 @@ mod tests {
     }
 
     fn leaf(envelope: Vec<u8>, keys: Vec<String>) -> Vec<u8> {
-        LogEntry { envelope, public_keys: keys, integrated_time_ms: 5 }.encode_to_vec()
+        LogEntry {
+            envelope,
+            public_keys: keys,
+            integrated_time_ms: 5,
+        }
+        .encode_to_vec()
     }
 
     #[test]
@@ -225,24 +330,56 @@ mod tests {
         let key = PrivateKey::generate(KeyType::Ed25519);
         let other = PrivateKey::generate(KeyType::Ed25519);
         let pem = key.public_key().to_pem();
-        let good = leaf(Envelope::sign(declaration::PAYLOAD_TYPE, &statement(), &[&key]).to_json(), vec![pem.clone()]);
-        let facts = examine(&good, &opts(true)).facts.unwrap();
+        let good = leaf(
+            Envelope::sign(declaration::PAYLOAD_TYPE, &statement(), &[&key]).to_json(),
+            vec![pem.clone()],
+        );
+        let facts = examine(&good, &opts(true), &KeyCache::default())
+            .facts
+            .unwrap();
         assert_eq!(facts.integrated_ms, 5);
         assert_eq!(facts.key_ids, vec![key.public_key().key_id()]);
         assert_eq!(facts.declaration, None);
-        assert_eq!(examine(&good, &opts(true)).leaf_hash, merkle::leaf_hash(&good));
+        assert_eq!(
+            examine(&good, &opts(true), &KeyCache::default()).leaf_hash,
+            merkle::leaf_hash(&good)
+        );
 
         // Signed by another key than the one logged: only signature checks see it.
-        let forged = leaf(Envelope::sign(declaration::PAYLOAD_TYPE, &statement(), &[&other]).to_json(), vec![pem.clone()]);
-        assert!(examine(&forged, &opts(true)).facts.unwrap_err().contains("envelope"));
-        assert!(examine(&forged, &opts(false)).facts.is_ok());
+        let forged = leaf(
+            Envelope::sign(declaration::PAYLOAD_TYPE, &statement(), &[&other]).to_json(),
+            vec![pem.clone()],
+        );
+        assert!(examine(&forged, &opts(true), &KeyCache::default())
+            .facts
+            .unwrap_err()
+            .contains("envelope"));
+        assert!(examine(&forged, &opts(false), &KeyCache::default())
+            .facts
+            .is_ok());
 
         // A predicate type the log does not accept, garbage, a key not in normal form.
-        let strict = ExamineOptions { extra_predicate_types: vec![], ..opts(true) };
-        assert!(examine(&good, &strict).facts.unwrap_err().contains("declaration rejected"));
-        assert!(examine(&[0xff, 0xff, 0xff], &opts(true)).facts.is_err());
-        let loose = leaf(Envelope::sign(declaration::PAYLOAD_TYPE, &statement(), &[&key]).to_json(), vec![format!("\n{pem}")]);
-        assert!(examine(&loose, &opts(true)).facts.unwrap_err().contains("normalised"));
+        let strict = ExamineOptions {
+            extra_predicate_types: vec![],
+            ..opts(true)
+        };
+        assert!(examine(&good, &strict, &KeyCache::default())
+            .facts
+            .unwrap_err()
+            .contains("declaration rejected"));
+        assert!(
+            examine(&[0xff, 0xff, 0xff], &opts(true), &KeyCache::default())
+                .facts
+                .is_err()
+        );
+        let loose = leaf(
+            Envelope::sign(declaration::PAYLOAD_TYPE, &statement(), &[&key]).to_json(),
+            vec![format!("\n{pem}")],
+        );
+        assert!(examine(&loose, &opts(true), &KeyCache::default())
+            .facts
+            .unwrap_err()
+            .contains("normalised"));
     }
 
     #[test]
@@ -250,9 +387,18 @@ mod tests {
         let key = PrivateKey::generate(KeyType::P256);
         let pem = key.public_key().to_pem();
         let leaves: Vec<Vec<u8>> = (0..150)
-            .map(|i| if i % 7 == 0 { vec![i as u8, 0xff] } else { leaf(Envelope::sign(declaration::PAYLOAD_TYPE, &statement(), &[&key]).to_json(), vec![pem.clone()]) })
+            .map(|i| {
+                if i % 7 == 0 {
+                    vec![i as u8, 0xff]
+                } else {
+                    leaf(
+                        Envelope::sign(declaration::PAYLOAD_TYPE, &statement(), &[&key]).to_json(),
+                        vec![pem.clone()],
+                    )
+                }
+            })
             .collect();
-        let all = examine_all(&leaves, &opts(true));
+        let all = examine_all(&leaves, &opts(true), &KeyCache::default());
         assert_eq!(all.len(), leaves.len());
         for (i, (e, l)) in all.iter().zip(&leaves).enumerate() {
             assert_eq!(e.leaf_hash, merkle::leaf_hash(l));

@@ -120,7 +120,14 @@ impl Finding {
         let mut names: Vec<String> = names.into_iter().collect();
         names.sort();
         names.dedup();
-        Finding { kind, severity, indexes, names, message, identity: None }
+        Finding {
+            kind,
+            severity,
+            indexes,
+            names,
+            message,
+            identity: None,
+        }
     }
 
     /// A finding about the log's checkpoints, identified by its kind and `anchor` (the verified
@@ -177,7 +184,10 @@ mod tests {
 
     #[test]
     fn kinds_serialise_as_their_names() {
-        for kind in [FindingKind::BadCheckpointSignature, FindingKind::DataSubstitution] {
+        for kind in [
+            FindingKind::BadCheckpointSignature,
+            FindingKind::DataSubstitution,
+        ] {
             let json = serde_json::to_value(kind).unwrap();
             assert_eq!(json, serde_json::Value::String(kind.as_str().into()));
         }
@@ -190,18 +200,40 @@ mod tests {
         let c = Finding::about_log(FindingKind::InconsistentCheckpoint, "note", "first".into());
         assert_eq!(a.id(), b.id());
         assert_ne!(a.id(), c.id());
-        let d = Finding::new(FindingKind::Backdating, Severity::Warning, [1], [], "x".into());
-        let e = Finding::new(FindingKind::Backdating, Severity::Warning, [1], [], "y".into());
+        let d = Finding::new(
+            FindingKind::Backdating,
+            Severity::Warning,
+            [1],
+            [],
+            "x".into(),
+        );
+        let e = Finding::new(
+            FindingKind::Backdating,
+            Severity::Warning,
+            [1],
+            [],
+            "y".into(),
+        );
         assert_ne!(d.id(), e.id());
     }
 
     #[test]
     fn watch_restricts_name_findings_only() {
         let watch: std::collections::BTreeSet<String> = ["org/a".to_string()].into();
-        let named = |n: &str| Finding::new(FindingKind::KeyChange, Severity::Critical, [1], [n.to_string()], String::new());
+        let named = |n: &str| {
+            Finding::new(
+                FindingKind::KeyChange,
+                Severity::Critical,
+                [1],
+                [n.to_string()],
+                String::new(),
+            )
+        };
         assert!(named("org/a").is_watched(&watch));
         assert!(!named("org/b").is_watched(&watch));
         assert!(named("org/b").is_watched(&Default::default()));
-        assert!(Finding::about_log(FindingKind::RootMismatch, "", String::new()).is_watched(&watch));
+        assert!(
+            Finding::about_log(FindingKind::RootMismatch, "", String::new()).is_watched(&watch)
+        );
     }
 }

@@ -57,7 +57,10 @@ pub struct Summary {
 pub async fn run(config: Config) -> Result<Summary, MonitorError> {
     let engine = Engine::open(&config)?;
     let endpoint = Endpoint::from_shared(config.server.clone())
-        .map_err(|e| MonitorError::Url { url: config.server.clone(), reason: e.to_string() })?
+        .map_err(|e| MonitorError::Url {
+            url: config.server.clone(),
+            reason: e.to_string(),
+        })?
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(10))
         .http2_keep_alive_interval(Duration::from_secs(30))
@@ -66,7 +69,15 @@ pub async fn run(config: Config) -> Result<Summary, MonitorError> {
     let client = LogClient::with_channel(endpoint.connect_lazy(), config.verifier.clone());
     tracing::info!(server = %config.server, state = %config.state_path.display(), from = engine.state().size(), "monitoring");
     let reporter = Reporter::new(config.watch.clone(), config.exec.clone());
-    let mut follower = Follower { once: config.once, client, engine, reporter, pending: None, goal: 0, blocked: false };
+    let mut follower = Follower {
+        once: config.once,
+        client,
+        engine,
+        reporter,
+        pending: None,
+        goal: 0,
+        blocked: false,
+    };
     let result = if config.once {
         follower.follow().await
     } else {
@@ -81,8 +92,17 @@ pub async fn run(config: Config) -> Result<Summary, MonitorError> {
     result?;
     let (entries, secs) = follower.engine.throughput();
     let size = follower.engine.state().size();
-    tracing::info!(size, "verified {entries} entries in {secs:.2} s ({:.0} entries/s); {} findings reported", entries as f64 / secs.max(1e-9), follower.reporter.reported());
-    Ok(Summary { reported: follower.reporter.reported(), blocked: follower.blocked, verified_size: size })
+    tracing::info!(
+        size,
+        "verified {entries} entries in {secs:.2} s ({:.0} entries/s); {} findings reported",
+        entries as f64 / secs.max(1e-9),
+        follower.reporter.reported()
+    );
+    Ok(Summary {
+        reported: follower.reporter.reported(),
+        blocked: follower.blocked,
+        verified_size: size,
+    })
 }
 
 async fn shutdown_signal() {
@@ -127,11 +147,18 @@ impl Follower {
                     if self.once {
                         return Ok(());
                     }
-                    tracing::warn!("the log failed verification at size {}; retrying in {backoff:?}", self.engine.state().size());
+                    tracing::warn!(
+                        "the log failed verification at size {}; retrying in {backoff:?}",
+                        self.engine.state().size()
+                    );
                     backoff
                 }
                 Err(e) if e.is_transient() => {
-                    failures = if self.engine.state().size() > verified_before { 1 } else { failures + 1 };
+                    failures = if self.engine.state().size() > verified_before {
+                        1
+                    } else {
+                        failures + 1
+                    };
                     if self.once && failures >= ONCE_ATTEMPTS {
                         return Err(e);
                     }
@@ -155,13 +182,22 @@ impl Follower {
             return Ok(end);
         }
         let start = self.engine.begin_stream();
-        if self.once && self.engine.state().size() >= self.goal && start == self.engine.state().size() {
+        if self.once
+            && self.engine.state().size() >= self.goal
+            && start == self.engine.state().size()
+        {
             return Ok(End::CaughtUp);
         }
-        let stream = self.client.rpc().tail(proto::TailRequest { start }).await?.into_inner();
+        let stream = self
+            .client
+            .rpc()
+            .tail(proto::TailRequest { start })
+            .await?
+            .into_inner();
         let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
         let reader = AbortOnDrop(tokio::spawn(read_tail(stream, start, tx)));
-        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL_LATEST, POLL_LATEST);
+        let mut poll =
+            tokio::time::interval_at(tokio::time::Instant::now() + POLL_LATEST, POLL_LATEST);
         loop {
             let item = tokio::select! {
                 item = rx.recv() => item,
@@ -171,14 +207,17 @@ impl Follower {
                 },
                 () = tokio::time::sleep(ONCE_IDLE), if self.once => return Err(MonitorError::Timeout(ONCE_IDLE)),
             };
-            let item = item.ok_or_else(|| MonitorError::Protocol("the Tail stream reader stopped".into()))??;
+            let item = item
+                .ok_or_else(|| MonitorError::Protocol("the Tail stream reader stopped".into()))??;
             let (engine, reporter) = (&mut self.engine, &mut self.reporter);
             let verdict = match item {
                 TailItem::Entries { first, leaves } => {
                     tokio::task::block_in_place(|| engine.entries(first, &leaves, reporter))?;
                     continue;
                 }
-                TailItem::Checkpoint(sc) => tokio::task::block_in_place(|| engine.checkpoint(sc, reporter))?,
+                TailItem::Checkpoint(sc) => {
+                    tokio::task::block_in_place(|| engine.checkpoint(sc, reporter))?
+                }
             };
             match verdict {
                 Verdict::Verified => {
@@ -216,7 +255,12 @@ impl Follower {
     /// Fetches the latest checkpoint: its signature must verify, and it must be consistent with
     /// the verified state (checked now if not beyond it, else once the state reaches it).
     async fn check_latest(&mut self) -> Result<Option<End>, MonitorError> {
-        let sc = self.client.rpc().get_checkpoint(proto::GetCheckpointRequest {}).await?.into_inner();
+        let sc = self
+            .client
+            .rpc()
+            .get_checkpoint(proto::GetCheckpointRequest {})
+            .await?
+            .into_inner();
         let checkpoint = match self.client.verifier().verify(&sc.note) {
             Ok(c) => c,
             Err(e) => {
@@ -226,10 +270,15 @@ impl Follower {
             }
         };
         if checkpoint.size != sc.size || checkpoint.root.0.as_slice() != sc.root_hash.as_slice() {
-            return Err(MonitorError::Protocol("GetCheckpoint's size and root fields differ from its signed note's".into()));
+            return Err(MonitorError::Protocol(
+                "GetCheckpoint's size and root fields differ from its signed note's".into(),
+            ));
         }
         self.goal = self.goal.max(checkpoint.size);
-        let latest = VerifiedCheckpoint { checkpoint, note: sc.note };
+        let latest = VerifiedCheckpoint {
+            checkpoint,
+            note: sc.note,
+        };
         if latest.checkpoint.size <= self.engine.state().size() {
             return self.check_against_verified(latest).await;
         }
@@ -239,14 +288,20 @@ impl Follower {
 
     /// Checks a signed checkpoint no larger than the verified state against it: equal roots at
     /// equal sizes, else a consistency proof from it to the verified checkpoint.
-    async fn check_against_verified(&mut self, other: VerifiedCheckpoint) -> Result<Option<End>, MonitorError> {
+    async fn check_against_verified(
+        &mut self,
+        other: VerifiedCheckpoint,
+    ) -> Result<Option<End>, MonitorError> {
         let state = self.engine.state();
         let (size, root) = (state.size(), state.range.root());
         let (from, from_root) = (other.checkpoint.size, other.checkpoint.root);
         let failure = if from == size {
-            (from_root != root).then(|| "it has the same size as the verified checkpoint and another root".to_string())
+            (from_root != root).then(|| {
+                "it has the same size as the verified checkpoint and another root".to_string()
+            })
         } else if from == 0 {
-            (from_root != merkle::EMPTY_HASH).then(|| "it has size 0 and a root other than the empty tree's".to_string())
+            (from_root != merkle::EMPTY_HASH)
+                .then(|| "it has size 0 and a root other than the empty tree's".to_string())
         } else {
             let proof = self.consistency_proof(from, size).await?;
             match proof.map(|hashes| merkle::verify_consistency(from, size, &from_root, &root, &hashes)) {
@@ -269,7 +324,15 @@ impl Follower {
         let f = if from == 0 {
             engine::root_mismatch(state, &new, "recomputed from the first entry")
         } else {
-            let proof = match self.client.rpc().get_consistency_proof(proto::GetConsistencyProofRequest { from_size: from, to_size: to }).await {
+            let proof = match self
+                .client
+                .rpc()
+                .get_consistency_proof(proto::GetConsistencyProofRequest {
+                    from_size: from,
+                    to_size: to,
+                })
+                .await
+            {
                 Ok(reply) => Some(check_proof_reply(reply.into_inner(), from, to)),
                 Err(status) => {
                     tracing::warn!("no consistency proof from {from} to {to}: {status}");
@@ -287,9 +350,21 @@ impl Follower {
     }
 
     /// A consistency proof's hashes, or why the reply is not one.
-    async fn consistency_proof(&self, from: u64, to: u64) -> Result<Result<Vec<merkle::Hash>, merkle::MerkleError>, MonitorError> {
-        let req = proto::GetConsistencyProofRequest { from_size: from, to_size: to };
-        let reply = self.client.rpc().get_consistency_proof(req).await?.into_inner();
+    async fn consistency_proof(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Result<Vec<merkle::Hash>, merkle::MerkleError>, MonitorError> {
+        let req = proto::GetConsistencyProofRequest {
+            from_size: from,
+            to_size: to,
+        };
+        let reply = self
+            .client
+            .rpc()
+            .get_consistency_proof(req)
+            .await?
+            .into_inner();
         Ok(check_proof_reply(reply, from, to))
     }
 
@@ -301,9 +376,16 @@ impl Follower {
 
 /// The hashes of a consistency proof reply for `from..to`; a reply for other sizes, or with a
 /// malformed hash, cannot verify.
-fn check_proof_reply(p: proto::ConsistencyProof, from: u64, to: u64) -> Result<Vec<merkle::Hash>, merkle::MerkleError> {
+fn check_proof_reply(
+    p: proto::ConsistencyProof,
+    from: u64,
+    to: u64,
+) -> Result<Vec<merkle::Hash>, merkle::MerkleError> {
     if p.from_size != from || p.to_size != to {
-        return Err(merkle::MerkleError::SizeOrder { from_size: p.from_size, to_size: p.to_size });
+        return Err(merkle::MerkleError::SizeOrder {
+            from_size: p.from_size,
+            to_size: p.to_size,
+        });
     }
     decode_hashes(&p.hashes)
 }
@@ -318,8 +400,16 @@ enum TailItem {
 
 /// Reads a Tail stream that starts at `start`, checks the stream contract, and sends entries in
 /// chunks and checkpoints in order. Ends at the first error, which it sends.
-async fn read_tail(mut stream: Streaming<proto::TailEvent>, start: u64, tx: mpsc::Sender<Result<TailItem, MonitorError>>) {
-    let mut chunk = Chunk { first: start, leaves: Vec::new(), bytes: 0 };
+async fn read_tail(
+    mut stream: Streaming<proto::TailEvent>,
+    start: u64,
+    tx: mpsc::Sender<Result<TailItem, MonitorError>>,
+) {
+    let mut chunk = Chunk {
+        first: start,
+        leaves: Vec::new(),
+        bytes: 0,
+    };
     let result: Result<(), MonitorError> = async {
         loop {
             let event = stream
@@ -330,7 +420,10 @@ async fn read_tail(mut stream: Streaming<proto::TailEvent>, start: u64, tx: mpsc
                 Some(Event::Entry(e)) => {
                     let due = chunk.first + chunk.leaves.len() as u64;
                     if e.index != due {
-                        return Err(MonitorError::Protocol(format!("entry {} was streamed where {due} was due", e.index)));
+                        return Err(MonitorError::Protocol(format!(
+                            "entry {} was streamed where {due} was due",
+                            e.index
+                        )));
                     }
                     chunk.bytes += e.leaf_data.len();
                     chunk.leaves.push(e.leaf_data);
@@ -379,8 +472,13 @@ impl Chunk {
 }
 
 /// Sends to the engine; the engine gone (the session ended) ends the reader quietly.
-async fn send(tx: &mpsc::Sender<Result<TailItem, MonitorError>>, item: TailItem) -> Result<(), MonitorError> {
-    tx.send(Ok(item)).await.map_err(|_| MonitorError::Protocol("the session ended".into()))
+async fn send(
+    tx: &mpsc::Sender<Result<TailItem, MonitorError>>,
+    item: TailItem,
+) -> Result<(), MonitorError> {
+    tx.send(Ok(item))
+        .await
+        .map_err(|_| MonitorError::Protocol("the session ended".into()))
 }
 
 /// Aborts a task when dropped, so a stream's reader ends with its session.

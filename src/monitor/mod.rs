@@ -120,6 +120,9 @@ impl MonitorError {
     /// Whether the error is about the connection or the server's answers, so that reconnecting
     /// may help; the others are local and fatal.
     pub fn is_transient(&self) -> bool {
-        matches!(self, MonitorError::Rpc(_) | MonitorError::Protocol(_) | MonitorError::Timeout(_))
+        matches!(
+            self,
+            MonitorError::Rpc(_) | MonitorError::Protocol(_) | MonitorError::Timeout(_)
+        )
     }
 }

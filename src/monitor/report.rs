@@ -52,7 +52,9 @@ impl Reporter {
     pub fn report(&mut self, f: &Finding) -> Result<(), MonitorError> {
         let line = f.to_json_line();
         let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}").and_then(|()| out.flush()).map_err(MonitorError::Output)?;
+        writeln!(out, "{line}")
+            .and_then(|()| out.flush())
+            .map_err(MonitorError::Output)?;
         drop(out);
         self.reported += 1;
         #[cfg(test)]
@@ -78,7 +80,9 @@ fn run_exec(cmd: &str, line: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot start sh: {e}"))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A command that does not read its stdin closes the pipe early: not an error.
-        let _ = stdin.write_all(line.as_bytes()).and_then(|()| stdin.write_all(b"\n"));
+        let _ = stdin
+            .write_all(line.as_bytes())
+            .and_then(|()| stdin.write_all(b"\n"));
     }
     let started = Instant::now();
     loop {
@@ -88,7 +92,9 @@ fn run_exec(cmd: &str, line: &str) -> Result<(), String> {
             None if started.elapsed() > EXEC_TIMEOUT => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("it ran longer than {EXEC_TIMEOUT:?} and was killed"));
+                return Err(format!(
+                    "it ran longer than {EXEC_TIMEOUT:?} and was killed"
+                ));
             }
             None => std::thread::sleep(Duration::from_millis(10)),
         }

@@ -56,15 +56,25 @@ pub struct RuleOptions {
 ///
 /// # Errors
 /// Store failures and damaged records.
-pub fn apply(tx: &mut Tx<'_>, index: u64, facts: &EntryFacts, opts: RuleOptions) -> Result<Vec<Finding>, MonitorError> {
-    let Some(d) = &facts.declaration else { return Ok(Vec::new()) };
+pub fn apply(
+    tx: &mut Tx<'_>,
+    index: u64,
+    facts: &EntryFacts,
+    opts: RuleOptions,
+) -> Result<Vec<Finding>, MonitorError> {
+    let Some(d) = &facts.declaration else {
+        return Ok(Vec::new());
+    };
     if let Some(reason) = check_references(tx, index, d)? {
         return Ok(vec![Finding::new(
             FindingKind::InvalidEntry,
             Severity::Critical,
             [index],
             [d.name.clone()],
-            format!("entry {index} ({} {}@{}) would be refused by admission: {reason}", d.kind, d.name, d.version),
+            format!(
+                "entry {index} ({} {}@{}) would be refused by admission: {reason}",
+                d.kind, d.name, d.version
+            ),
         )]);
     }
     let mut findings = Vec::new();
@@ -72,7 +82,10 @@ pub fn apply(tx: &mut Tx<'_>, index: u64, facts: &EntryFacts, opts: RuleOptions)
     let first_version = read(tx, &version_key, VersionRecord::decode)?;
     let first_digest = read(tx, &digest_key(d.kind, &d.digest), DigestRecord::decode)?;
     let redeclaration = first_version.as_ref().is_some_and(|v| v.digest == d.digest);
-    if let Some(v) = first_version.as_ref().filter(|v| v.digest != d.digest && !reveals(d, v)) {
+    if let Some(v) = first_version
+        .as_ref()
+        .filter(|v| v.digest != d.digest && !reveals(d, v))
+    {
         findings.push(equivocation(index, d, v));
     }
     let logged_ms = match &first_version {
@@ -81,44 +94,99 @@ pub fn apply(tx: &mut Tx<'_>, index: u64, facts: &EntryFacts, opts: RuleOptions)
     };
     findings.extend(backdating(index, d, logged_ms, opts));
     if let Some(fields) = &d.dataset {
-        findings.extend(substitution(index, d, fields, first_version.as_ref(), first_digest.as_ref()));
+        findings.extend(substitution(
+            index,
+            d,
+            fields,
+            first_version.as_ref(),
+            first_digest.as_ref(),
+        ));
     }
     findings.extend(dangling(tx, index, d)?);
     if !redeclaration {
         findings.extend(history(tx, index, d, &facts.key_ids)?);
     }
-    record(tx, index, d, facts, first_version.is_none(), first_digest.is_none());
+    record(
+        tx,
+        index,
+        d,
+        facts,
+        first_version.is_none(),
+        first_digest.is_none(),
+    );
     Ok(findings)
 }
 
-fn read<T>(tx: &Tx<'_>, key: &[u8], decode: fn(&[u8]) -> Option<T>) -> Result<Option<T>, MonitorError> {
+fn read<T>(
+    tx: &Tx<'_>,
+    key: &[u8],
+    decode: fn(&[u8]) -> Option<T>,
+) -> Result<Option<T>, MonitorError> {
     match tx.get(key)? {
         None => Ok(None),
-        Some(v) => decode(&v).map(Some).ok_or_else(|| MonitorError::Corrupt(format!("record {}", hex::encode(key)))),
+        Some(v) => decode(&v)
+            .map(Some)
+            .ok_or_else(|| MonitorError::Corrupt(format!("record {}", hex::encode(key)))),
     }
 }
 
-fn record(tx: &mut Tx<'_>, index: u64, d: &DeclarationFacts, facts: &EntryFacts, new_version: bool, new_digest: bool) {
+fn record(
+    tx: &mut Tx<'_>,
+    index: u64,
+    d: &DeclarationFacts,
+    facts: &EntryFacts,
+    new_version: bool,
+    new_digest: bool,
+) {
     if new_version {
-        let v = VersionRecord { index, digest: d.digest, integrated_ms: facts.integrated_ms, has_manifest: d.has_manifest, fields: d.dataset };
+        let v = VersionRecord {
+            index,
+            digest: d.digest,
+            integrated_ms: facts.integrated_ms,
+            has_manifest: d.has_manifest,
+            fields: d.dataset,
+        };
         tx.put(version_key(d.kind, &d.name, &d.version), v.encode());
     }
     if new_digest {
-        let r = DigestRecord { index, name: d.name.clone(), version: d.version.clone(), fields: d.dataset };
+        let r = DigestRecord {
+            index,
+            name: d.name.clone(),
+            version: d.version.clone(),
+            fields: d.dataset,
+        };
         tx.put(digest_key(d.kind, &d.digest), r.encode());
     }
-    tx.put(index_key(index), IndexRecord { kind: d.kind, digest: d.digest, name: d.name.clone() }.encode());
+    tx.put(
+        index_key(index),
+        IndexRecord {
+            kind: d.kind,
+            digest: d.digest,
+            name: d.name.clone(),
+        }
+        .encode(),
+    );
 }
 
 /// The reason admission would refuse the references of `d` in entry `index`, if any.
-fn check_references(tx: &Tx<'_>, index: u64, d: &DeclarationFacts) -> Result<Option<String>, MonitorError> {
+fn check_references(
+    tx: &Tx<'_>,
+    index: u64,
+    d: &DeclarationFacts,
+) -> Result<Option<String>, MonitorError> {
     for r in &d.references {
         let Some(target) = r.log_index else { continue };
         if target >= index {
-            return Ok(Some(format!("{}: log index {target} is not before this entry", r.field)));
+            return Ok(Some(format!(
+                "{}: log index {target} is not before this entry",
+                r.field
+            )));
         }
         let Some(t) = read(tx, &index_key(target), IndexRecord::decode)? else {
-            return Ok(Some(format!("{}: entry {target} is not a model or dataset declaration", r.field)));
+            return Ok(Some(format!(
+                "{}: entry {target} is not a model or dataset declaration",
+                r.field
+            )));
         };
         if let Some(reason) = reference_mismatch(r, &t, &d.name) {
             return Ok(Some(format!("{}: entry {target} {reason}", r.field)));
@@ -131,11 +199,20 @@ fn reference_mismatch(r: &Reference, t: &IndexRecord, own_name: &str) -> Option<
     if t.kind != r.kind {
         return Some(format!("is a {} declaration, not a {}", t.kind, r.kind));
     }
-    let want_name = if r.same_name_required { Some(own_name) } else { r.name.as_ref().map(|n| n.as_str()) };
+    let want_name = if r.same_name_required {
+        Some(own_name)
+    } else {
+        r.name.as_ref().map(|n| n.as_str())
+    };
     if let Some(name) = want_name.filter(|n| *n != t.name) {
         return Some(format!("declares {:?}, not {name:?}", t.name));
     }
-    (t.digest != r.digest).then(|| format!("has subject digest {}, the reference says {}", t.digest, r.digest))
+    (t.digest != r.digest).then(|| {
+        format!(
+            "has subject digest {}, the reference says {}",
+            t.digest, r.digest
+        )
+    })
 }
 
 /// A private dataset's reveal: a declaration with a manifest superseding the manifest-less
@@ -144,7 +221,9 @@ fn reveals(d: &DeclarationFacts, first: &VersionRecord) -> bool {
     d.kind == Kind::Dataset
         && d.has_manifest
         && !first.has_manifest
-        && d.supersedes.as_ref().is_some_and(|s| s.log_index == first.index && s.digest == first.digest)
+        && d.supersedes
+            .as_ref()
+            .is_some_and(|s| s.log_index == first.index && s.digest == first.digest)
 }
 
 fn equivocation(index: u64, d: &DeclarationFacts, first: &VersionRecord) -> Finding {
@@ -160,7 +239,12 @@ fn equivocation(index: u64, d: &DeclarationFacts, first: &VersionRecord) -> Find
     )
 }
 
-fn backdating(index: u64, d: &DeclarationFacts, logged_ms: i64, opts: RuleOptions) -> Option<Finding> {
+fn backdating(
+    index: u64,
+    d: &DeclarationFacts,
+    logged_ms: i64,
+    opts: RuleOptions,
+) -> Option<Finding> {
     let released = d.release_time.unix_ms();
     let early = logged_ms.saturating_sub(released);
     (early > opts.backdate_window_ms).then(|| {
@@ -194,16 +278,30 @@ fn substitution(
 ) -> Option<Finding> {
     let mut earlier: Vec<(u64, String, DatasetFields)> = Vec::new();
     if let Some(v) = by_version {
-        earlier.extend(v.fields.map(|f| (v.index, format!("{}@{}", d.name, d.version), f)));
+        earlier.extend(
+            v.fields
+                .map(|f| (v.index, format!("{}@{}", d.name, d.version), f)),
+        );
     }
     if let Some(r) = by_digest.filter(|r| Some(r.index) != by_version.map(|v| v.index)) {
-        earlier.extend(r.fields.map(|f| (r.index, format!("{}@{} with the same subject digest", r.name, r.version), f)));
+        earlier.extend(r.fields.map(|f| {
+            (
+                r.index,
+                format!("{}@{} with the same subject digest", r.name, r.version),
+                f,
+            )
+        }));
     }
     let changes: Vec<(u64, String)> = earlier
         .iter()
         .filter_map(|(i, what, f)| {
             let changed = f.changed(fields);
-            (!changed.is_empty()).then(|| (*i, format!("entry {i} ({what}): {} changed", changed.join(", "))))
+            (!changed.is_empty()).then(|| {
+                (
+                    *i,
+                    format!("entry {i} ({what}): {} changed", changed.join(", ")),
+                )
+            })
         })
         .collect();
     if changes.is_empty() {
@@ -236,7 +334,11 @@ fn dangling(tx: &Tx<'_>, index: u64, d: &DeclarationFacts) -> Result<Vec<Finding
             Kind::Dataset => (Severity::Warning, "training data"),
             Kind::Model => (Severity::Info, "base model"),
         };
-        let outside = if r.kind == Kind::Model { " (a base model from outside glasslog)" } else { "" };
+        let outside = if r.kind == Kind::Model {
+            " (a base model from outside glasslog)"
+        } else {
+            ""
+        };
         findings.push(Finding::new(
             FindingKind::DanglingReference,
             severity,
@@ -251,7 +353,12 @@ fn dangling(tx: &Tx<'_>, index: u64, d: &DeclarationFacts) -> Result<Vec<Finding
     Ok(findings)
 }
 
-fn history(tx: &mut Tx<'_>, index: u64, d: &DeclarationFacts, key_ids: &[KeyId]) -> Result<Vec<Finding>, MonitorError> {
+fn history(
+    tx: &mut Tx<'_>,
+    index: u64,
+    d: &DeclarationFacts,
+    key_ids: &[KeyId],
+) -> Result<Vec<Finding>, MonitorError> {
     let key = head_key(d.kind, &d.name);
     let head = read(tx, &key, HeadRecord::decode)?;
     let mut findings = Vec::new();
@@ -287,13 +394,21 @@ fn history(tx: &mut Tx<'_>, index: u64, d: &DeclarationFacts, key_ids: &[KeyId])
             ));
         }
     }
-    let new_head = HeadRecord { index, digest: d.digest, version: d.version.clone(), keys: key_ids.to_vec() };
+    let new_head = HeadRecord {
+        index,
+        digest: d.digest,
+        version: d.version.clone(),
+        keys: key_ids.to_vec(),
+    };
     tx.put(key, new_head.encode());
     Ok(findings)
 }
 
 fn key_list(keys: &[KeyId]) -> String {
-    keys.iter().map(|k| format!("key {k}")).collect::<Vec<_>>().join(", ")
+    keys.iter()
+        .map(|k| format!("key {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `ms` since the Unix epoch as RFC 3339 UTC, to the second.
@@ -310,7 +425,12 @@ fn format_ms(ms: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -433,7 +553,12 @@ impl HeadRecord {
         while !d.end() {
             keys.push(KeyId(d.array()?));
         }
-        Some(HeadRecord { index, digest, version, keys })
+        Some(HeadRecord {
+            index,
+            digest,
+            version,
+            keys,
+        })
     }
 }
 
@@ -449,7 +574,12 @@ impl DigestRecord {
 
     fn decode(b: &[u8]) -> Option<DigestRecord> {
         let mut d = Dec(b);
-        let r = DigestRecord { index: d.u64()?, name: d.string()?, version: d.string()?, fields: d.fields()? };
+        let r = DigestRecord {
+            index: d.u64()?,
+            name: d.string()?,
+            version: d.string()?,
+            fields: d.fields()?,
+        };
         d.end().then_some(r)
     }
 }
@@ -465,7 +595,11 @@ impl IndexRecord {
     fn decode(b: &[u8]) -> Option<IndexRecord> {
         let mut d = Dec(b);
         let (kind, digest) = (kind_of(d.u8()?)?, Digest(d.array()?));
-        Some(IndexRecord { kind, digest, name: String::from_utf8(d.0.to_vec()).ok()? })
+        Some(IndexRecord {
+            kind,
+            digest,
+            name: String::from_utf8(d.0.to_vec()).ok()?,
+        })
     }
 }
 
@@ -479,7 +613,8 @@ impl Enc {
 
     fn bytes(&mut self, b: &[u8]) {
         // Names and versions come from envelopes of at most a few MiB.
-        self.0.extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
+        self.0
+            .extend_from_slice(&u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes());
         self.0.extend_from_slice(b);
     }
 

@@ -65,7 +65,12 @@ struct StateFile {
 impl LogState {
     /// The state of a monitor that has verified nothing yet.
     pub fn empty() -> LogState {
-        LogState { checkpoint: None, range: CompactRange::new(), recent: Vec::new(), last_integrated_ms: 0 }
+        LogState {
+            checkpoint: None,
+            range: CompactRange::new(),
+            recent: Vec::new(),
+            last_integrated_ms: 0,
+        }
     }
 
     /// The next index to verify: the size of the verified tree.
@@ -103,8 +108,11 @@ impl LogState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(state_error(path, e.to_string())),
         };
-        let file: StateFile = serde_json::from_str(&text).map_err(|e| state_error(path, e.to_string()))?;
-        Self::from_file(file, verifier).map(Some).map_err(|reason| state_error(path, reason))
+        let file: StateFile =
+            serde_json::from_str(&text).map_err(|e| state_error(path, e.to_string()))?;
+        Self::from_file(file, verifier)
+            .map(Some)
+            .map_err(|reason| state_error(path, reason))
     }
 
     fn from_file(file: StateFile, verifier: &LogVerifier) -> Result<LogState, String> {
@@ -112,26 +120,49 @@ impl LogState {
             return Err(format!("format {:?} is not {FORMAT:?}", file.format));
         }
         if file.log_key != verifier.verifier_key() {
-            return Err(format!("it is the state of the log with key {}, not of --log-key", file.log_key));
+            return Err(format!(
+                "it is the state of the log with key {}, not of --log-key",
+                file.log_key
+            ));
         }
-        let hashes = file.compact_range.iter().map(|h| parse_hash(h)).collect::<Result<Vec<_>, _>>()?;
+        let hashes = file
+            .compact_range
+            .iter()
+            .map(|h| parse_hash(h))
+            .collect::<Result<Vec<_>, _>>()?;
         let range = CompactRange::from_parts(file.next_index, hashes).map_err(|e| e.to_string())?;
         let checkpoint = match file.checkpoint {
             None => None,
             Some(note) => {
-                let checkpoint = verifier.verify(&note).map_err(|e| format!("checkpoint: {e}"))?;
+                let checkpoint = verifier
+                    .verify(&note)
+                    .map_err(|e| format!("checkpoint: {e}"))?;
                 Some(VerifiedCheckpoint { checkpoint, note })
             }
         };
-        let (size, root) = checkpoint.as_ref().map_or((0, merkle::EMPTY_HASH), |c| (c.checkpoint.size, c.checkpoint.root));
+        let (size, root) = checkpoint.as_ref().map_or((0, merkle::EMPTY_HASH), |c| {
+            (c.checkpoint.size, c.checkpoint.root)
+        });
         if range.size() != size || range.root() != root {
             return Err("the compact range is not the tree of the checkpoint".into());
         }
-        let recent = file.recent_leaf_hashes.iter().map(|h| parse_hash(h)).collect::<Result<Vec<_>, _>>()?;
+        let recent = file
+            .recent_leaf_hashes
+            .iter()
+            .map(|h| parse_hash(h))
+            .collect::<Result<Vec<_>, _>>()?;
         if recent.len() > RECENT_LEAVES || recent.len() as u64 > size {
-            return Err(format!("{} recent leaf hashes for a tree of size {size}", recent.len()));
+            return Err(format!(
+                "{} recent leaf hashes for a tree of size {size}",
+                recent.len()
+            ));
         }
-        Ok(LogState { checkpoint, range, recent, last_integrated_ms: file.last_integrated_time_ms })
+        Ok(LogState {
+            checkpoint,
+            range,
+            recent,
+            last_integrated_ms: file.last_integrated_time_ms,
+        })
     }
 
     /// Saves the state to `path` atomically (see the module documentation).
@@ -144,18 +175,27 @@ impl LogState {
             log_key: verifier.verifier_key().into(),
             checkpoint: self.checkpoint.as_ref().map(|c| c.note.clone()),
             next_index: self.size(),
-            compact_range: self.range.hashes().iter().map(|h| hex::encode(h.0)).collect(),
+            compact_range: self
+                .range
+                .hashes()
+                .iter()
+                .map(|h| hex::encode(h.0))
+                .collect(),
             recent_leaf_hashes: self.recent.iter().map(|h| hex::encode(h.0)).collect(),
             last_integrated_time_ms: self.last_integrated_ms,
         };
-        let mut json = serde_json::to_vec_pretty(&file).map_err(|e| state_error(path, e.to_string()))?;
+        let mut json =
+            serde_json::to_vec_pretty(&file).map_err(|e| state_error(path, e.to_string()))?;
         json.push(b'\n');
         write_atomically(path, &json).map_err(|e| state_error(path, e.to_string()))
     }
 }
 
 fn state_error(path: &Path, reason: String) -> MonitorError {
-    MonitorError::State { path: path.to_path_buf(), reason }
+    MonitorError::State {
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 fn parse_hash(text: &str) -> Result<Hash, String> {
@@ -167,7 +207,11 @@ fn parse_hash(text: &str) -> Result<Hash, String> {
 /// the directory.
 fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let tmp = temp_path(path);
-    let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     f.write_all(contents)?;
     f.sync_all()?;
     drop(f);
@@ -191,8 +235,15 @@ mod tests {
     use crate::checkpoint::{LogSigner, Origin};
 
     fn signed(signer: &LogSigner, range: &CompactRange) -> VerifiedCheckpoint {
-        let checkpoint = Checkpoint { origin: signer.origin().into(), size: range.size(), root: range.root() };
-        VerifiedCheckpoint { note: signer.sign(&checkpoint).unwrap(), checkpoint }
+        let checkpoint = Checkpoint {
+            origin: signer.origin().into(),
+            size: range.size(),
+            root: range.root(),
+        };
+        VerifiedCheckpoint {
+            note: signer.sign(&checkpoint).unwrap(),
+            checkpoint,
+        }
     }
 
     #[test]
@@ -221,11 +272,17 @@ mod tests {
         assert_eq!(loaded.recent_leaf(21), None);
 
         // Another log's key, a changed compact range: refused.
-        let other = LogVerifier::new(&LogSigner::generate(&Origin::new("example.com/log").unwrap()).verifier_key()).unwrap();
+        let other = LogVerifier::new(
+            &LogSigner::generate(&Origin::new("example.com/log").unwrap()).verifier_key(),
+        )
+        .unwrap();
         assert!(LogState::load(&path, &other).is_err());
         let text = fs::read_to_string(&path).unwrap();
         let first = hex::encode(state.range.hashes()[0].0);
         fs::write(&path, text.replace(&first, &hex::encode([0u8; 32]))).unwrap();
-        assert!(matches!(LogState::load(&path, &verifier), Err(MonitorError::State { .. })));
+        assert!(matches!(
+            LogState::load(&path, &verifier),
+            Err(MonitorError::State { .. })
+        ));
     }
 }

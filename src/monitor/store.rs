@@ -22,6 +22,8 @@ use super::MonitorError;
 
 /// Key of the `applied` size.
 const APPLIED: &[u8] = b"M/applied";
+/// Key of the verifier key of the log the store is about.
+const LOG_KEY: &[u8] = b"M/log-key";
 /// Key prefix of reported findings' identities.
 const REPORTED: u8 = b'R';
 /// RocksDB's block cache: what the monitor's store may hold in memory.
@@ -41,12 +43,12 @@ pub struct Tx<'a> {
 }
 
 impl Store {
-    /// Opens the store at `path`, creating it if missing. RocksDB's lock file makes a second
-    /// monitor on the same state fail here.
+    /// Opens the store of the log with verifier key `log_key` at `path`, creating it if missing.
+    /// RocksDB's lock file makes a second monitor on the same state fail here.
     ///
     /// # Errors
-    /// [`MonitorError::Store`].
-    pub fn open(path: &Path) -> Result<Store, MonitorError> {
+    /// [`MonitorError::Store`]; [`MonitorError::Mismatch`] for the store of another log.
+    pub fn open(path: &Path, log_key: &str) -> Result<Store, MonitorError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_max_background_jobs(1);
@@ -57,7 +59,25 @@ impl Store {
         table.set_bloom_filter(10.0, false);
         opts.set_block_based_table_factory(&table);
         let db = DB::open(&opts, path).map_err(|e| store_error(path, e))?;
-        Ok(Store { db, path: path.to_path_buf() })
+        let store = Store {
+            db,
+            path: path.to_path_buf(),
+        };
+        match store.get(LOG_KEY)? {
+            Some(k) if k == log_key.as_bytes() => {}
+            Some(k) => {
+                return Err(MonitorError::Mismatch(format!(
+                    "the store {} is about the log with key {}, not {log_key}",
+                    path.display(),
+                    String::from_utf8_lossy(&k)
+                )))
+            }
+            None => store
+                .db
+                .put(LOG_KEY, log_key)
+                .map_err(|e| store_error(path, e))?,
+        }
+        Ok(store)
     }
 
     /// The log size up to which per-entry checks were applied.
@@ -69,7 +89,10 @@ impl Store {
             None => Ok(0),
             Some(v) => <[u8; 8]>::try_from(v.as_slice())
                 .map(u64::from_be_bytes)
-                .map_err(|_| MonitorError::Store { path: self.path.clone(), reason: "applied size is not 8 bytes".into() }),
+                .map_err(|_| MonitorError::Store {
+                    path: self.path.clone(),
+                    reason: "applied size is not 8 bytes".into(),
+                }),
         }
     }
 
@@ -79,7 +102,11 @@ impl Store {
 
     /// A transaction over the store.
     pub fn tx(&self) -> Tx<'_> {
-        Tx { store: self, writes: HashMap::new(), applied: None }
+        Tx {
+            store: self,
+            writes: HashMap::new(),
+            applied: None,
+        }
     }
 
     /// Writes a transaction's writes atomically, WAL synced.
@@ -96,7 +123,9 @@ impl Store {
         }
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(|e| store_error(&self.path, e))
+        self.db
+            .write_opt(batch, &wo)
+            .map_err(|e| store_error(&self.path, e))
     }
 
     /// Where the store is.
@@ -149,7 +178,10 @@ fn reported_key(id: &[u8; 32]) -> Vec<u8> {
 }
 
 fn store_error(path: &Path, e: rocksdb::Error) -> MonitorError {
-    MonitorError::Store { path: path.to_path_buf(), reason: e.to_string() }
+    MonitorError::Store {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -160,7 +192,7 @@ mod tests {
     fn transactions_are_invisible_until_committed_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("db");
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, "log").unwrap();
         assert_eq!(store.applied().unwrap(), 0);
         let mut tx = store.tx();
         tx.put(b"k".to_vec(), b"v".to_vec());
@@ -178,10 +210,18 @@ mod tests {
         tx.set_applied(9);
         store.commit(tx).unwrap();
         drop(store);
-        let store = Store::open(&path).unwrap();
+        let store = Store::open(&path, "log").unwrap();
         assert_eq!(store.applied().unwrap(), 9);
         assert!(store.tx().is_reported(&[1; 32]).unwrap());
         assert!(!store.tx().is_reported(&[2; 32]).unwrap());
-        assert!(Store::open(&path).is_err(), "a second opener is refused while the first holds the lock");
+        assert!(
+            Store::open(&path, "log").is_err(),
+            "a second opener is refused while the first holds the lock"
+        );
+        drop(store);
+        assert!(matches!(
+            Store::open(&path, "another log"),
+            Err(MonitorError::Mismatch(_))
+        ));
     }
 }

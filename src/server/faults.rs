@@ -58,7 +58,9 @@ pub fn active() -> &'static Fault {
 }
 
 fn parse(spec: &str) -> Result<Fault, String> {
-    let (name, arg) = spec.split_once(':').map_or((spec, None), |(n, a)| (n, Some(a)));
+    let (name, arg) = spec
+        .split_once(':')
+        .map_or((spec, None), |(n, a)| (n, Some(a)));
     let number = |default: Option<u64>| -> Result<u64, String> {
         match arg {
             Some(a) => a.parse().map_err(|e| format!("{a:?}: {e}")),
@@ -67,17 +69,27 @@ fn parse(spec: &str) -> Result<Fault, String> {
     };
     Ok(match name {
         "" => Fault::None,
-        "checkpoint-signature" => Fault::CheckpointSignature { from_size: number(Some(0))? },
-        "root" => Fault::Root { index: number(None)? },
-        "entry" => Fault::Entry { index: number(None)? },
-        "inconsistent" => Fault::Inconsistent { index: number(None)?, signer: signer()? },
+        "checkpoint-signature" => Fault::CheckpointSignature {
+            from_size: number(Some(0))?,
+        },
+        "root" => Fault::Root {
+            index: number(None)?,
+        },
+        "entry" => Fault::Entry {
+            index: number(None)?,
+        },
+        "inconsistent" => Fault::Inconsistent {
+            index: number(None)?,
+            signer: signer()?,
+        },
         "admission" => Fault::Admission,
         other => return Err(format!("unknown fault {other:?}")),
     })
 }
 
 fn signer() -> Result<LogSigner, String> {
-    let path = std::env::var("GLASSLOG_FAULT_KEY_FILE").map_err(|_| "set GLASSLOG_FAULT_KEY_FILE to the log key file".to_string())?;
+    let path = std::env::var("GLASSLOG_FAULT_KEY_FILE")
+        .map_err(|_| "set GLASSLOG_FAULT_KEY_FILE to the log key file".to_string())?;
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     LogSigner::from_skey(text.trim_end()).map_err(|e| e.to_string())
 }
@@ -96,8 +108,12 @@ pub fn tail_event(event: Event, first: u64, store: &Store) -> Event {
 /// Leaf data as served, by GetEntries (`stream_start` `None`) or a Tail stream.
 pub fn served_leaf(index: u64, leaf: Vec<u8>, stream_start: Option<u64>) -> Vec<u8> {
     match active() {
-        Fault::Root { index: i } | Fault::Inconsistent { index: i, .. } if *i == index => altered(leaf),
-        Fault::Entry { index: i } if *i == index && stream_start.is_some_and(|s| s > 0) => altered(leaf),
+        Fault::Root { index: i } | Fault::Inconsistent { index: i, .. } if *i == index => {
+            altered(leaf)
+        }
+        Fault::Entry { index: i } if *i == index && stream_start.is_some_and(|s| s > 0) => {
+            altered(leaf)
+        }
         _ => leaf,
     }
 }
@@ -106,9 +122,14 @@ pub fn served_leaf(index: u64, leaf: Vec<u8>, stream_start: Option<u64>) -> Vec<
 pub fn served_checkpoint(c: proto::SignedCheckpoint, store: &Store) -> proto::SignedCheckpoint {
     match active() {
         Fault::CheckpointSignature { from_size } if c.size >= *from_size => {
-            proto::SignedCheckpoint { note: corrupt_signature(&c.note), ..c }
+            proto::SignedCheckpoint {
+                note: corrupt_signature(&c.note),
+                ..c
+            }
         }
-        Fault::Inconsistent { index, signer } if c.size > *index => forked(c.size, *index, signer, store).unwrap_or(c),
+        Fault::Inconsistent { index, signer } if c.size > *index => {
+            forked(c.size, *index, signer, store).unwrap_or(c)
+        }
         _ => c,
     }
 }
@@ -127,8 +148,12 @@ fn altered(leaf: Vec<u8>) -> Vec<u8> {
 fn corrupt_signature(note: &str) -> String {
     let body_end = note.trim_end_matches('\n').rfind('\n').map_or(0, |i| i + 1);
     let (head, line) = note.split_at(body_end);
-    let Some((prefix, sig)) = line.trim_end().rsplit_once(' ') else { return note.to_string() };
-    let Ok(mut bytes) = BASE64.decode(sig) else { return note.to_string() };
+    let Some((prefix, sig)) = line.trim_end().rsplit_once(' ') else {
+        return note.to_string();
+    };
+    let Ok(mut bytes) = BASE64.decode(sig) else {
+        return note.to_string();
+    };
     if let Some(b) = bytes.last_mut() {
         *b ^= 1;
     }
@@ -136,38 +161,71 @@ fn corrupt_signature(note: &str) -> String {
 }
 
 /// The checkpoint of the first `size` leaves with leaf `index` altered, signed with the log key.
-fn forked(size: u64, index: u64, signer: &LogSigner, store: &Store) -> Option<proto::SignedCheckpoint> {
+fn forked(
+    size: u64,
+    index: u64,
+    signer: &LogSigner,
+    store: &Store,
+) -> Option<proto::SignedCheckpoint> {
     let mut range = CompactRange::new();
     for (i, leaf) in store.entries(0, size, usize::MAX).ok()? {
         let leaf = if i == index { altered(leaf) } else { leaf };
         range.append(merkle::leaf_hash(&leaf));
     }
-    let checkpoint = Checkpoint { origin: signer.origin().into(), size, root: range.root() };
-    Some(proto::SignedCheckpoint { note: signer.sign(&checkpoint).ok()?, size, root_hash: checkpoint.root.0.to_vec() })
+    let checkpoint = Checkpoint {
+        origin: signer.origin().into(),
+        size,
+        root: range.root(),
+    };
+    Some(proto::SignedCheckpoint {
+        note: signer.sign(&checkpoint).ok()?,
+        size,
+        root_hash: checkpoint.root.0.to_vec(),
+    })
 }
 
 /// With the `admission` fault, logs the submission unchecked and answers as Submit does;
 /// otherwise `None`.
-pub async fn submit_unchecked(service: &LogService, req: &proto::SubmitRequest) -> Option<Result<proto::SubmitResponse, ApiError>> {
+pub async fn submit_unchecked(
+    service: &LogService,
+    req: &proto::SubmitRequest,
+) -> Option<Result<proto::SubmitResponse, ApiError>> {
     if !matches!(active(), Fault::Admission) {
         return None;
     }
     Some(log_unchecked(service, req).await)
 }
 
-async fn log_unchecked(service: &LogService, req: &proto::SubmitRequest) -> Result<proto::SubmitResponse, ApiError> {
+async fn log_unchecked(
+    service: &LogService,
+    req: &proto::SubmitRequest,
+) -> Result<proto::SubmitResponse, ApiError> {
     let bad = |e: String| ApiError::InvalidArgument(e);
     let envelope = Envelope::parse(&req.envelope).map_err(|e| bad(e.to_string()))?;
-    let mut keys = req.public_keys.iter().map(|p| PublicKey::from_pem(p)).collect::<Result<Vec<_>, _>>().map_err(|e| bad(e.to_string()))?;
+    let mut keys = req
+        .public_keys
+        .iter()
+        .map(|p| PublicKey::from_pem(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
     keys.sort_by_key(|k| k.key_id());
-    let pending = PendingEntry::new(req.envelope.clone(), &VerifiedEnvelope { envelope, keys }, None);
+    let pending = PendingEntry::new(
+        req.envelope.clone(),
+        &VerifiedEnvelope { envelope, keys },
+        None,
+    );
     let appended = service.sequencer.append(pending).await?;
     let published = &appended.batch.published;
     let leaf_data = match appended.leaf_data() {
         Some(d) => d.to_vec(),
-        None => service.store.entry(appended.index)?.ok_or_else(|| ApiError::Internal("entry missing".into()))?,
+        None => service
+            .store
+            .entry(appended.index)?
+            .ok_or_else(|| ApiError::Internal("entry missing".into()))?,
     };
-    let proof = service.prover.inclusion_by_index(appended.index, published.checkpoint.size)?;
+    let proof = service
+        .prover
+        .inclusion_by_index(appended.index, published.checkpoint.size)?;
     Ok(proto::SubmitResponse {
         index: appended.index,
         duplicate: appended.duplicate,
@@ -185,7 +243,11 @@ mod tests {
     #[test]
     fn a_corrupted_signature_does_not_verify_and_the_body_is_kept() {
         let signer = LogSigner::generate(&Origin::new("example.com/log").unwrap());
-        let c = Checkpoint { origin: "example.com/log".into(), size: 3, root: merkle::EMPTY_HASH };
+        let c = Checkpoint {
+            origin: "example.com/log".into(),
+            size: 3,
+            root: merkle::EMPTY_HASH,
+        };
         let note = signer.sign(&c).unwrap();
         let bad = corrupt_signature(&note);
         assert_ne!(bad, note);
@@ -199,7 +261,10 @@ mod tests {
     fn specs_parse() {
         assert!(matches!(parse("").unwrap(), Fault::None));
         assert!(matches!(parse("root:4").unwrap(), Fault::Root { index: 4 }));
-        assert!(matches!(parse("checkpoint-signature").unwrap(), Fault::CheckpointSignature { from_size: 0 }));
+        assert!(matches!(
+            parse("checkpoint-signature").unwrap(),
+            Fault::CheckpointSignature { from_size: 0 }
+        ));
         assert!(parse("root").is_err());
         assert!(parse("nonsense").is_err());
     }

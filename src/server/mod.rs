@@ -105,6 +105,7 @@ pub async fn serve(
     let (failed_tx, mut failed_rx) = watch::channel(false);
     let OpenLog { origin, verifier_key, store, sequencer, thread } = log;
     let closer = sequencer.clone();
+    let flusher = store.clone();
     let mut stopping = stop_rx.clone();
     let sequencer_done = tokio::task::spawn_blocking(move || {
         let result = thread.join();
@@ -158,7 +159,13 @@ pub async fn serve(
     match sequencer {
         Err(_) => Err(ServerError::SequencerPanicked),
         Ok(Err(e)) => Err(e.into()),
-        Ok(Ok(())) => Ok(served?),
+        Ok(Ok(())) => {
+            // A clean stop leaves no WAL to replay, so the next start is immediate.
+            if let Err(e) = flusher.flush() {
+                tracing::warn!(error = %e, "flush at shutdown failed; the next start replays the WAL");
+            }
+            Ok(served?)
+        }
     }
 }
 

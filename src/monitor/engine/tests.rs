@@ -16,7 +16,11 @@ struct Log {
 
 impl Log {
     fn new() -> Log {
-        Log { signer: LogSigner::generate(&Origin::new("example.com/log").unwrap()), leaves: Vec::new(), key: PrivateKey::generate(KeyType::Ed25519) }
+        Log {
+            signer: LogSigner::generate(&Origin::new("example.com/log").unwrap()),
+            leaves: Vec::new(),
+            key: PrivateKey::generate(KeyType::Ed25519),
+        }
     }
 
     fn leaf(&self, text: &str, signer: &PrivateKey, time: i64) -> Vec<u8> {
@@ -25,8 +29,14 @@ impl Log {
             "subject": [{"name": "t", "digest": {"sha256": hex::encode([1u8; 32])}}],
             "predicateType": TEST_TYPE, "predicate": {"text": text}}))
         .unwrap();
-        let envelope = Envelope::sign(crate::declaration::PAYLOAD_TYPE, &statement, &[signer]).to_json();
-        LogEntry { envelope, public_keys: vec![self.key.public_key().to_pem()], integrated_time_ms: time }.encode_to_vec()
+        let envelope =
+            Envelope::sign(crate::declaration::PAYLOAD_TYPE, &statement, &[signer]).to_json();
+        LogEntry {
+            envelope,
+            public_keys: vec![self.key.public_key().to_pem()],
+            integrated_time_ms: time,
+        }
+        .encode_to_vec()
     }
 
     fn append(&mut self, n: usize) {
@@ -39,9 +49,19 @@ impl Log {
 
     fn checkpoint_of(&self, leaves: &[Vec<u8>]) -> proto::SignedCheckpoint {
         let mut range = CompactRange::new();
-        leaves.iter().for_each(|l| range.append(merkle::leaf_hash(l)));
-        let c = Checkpoint { origin: self.signer.origin().into(), size: range.size(), root: range.root() };
-        proto::SignedCheckpoint { note: self.signer.sign(&c).unwrap(), size: c.size, root_hash: c.root.0.to_vec() }
+        leaves
+            .iter()
+            .for_each(|l| range.append(merkle::leaf_hash(l)));
+        let c = Checkpoint {
+            origin: self.signer.origin().into(),
+            size: range.size(),
+            root: range.root(),
+        };
+        proto::SignedCheckpoint {
+            note: self.signer.sign(&c).unwrap(),
+            size: c.size,
+            root_hash: c.root.0.to_vec(),
+        }
     }
 
     fn checkpoint(&self) -> proto::SignedCheckpoint {
@@ -58,7 +78,10 @@ fn config(log: &Log, dir: &std::path::Path) -> Config {
         once: true,
         exec: None,
         backdate_window_ms: 7 * 86_400_000,
-        examine: ExamineOptions { check_signatures: true, extra_predicate_types: vec![TEST_TYPE.into()] },
+        examine: ExamineOptions {
+            check_signatures: true,
+            extra_predicate_types: vec![TEST_TYPE.into()],
+        },
     }
 }
 
@@ -71,7 +94,12 @@ fn kinds(r: &Reporter) -> Vec<FindingKind> {
 }
 
 /// Streams `log.leaves[from..]` in one chunk and then `checkpoint`.
-fn stream(e: &mut Engine, log: &Log, r: &mut Reporter, checkpoint: proto::SignedCheckpoint) -> Verdict {
+fn stream(
+    e: &mut Engine,
+    log: &Log,
+    r: &mut Reporter,
+    checkpoint: proto::SignedCheckpoint,
+) -> Verdict {
     let start = e.begin_stream();
     e.entries(start, &log.leaves[start as usize..], r).unwrap();
     e.checkpoint(checkpoint, r).unwrap()
@@ -85,17 +113,29 @@ fn verifies_runs_and_resumes_from_the_state_file() {
     log.append(100);
     {
         let mut e = Engine::open(&config(&log, dir.path())).unwrap();
-        assert!(matches!(stream(&mut e, &log, &mut r, log.checkpoint()), Verdict::Verified));
+        assert!(matches!(
+            stream(&mut e, &log, &mut r, log.checkpoint()),
+            Verdict::Verified
+        ));
         assert_eq!(e.state().size(), 100);
     }
     log.append(30);
     let mut e = Engine::open(&config(&log, dir.path())).unwrap();
     assert_eq!(e.state().size(), 100);
     // The stream resumes a few entries early and those are compared, not appended again.
-    assert_eq!(e.begin_stream(), 100 - crate::monitor::state::RECENT_LEAVES as u64);
-    assert!(matches!(stream(&mut e, &log, &mut r, log.checkpoint()), Verdict::Verified));
+    assert_eq!(
+        e.begin_stream(),
+        100 - crate::monitor::state::RECENT_LEAVES as u64
+    );
+    assert!(matches!(
+        stream(&mut e, &log, &mut r, log.checkpoint()),
+        Verdict::Verified
+    ));
     assert_eq!(e.state().size(), 130);
-    assert_eq!(e.state().range.root().0.to_vec(), log.checkpoint().root_hash);
+    assert_eq!(
+        e.state().range.root().0.to_vec(),
+        log.checkpoint().root_hash
+    );
     assert!(r.seen.is_empty(), "{:?}", r.seen);
 }
 
@@ -108,7 +148,10 @@ fn a_changed_entry_is_a_mismatch_and_nothing_is_accepted() {
     let honest = log.checkpoint();
     log.leaves[3] = log.leaf("something else", &log.key, 1003);
     let mut e = Engine::open(&config(&log, dir.path())).unwrap();
-    assert!(matches!(stream(&mut e, &log, &mut r, honest), Verdict::Mismatch(_)));
+    assert!(matches!(
+        stream(&mut e, &log, &mut r, honest),
+        Verdict::Mismatch(_)
+    ));
     assert_eq!(e.state().size(), 0);
     assert!(r.seen.is_empty());
 }
@@ -122,12 +165,21 @@ fn bad_signatures_are_reported_once_per_verified_state() {
     let mut forged = log.checkpoint();
     forged.note = forged.note.replace("\n\n", "\nextension\n\n");
     let mut e = Engine::open(&config(&log, dir.path())).unwrap();
-    assert!(matches!(stream(&mut e, &log, &mut r, forged.clone()), Verdict::Rejected));
-    assert!(matches!(stream(&mut e, &log, &mut r, forged.clone()), Verdict::Rejected));
+    assert!(matches!(
+        stream(&mut e, &log, &mut r, forged.clone()),
+        Verdict::Rejected
+    ));
+    assert!(matches!(
+        stream(&mut e, &log, &mut r, forged.clone()),
+        Verdict::Rejected
+    ));
     assert_eq!(kinds(&r), vec![FindingKind::BadCheckpointSignature]);
     drop(e);
     let mut e = Engine::open(&config(&log, dir.path())).unwrap();
-    assert!(matches!(stream(&mut e, &log, &mut r, forged), Verdict::Rejected));
+    assert!(matches!(
+        stream(&mut e, &log, &mut r, forged),
+        Verdict::Rejected
+    ));
     assert_eq!(r.seen.len(), 1, "not reported again after a restart");
 }
 
@@ -138,10 +190,16 @@ fn entries_served_again_must_be_the_verified_ones() {
     let mut r = reporter();
     log.append(20);
     let mut e = Engine::open(&config(&log, dir.path())).unwrap();
-    assert!(matches!(stream(&mut e, &log, &mut r, log.checkpoint()), Verdict::Verified));
+    assert!(matches!(
+        stream(&mut e, &log, &mut r, log.checkpoint()),
+        Verdict::Verified
+    ));
     let honest = log.checkpoint();
     log.leaves[18] = log.leaf("rewritten", &log.key, 1018);
-    assert!(matches!(stream(&mut e, &log, &mut r, honest), Verdict::Verified));
+    assert!(matches!(
+        stream(&mut e, &log, &mut r, honest),
+        Verdict::Verified
+    ));
     assert_eq!(kinds(&r), vec![FindingKind::EntryChanged]);
     assert_eq!(r.seen[0].indexes, vec![18]);
 }
@@ -155,16 +213,32 @@ fn invalid_entries_and_out_of_order_streams() {
     let stranger = PrivateKey::generate(KeyType::Ed25519);
     let forged = log.leaf("signed by someone else", &stranger, 2000);
     log.leaves.push(forged);
-    log.leaves.push(log.leaf("time goes backwards", &log.key, 5));
+    log.leaves
+        .push(log.leaf("time goes backwards", &log.key, 5));
     let mut e = Engine::open(&config(&log, dir.path())).unwrap();
-    assert!(matches!(stream(&mut e, &log, &mut r, log.checkpoint()), Verdict::Verified));
-    assert_eq!(kinds(&r), vec![FindingKind::InvalidEntry, FindingKind::InvalidEntry]);
-    assert_eq!(r.seen.iter().map(|f| f.indexes.clone()).collect::<Vec<_>>(), vec![vec![3], vec![4]]);
+    assert!(matches!(
+        stream(&mut e, &log, &mut r, log.checkpoint()),
+        Verdict::Verified
+    ));
+    assert_eq!(
+        kinds(&r),
+        vec![FindingKind::InvalidEntry, FindingKind::InvalidEntry]
+    );
+    assert_eq!(
+        r.seen.iter().map(|f| f.indexes.clone()).collect::<Vec<_>>(),
+        vec![vec![3], vec![4]]
+    );
 
     let start = e.begin_stream();
-    assert!(matches!(e.entries(start + 1, &log.leaves[..1], &mut r), Err(MonitorError::Protocol(_))));
+    assert!(matches!(
+        e.entries(start + 1, &log.leaves[..1], &mut r),
+        Err(MonitorError::Protocol(_))
+    ));
     let mut wrong_size = log.checkpoint();
     wrong_size.size += 1;
     e.begin_stream();
-    assert!(matches!(e.checkpoint(wrong_size, &mut r), Err(MonitorError::Protocol(_))));
+    assert!(matches!(
+        e.checkpoint(wrong_size, &mut r),
+        Err(MonitorError::Protocol(_))
+    ));
 }
