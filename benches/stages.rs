@@ -20,24 +20,42 @@ use glasslog::storage::Store;
 
 /// A signed envelope of about 1 KiB, as the load generator makes them.
 fn envelope(key: &PrivateKey, n: u64) -> Vec<u8> {
-    let payload = format!(r#"{{"bench":"stages","n":{n},"filler":"{}"}}"#, "x".repeat(620));
-    Envelope::sign("application/vnd.glasslog.bench+json", payload.as_bytes(), &[key]).to_json()
+    let payload = format!(
+        r#"{{"bench":"stages","n":{n},"filler":"{}"}}"#,
+        "x".repeat(620)
+    );
+    Envelope::sign(
+        "application/vnd.glasslog.bench+json",
+        payload.as_bytes(),
+        &[key],
+    )
+    .to_json()
 }
 
 fn stages(c: &mut Criterion) {
     let key = PrivateKey::generate(KeyType::Ed25519);
     let pem = key.public_key().to_pem();
     let json = envelope(&key, 1);
-    assert!((900..1200).contains(&json.len()), "envelope is {} bytes", json.len());
+    assert!(
+        (900..1200).contains(&json.len()),
+        "envelope is {} bytes",
+        json.len()
+    );
     let parsed = Envelope::parse(&json).unwrap();
     let public = PublicKey::from_pem(&pem).unwrap();
     let verified = dsse::verify(parsed.clone(), &[public.clone()]).unwrap();
     let pending = PendingEntry::new(json.clone(), &verified, None);
 
     let mut g = c.benchmark_group("submit-stages");
-    g.sample_size(30).measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
-    g.bench_function("json: parse 1 KiB envelope", |b| b.iter(|| Envelope::parse(black_box(&json)).unwrap()));
-    g.bench_function("keys: parse PEM public key", |b| b.iter(|| PublicKey::from_pem(black_box(&pem)).unwrap()));
+    g.sample_size(30)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    g.bench_function("json: parse 1 KiB envelope", |b| {
+        b.iter(|| Envelope::parse(black_box(&json)).unwrap())
+    });
+    g.bench_function("keys: parse PEM public key", |b| {
+        b.iter(|| PublicKey::from_pem(black_box(&pem)).unwrap())
+    });
     g.bench_function("signature: verify Ed25519 DSSE", |b| {
         b.iter(|| dsse::verify(black_box(parsed.clone()), std::slice::from_ref(&public)).unwrap())
     });
@@ -45,11 +63,24 @@ fn stages(c: &mut Criterion) {
     let p256_parsed = Envelope::parse(&envelope(&p256, 2)).unwrap();
     let p256_public = p256.public_key();
     g.bench_function("signature: verify P-256 DSSE", |b| {
-        b.iter(|| dsse::verify(black_box(p256_parsed.clone()), std::slice::from_ref(&p256_public)).unwrap())
+        b.iter(|| {
+            dsse::verify(
+                black_box(p256_parsed.clone()),
+                std::slice::from_ref(&p256_public),
+            )
+            .unwrap()
+        })
     });
     let statement = include_bytes!("../tests/data/declarations/model-release.json");
     g.bench_function("admission: validate model-release statement", |b| {
-        b.iter(|| declaration::validate_envelope_payload(declaration::PAYLOAD_TYPE, black_box(statement), &[]).unwrap())
+        b.iter(|| {
+            declaration::validate_envelope_payload(
+                declaration::PAYLOAD_TYPE,
+                black_box(statement),
+                &[],
+            )
+            .unwrap()
+        })
     });
     g.bench_function("hashing: encode leaf + leaf hash + compact append", |b| {
         let mut range = CompactRange::new();
@@ -60,15 +91,25 @@ fn stages(c: &mut Criterion) {
     });
     let signer = LogSigner::generate(&Origin::new("bench.glasslog.dev/log").unwrap());
     let verifier = LogVerifier::new(&signer.verifier_key()).unwrap();
-    let checkpoint = Checkpoint { origin: signer.origin().to_string(), size: 1_000_000, root: merkle::leaf_hash(b"r") };
-    g.bench_function("checkpoint: sign note", |b| b.iter(|| signer.sign(black_box(&checkpoint)).unwrap()));
+    let checkpoint = Checkpoint {
+        origin: signer.origin().to_string(),
+        size: 1_000_000,
+        root: merkle::leaf_hash(b"r"),
+    };
+    g.bench_function("checkpoint: sign note", |b| {
+        b.iter(|| signer.sign(black_box(&checkpoint)).unwrap())
+    });
     let note = signer.sign(&checkpoint).unwrap();
-    g.bench_function("client: verify note", |b| b.iter(|| verifier.verify(black_box(&note)).unwrap()));
+    g.bench_function("client: verify note", |b| {
+        b.iter(|| verifier.verify(black_box(&note)).unwrap())
+    });
     g.finish();
 }
 
 fn rocksdb(c: &mut Criterion) {
-    let dir = tempfile::tempdir_in(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| ".".into())).unwrap();
+    let dir =
+        tempfile::tempdir_in(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| ".".into()))
+            .unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let leaf = vec![7u8; 1100];
     let mut g = c.benchmark_group("rocksdb");

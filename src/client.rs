@@ -17,7 +17,10 @@ use crate::proto::{self, transparency_log_client::TransparencyLogClient};
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {url}: {source}")]
-    Connect { url: String, source: tonic::transport::Error },
+    Connect {
+        url: String,
+        source: tonic::transport::Error,
+    },
     #[error("server answered {}: {}", .0.code(), .0.message())]
     Rpc(#[from] tonic::Status),
     #[error("checkpoint does not verify: {0}")]
@@ -60,7 +63,10 @@ impl LogClient {
     /// # Errors
     /// [`ClientError::Connect`] if the address is invalid or nothing answers.
     pub async fn connect(url: &str, verifier: LogVerifier) -> Result<LogClient, ClientError> {
-        let connect_err = |source| ClientError::Connect { url: url.to_string(), source };
+        let connect_err = |source| ClientError::Connect {
+            url: url.to_string(),
+            source,
+        };
         let channel = Endpoint::from_shared(url.to_string())
             .map_err(connect_err)?
             .tcp_nodelay(true)
@@ -73,7 +79,11 @@ impl LogClient {
     /// A client over an existing channel.
     pub fn with_channel(channel: Channel, verifier: LogVerifier) -> LogClient {
         let rpc = TransparencyLogClient::new(channel).max_decoding_message_size(64 << 20);
-        LogClient { rpc, verifier, verified_notes: Mutex::new(VecDeque::new()) }
+        LogClient {
+            rpc,
+            verifier,
+            verified_notes: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// The raw rpc client, for calls whose answers the caller checks itself.
@@ -91,7 +101,10 @@ impl LogClient {
     ///
     /// # Errors
     /// A bad signature or body, or fields that disagree with the note.
-    pub fn verify_checkpoint(&self, sc: &proto::SignedCheckpoint) -> Result<Checkpoint, ClientError> {
+    pub fn verify_checkpoint(
+        &self,
+        sc: &proto::SignedCheckpoint,
+    ) -> Result<Checkpoint, ClientError> {
         let checkpoint = self.verify_note(&sc.note)?;
         if checkpoint.size != sc.size || checkpoint.root.0.as_slice() != sc.root_hash.as_slice() {
             return Err(ClientError::Mismatch(format!(
@@ -106,13 +119,19 @@ impl LogClient {
     }
 
     fn verify_note(&self, note: &str) -> Result<Checkpoint, ClientError> {
-        let mut cache = self.verified_notes.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self
+            .verified_notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some((_, c)) = cache.iter().find(|(n, _)| n == note) {
             return Ok(c.clone());
         }
         drop(cache);
         let checkpoint = self.verifier.verify(note)?;
-        cache = self.verified_notes.lock().unwrap_or_else(|p| p.into_inner());
+        cache = self
+            .verified_notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if cache.len() == NOTE_CACHE {
             cache.pop_front();
         }
@@ -125,7 +144,11 @@ impl LogClient {
     /// # Errors
     /// Rpc failures or a checkpoint that does not verify.
     pub async fn checkpoint(&self) -> Result<(Checkpoint, String), ClientError> {
-        let sc = self.rpc().get_checkpoint(proto::GetCheckpointRequest {}).await?.into_inner();
+        let sc = self
+            .rpc()
+            .get_checkpoint(proto::GetCheckpointRequest {})
+            .await?
+            .into_inner();
         Ok((self.verify_checkpoint(&sc)?, sc.note))
     }
 
@@ -133,8 +156,19 @@ impl LogClient {
     ///
     /// # Errors
     /// Rpc failures (the server refused the envelope) or a reply that does not verify.
-    pub async fn submit(&self, envelope: Vec<u8>, public_keys: Vec<String>) -> Result<Submitted, ClientError> {
-        let reply = self.rpc().submit(proto::SubmitRequest { envelope, public_keys }).await?.into_inner();
+    pub async fn submit(
+        &self,
+        envelope: Vec<u8>,
+        public_keys: Vec<String>,
+    ) -> Result<Submitted, ClientError> {
+        let reply = self
+            .rpc()
+            .submit(proto::SubmitRequest {
+                envelope,
+                public_keys,
+            })
+            .await?
+            .into_inner();
         self.verify_submit_response(reply)
     }
 
@@ -142,9 +176,16 @@ impl LogClient {
     ///
     /// # Errors
     /// Missing parts, or any part that does not verify.
-    pub fn verify_submit_response(&self, reply: proto::SubmitResponse) -> Result<Submitted, ClientError> {
-        let sc = reply.checkpoint.ok_or_else(|| ClientError::Mismatch("reply has no checkpoint".into()))?;
-        let proof = reply.proof.ok_or_else(|| ClientError::Mismatch("reply has no proof".into()))?;
+    pub fn verify_submit_response(
+        &self,
+        reply: proto::SubmitResponse,
+    ) -> Result<Submitted, ClientError> {
+        let sc = reply
+            .checkpoint
+            .ok_or_else(|| ClientError::Mismatch("reply has no checkpoint".into()))?;
+        let proof = reply
+            .proof
+            .ok_or_else(|| ClientError::Mismatch("reply has no proof".into()))?;
         let checkpoint = self.verify_checkpoint(&sc)?;
         if proof.index != reply.index || proof.tree_size != checkpoint.size {
             return Err(ClientError::Mismatch(format!(
@@ -154,10 +195,18 @@ impl LogClient {
         }
         let leaf_hash = merkle::leaf_hash(&reply.leaf_data);
         if proof.leaf_hash != leaf_hash.0 {
-            return Err(ClientError::Mismatch("proof's leaf hash is not the hash of the leaf data".into()));
+            return Err(ClientError::Mismatch(
+                "proof's leaf hash is not the hash of the leaf data".into(),
+            ));
         }
         let hashes = decode_hashes(&proof.hashes)?;
-        merkle::verify_inclusion(reply.index, checkpoint.size, &leaf_hash, &hashes, &checkpoint.root)?;
+        merkle::verify_inclusion(
+            reply.index,
+            checkpoint.size,
+            &leaf_hash,
+            &hashes,
+            &checkpoint.root,
+        )?;
         Ok(Submitted {
             index: reply.index,
             duplicate: reply.duplicate,
@@ -172,12 +221,19 @@ impl LogClient {
     ///
     /// # Errors
     /// Rpc failures or a proof that does not verify.
-    pub async fn verify_consistency(&self, old: &Checkpoint, new: &Checkpoint) -> Result<(), ClientError> {
+    pub async fn verify_consistency(
+        &self,
+        old: &Checkpoint,
+        new: &Checkpoint,
+    ) -> Result<(), ClientError> {
         if old.size == 0 {
             // Every tree extends the empty tree; there is nothing to prove.
             return Ok(());
         }
-        let req = proto::GetConsistencyProofRequest { from_size: old.size, to_size: new.size };
+        let req = proto::GetConsistencyProofRequest {
+            from_size: old.size,
+            to_size: new.size,
+        };
         let proof = self.rpc().get_consistency_proof(req).await?.into_inner();
         if proof.from_size != old.size || proof.to_size != new.size {
             return Err(ClientError::Mismatch(format!(
@@ -186,14 +242,21 @@ impl LogClient {
             )));
         }
         let hashes = decode_hashes(&proof.hashes)?;
-        Ok(merkle::verify_consistency(old.size, new.size, &old.root, &new.root, &hashes)?)
+        Ok(merkle::verify_consistency(
+            old.size, new.size, &old.root, &new.root, &hashes,
+        )?)
     }
 
     /// Fetches and verifies the inclusion of `leaf_data` at `index` in a verified checkpoint.
     ///
     /// # Errors
     /// Rpc failures or a proof that does not verify.
-    pub async fn verify_inclusion(&self, index: u64, leaf_data: &[u8], checkpoint: &Checkpoint) -> Result<(), ClientError> {
+    pub async fn verify_inclusion(
+        &self,
+        index: u64,
+        leaf_data: &[u8],
+        checkpoint: &Checkpoint,
+    ) -> Result<(), ClientError> {
         let req = proto::GetInclusionProofRequest {
             leaf: Some(proto::get_inclusion_proof_request::Leaf::Index(index)),
             tree_size: checkpoint.size,
@@ -201,7 +264,13 @@ impl LogClient {
         let proof = self.rpc().get_inclusion_proof(req).await?.into_inner();
         let hashes = decode_hashes(&proof.hashes)?;
         let leaf_hash = merkle::leaf_hash(leaf_data);
-        Ok(merkle::verify_inclusion(index, checkpoint.size, &leaf_hash, &hashes, &checkpoint.root)?)
+        Ok(merkle::verify_inclusion(
+            index,
+            checkpoint.size,
+            &leaf_hash,
+            &hashes,
+            &checkpoint.root,
+        )?)
     }
 }
 

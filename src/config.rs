@@ -14,9 +14,15 @@ use crate::server::Limits;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {source}")]
-    Parse { path: PathBuf, source: toml::de::Error },
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -43,8 +49,14 @@ impl FileConfig {
     /// # Errors
     /// The file cannot be read or parsed.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
     }
 
     /// Fills every option set in `over` into `self` (flags over file).
@@ -89,7 +101,9 @@ impl ServerConfig {
         let seq_default = SequencerConfig::default();
         let config = ServerConfig {
             data_dir: f.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
-            listen: f.listen.unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
+            listen: f
+                .listen
+                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
             origin: f.origin,
             limits: Limits {
                 max_envelope_bytes: f.max_envelope_bytes.unwrap_or(DEFAULT_MAX_ENVELOPE_BYTES),
@@ -98,17 +112,43 @@ impl ServerConfig {
             },
             sequencer: SequencerConfig {
                 max_batch: f.max_batch.unwrap_or(seq_default.max_batch),
-                batch_window: f.batch_window_ms.map_or(seq_default.batch_window, Duration::from_millis),
+                batch_window: f
+                    .batch_window_ms
+                    .map_or(seq_default.batch_window, Duration::from_millis),
                 queue_depth: f.queue_depth.unwrap_or(seq_default.queue_depth),
             },
         };
-        let check = |ok: bool, what: &str| if ok { Ok(()) } else { Err(ConfigError::Invalid(what.to_string())) };
-        check(config.limits.max_envelope_bytes >= 1024, "max_envelope_bytes must be at least 1024")?;
-        check(config.limits.max_envelope_bytes <= 64 << 20, "max_envelope_bytes must be at most 64 MiB")?;
-        check(config.sequencer.max_batch >= 1, "max_batch must be at least 1")?;
-        check(config.sequencer.max_batch <= 65_536, "max_batch must be at most 65536")?;
-        check(config.sequencer.batch_window <= Duration::from_secs(1), "batch_window_ms must be at most 1000")?;
-        check(config.sequencer.queue_depth >= 1, "queue_depth must be at least 1")?;
+        let check = |ok: bool, what: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid(what.to_string()))
+            }
+        };
+        check(
+            config.limits.max_envelope_bytes >= 1024,
+            "max_envelope_bytes must be at least 1024",
+        )?;
+        check(
+            config.limits.max_envelope_bytes <= 64 << 20,
+            "max_envelope_bytes must be at most 64 MiB",
+        )?;
+        check(
+            config.sequencer.max_batch >= 1,
+            "max_batch must be at least 1",
+        )?;
+        check(
+            config.sequencer.max_batch <= 65_536,
+            "max_batch must be at most 65536",
+        )?;
+        check(
+            config.sequencer.batch_window <= Duration::from_secs(1),
+            "batch_window_ms must be at most 1000",
+        )?;
+        check(
+            config.sequencer.queue_depth >= 1,
+            "queue_depth must be at least 1",
+        )?;
         for t in &config.limits.extra_predicate_types {
             check(
                 t.contains("://") && !t.chars().any(char::is_whitespace),
@@ -128,8 +168,15 @@ mod tests {
         let c = ServerConfig::resolve(FileConfig::default()).unwrap();
         assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(c.limits.max_envelope_bytes, 1 << 20);
-        let file = FileConfig { max_batch: Some(7), listen: Some("127.0.0.1:1".parse().unwrap()), ..Default::default() };
-        let flags = FileConfig { max_batch: Some(9), ..Default::default() };
+        let file = FileConfig {
+            max_batch: Some(7),
+            listen: Some("127.0.0.1:1".parse().unwrap()),
+            ..Default::default()
+        };
+        let flags = FileConfig {
+            max_batch: Some(9),
+            ..Default::default()
+        };
         let c = ServerConfig::resolve(file.overlay(flags)).unwrap();
         assert_eq!(c.sequencer.max_batch, 9);
         assert_eq!(c.listen.port(), 1);
@@ -140,9 +187,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
         std::fs::write(&p, "max_batch = 5\nmax_bacth = 6\n").unwrap();
-        assert!(matches!(FileConfig::load(&p), Err(ConfigError::Parse { .. })));
-        let bad = FileConfig { max_batch: Some(0), ..Default::default() };
-        assert!(matches!(ServerConfig::resolve(bad), Err(ConfigError::Invalid(_))));
+        assert!(matches!(
+            FileConfig::load(&p),
+            Err(ConfigError::Parse { .. })
+        ));
+        let bad = FileConfig {
+            max_batch: Some(0),
+            ..Default::default()
+        };
+        assert!(matches!(
+            ServerConfig::resolve(bad),
+            Err(ConfigError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -32,7 +32,11 @@ impl PendingEntry {
     /// Builds the entry for an envelope whose signatures [`crate::dsse::verify`] accepted and
     /// whose payload was admitted as `declaration` (`None` for an operator-allowed extra type).
     /// `envelope_json` must be the bytes that were parsed into `verified`.
-    pub fn new(envelope_json: Vec<u8>, verified: &VerifiedEnvelope, declaration: Option<&Declaration>) -> PendingEntry {
+    pub fn new(
+        envelope_json: Vec<u8>,
+        verified: &VerifiedEnvelope,
+        declaration: Option<&Declaration>,
+    ) -> PendingEntry {
         let key_ids: Vec<KeyId> = verified.keys.iter().map(|k| k.key_id()).collect();
         PendingEntry {
             search_prefixes: crate::search::index_prefixes(declaration, &key_ids),
@@ -73,7 +77,8 @@ pub fn decode_leaf(leaf_data: &[u8]) -> Result<LogEntry, prost::DecodeError> {
 /// the admission rules changed or the store is damaged).
 pub fn logged_declaration(leaf_data: &[u8]) -> Result<Option<Declaration>, String> {
     let entry = decode_leaf(leaf_data).map_err(|e| format!("leaf: {e}"))?;
-    let env = crate::dsse::Envelope::parse(&entry.envelope).map_err(|e| format!("envelope: {e}"))?;
+    let env =
+        crate::dsse::Envelope::parse(&entry.envelope).map_err(|e| format!("envelope: {e}"))?;
     if env.payload_type != crate::declaration::PAYLOAD_TYPE {
         return Ok(None);
     }
@@ -88,8 +93,14 @@ pub fn logged_declaration(leaf_data: &[u8]) -> Result<Option<Declaration>, Strin
 fn is_declaration_type(payload: &[u8]) -> bool {
     serde_json::from_slice::<serde_json::Value>(payload)
         .ok()
-        .and_then(|v| v.get("predicateType").and_then(|t| t.as_str()).map(str::to_string))
-        .is_some_and(|t| t == crate::declaration::MODEL_RELEASE || t == crate::declaration::TRAINING_DATA)
+        .and_then(|v| {
+            v.get("predicateType")
+                .and_then(|t| t.as_str())
+                .map(str::to_string)
+        })
+        .is_some_and(|t| {
+            t == crate::declaration::MODEL_RELEASE || t == crate::declaration::TRAINING_DATA
+        })
 }
 
 /// The deduplication key of a submission: SHA-256 over a length-prefixed encoding of the payload

@@ -25,8 +25,13 @@ pub const KEY_FILE: &str = "log.key";
 #[derive(Debug, thiserror::Error)]
 pub enum LogKeyError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "key file {path} is readable by group or others (mode {mode:o}); run `chmod 600 {path}`"
+    )]
     Permissions { path: PathBuf, mode: u32 },
     #[error("key file {path} is not a signed-note private key: {reason}")]
     Malformed { path: PathBuf, reason: String },
@@ -40,7 +45,10 @@ pub enum LogKeyError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> LogKeyError + '_ {
-    move |source| LogKeyError::Io { path: path.to_path_buf(), source }
+    move |source| LogKeyError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Opens the log key in `data_dir`, or creates the directory and a new key on first start.
@@ -68,11 +76,16 @@ pub fn open_or_create(data_dir: &Path, origin: Option<&str>) -> Result<LogSigner
 fn open(path: &Path, origin: Option<&str>) -> Result<LogSigner, LogKeyError> {
     let mode = fs::metadata(path).map_err(io(path))?.permissions().mode();
     if mode & 0o077 != 0 {
-        return Err(LogKeyError::Permissions { path: path.into(), mode: mode & 0o7777 });
+        return Err(LogKeyError::Permissions {
+            path: path.into(),
+            mode: mode & 0o7777,
+        });
     }
     let text = fs::read_to_string(path).map_err(io(path))?;
-    let signer = LogSigner::from_skey(text.trim_end())
-        .map_err(|e| LogKeyError::Malformed { path: path.into(), reason: e.to_string() })?;
+    let signer = LogSigner::from_skey(text.trim_end()).map_err(|e| LogKeyError::Malformed {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     if let Some(requested) = origin {
         if requested != signer.origin() {
             return Err(LogKeyError::OriginChanged {
@@ -86,9 +99,15 @@ fn open(path: &Path, origin: Option<&str>) -> Result<LogSigner, LogKeyError> {
 
 fn create_dir_private(dir: &Path) -> Result<(), LogKeyError> {
     if !dir.exists() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io(dir))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io(dir))?;
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            File::open(parent).and_then(|d| d.sync_all()).map_err(io(parent))?;
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io(parent))?;
         }
     }
     Ok(())
@@ -98,8 +117,16 @@ fn create_dir_private(dir: &Path) -> Result<(), LogKeyError> {
 fn write_new_private_file(dir: &Path, path: &Path, contents: &[u8]) -> Result<(), LogKeyError> {
     let tmp = dir.join(format!(".{KEY_FILE}.tmp"));
     let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
-    f.write_all(contents).and_then(|()| f.write_all(b"\n")).and_then(|()| f.sync_all()).map_err(io(&tmp))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.write_all(contents)
+        .and_then(|()| f.write_all(b"\n"))
+        .and_then(|()| f.sync_all())
+        .map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))?;
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
@@ -126,7 +153,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         let a = open_or_create(&data, Some("example.org/log")).unwrap();
-        let mode = fs::metadata(data.join(KEY_FILE)).unwrap().permissions().mode();
+        let mode = fs::metadata(data.join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let b = open_or_create(&data, None).unwrap();
         assert_eq!(a.verifier_key(), b.verifier_key());
@@ -149,14 +179,26 @@ mod tests {
         let path = dir.path().join(KEY_FILE);
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = open_or_create(dir.path(), None).unwrap_err();
-        assert!(matches!(err, LogKeyError::Permissions { mode: 0o644, .. }), "{err}");
+        assert!(
+            matches!(err, LogKeyError::Permissions { mode: 0o644, .. }),
+            "{err}"
+        );
     }
 
     #[test]
     fn bad_origin_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        for bad in ["https://example.org/log", "example.org/log/", "a b", "a+b", ""] {
-            assert!(open_or_create(&dir.path().join("x"), Some(bad)).is_err(), "{bad:?} accepted");
+        for bad in [
+            "https://example.org/log",
+            "example.org/log/",
+            "a b",
+            "a+b",
+            "",
+        ] {
+            assert!(
+                open_or_create(&dir.path().join("x"), Some(bad)).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 
@@ -164,6 +206,10 @@ mod tests {
     fn default_origin_comes_from_the_host_name() {
         let dir = tempfile::tempdir().unwrap();
         let signer = open_or_create(dir.path(), None).unwrap();
-        assert!(signer.origin().ends_with("/glasslog"), "{}", signer.origin());
+        assert!(
+            signer.origin().ends_with("/glasslog"),
+            "{}",
+            signer.origin()
+        );
     }
 }

@@ -19,14 +19,20 @@ pub enum ProofError {
     TreeSizeTooLarge { requested: u64, latest: u64 },
     #[error("from_size {from_size} is larger than to_size {to_size}")]
     SizeOrder { from_size: u64, to_size: u64 },
-    #[error("from_size must be at least 1: a consistency proof from the empty tree proves nothing")]
+    #[error(
+        "from_size must be at least 1: a consistency proof from the empty tree proves nothing"
+    )]
     EmptyFromSize,
     #[error("leaf hash must be 32 bytes, got {0}")]
     MalformedLeafHash(usize),
     #[error("no entry with leaf hash {0} is in the log")]
     UnknownLeafHash(Hash),
     #[error("the entry with leaf hash {leaf_hash} is at index {index}, not in a tree of size {tree_size}")]
-    LeafNotInTree { leaf_hash: Hash, index: u64, tree_size: u64 },
+    LeafNotInTree {
+        leaf_hash: Hash,
+        index: u64,
+        tree_size: u64,
+    },
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("proof computation failed: {0}")]
@@ -61,7 +67,10 @@ impl Prover {
     pub fn resolve_size(requested: u64, latest: u64) -> Result<u64, ProofError> {
         match requested {
             0 => Ok(latest),
-            n if n > latest => Err(ProofError::TreeSizeTooLarge { requested: n, latest }),
+            n if n > latest => Err(ProofError::TreeSizeTooLarge {
+                requested: n,
+                latest,
+            }),
             n => Ok(n),
         }
     }
@@ -77,19 +86,36 @@ impl Prover {
         // The leaf hash is the stored hash at level 0.
         let leaf_hash = self.store.hashes(&[merkle::stored_hash_index(0, index)])?[0];
         let hashes = merkle::prove_inclusion(index, tree_size, &*self.store)?;
-        Ok(Inclusion { index, tree_size, leaf_hash, hashes })
+        Ok(Inclusion {
+            index,
+            tree_size,
+            leaf_hash,
+            hashes,
+        })
     }
 
     /// The inclusion proof of the entry whose leaf hash is `leaf_hash`.
     ///
     /// # Errors
     /// A malformed or unknown hash, an entry beyond `tree_size`, or a storage failure.
-    pub fn inclusion_by_hash(&self, leaf_hash: &[u8], tree_size: u64) -> Result<Inclusion, ProofError> {
-        let leaf_hash = merkle::hash_from_slice(leaf_hash).map_err(|_| ProofError::MalformedLeafHash(leaf_hash.len()))?;
-        let index = self.store.index_of_leaf(&leaf_hash)?.ok_or(ProofError::UnknownLeafHash(leaf_hash))?;
+    pub fn inclusion_by_hash(
+        &self,
+        leaf_hash: &[u8],
+        tree_size: u64,
+    ) -> Result<Inclusion, ProofError> {
+        let leaf_hash = merkle::hash_from_slice(leaf_hash)
+            .map_err(|_| ProofError::MalformedLeafHash(leaf_hash.len()))?;
+        let index = self
+            .store
+            .index_of_leaf(&leaf_hash)?
+            .ok_or(ProofError::UnknownLeafHash(leaf_hash))?;
         if index >= tree_size {
             // The entry may exist in a later tree only; say so rather than "not found".
-            return Err(ProofError::LeafNotInTree { leaf_hash, index, tree_size });
+            return Err(ProofError::LeafNotInTree {
+                leaf_hash,
+                index,
+                tree_size,
+            });
         }
         self.inclusion_by_index(index, tree_size)
     }

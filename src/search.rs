@@ -62,21 +62,31 @@ impl Query {
     /// No query, a malformed name or a digest that is not 32 bytes.
     pub fn from_proto(q: Option<ProtoQuery>) -> Result<Query, SearchError> {
         let digest = |field, b: Vec<u8>| {
-            <[u8; 32]>::try_from(b.as_slice()).map_err(|_| SearchError::DigestLength { field, len: b.len() })
+            <[u8; 32]>::try_from(b.as_slice()).map_err(|_| SearchError::DigestLength {
+                field,
+                len: b.len(),
+            })
         };
         Ok(match q.ok_or(SearchError::NoQuery)? {
             ProtoQuery::Name(n) => Query::Name(valid_name(&n)?),
             ProtoQuery::NameVersion(nv) => {
                 // Names cannot contain '@'; a version may.
-                let (name, version) = nv.split_once('@').ok_or_else(|| SearchError::NameVersion(nv.clone()))?;
+                let (name, version) = nv
+                    .split_once('@')
+                    .ok_or_else(|| SearchError::NameVersion(nv.clone()))?;
                 if version.is_empty() {
                     return Err(SearchError::NameVersion(nv.clone()));
                 }
-                Query::NameVersion { name: valid_name(name)?, version: version.to_string() }
+                Query::NameVersion {
+                    name: valid_name(name)?,
+                    version: version.to_string(),
+                }
             }
             ProtoQuery::SubjectDigest(d) => Query::SubjectDigest(digest("subject_digest", d)?),
             ProtoQuery::FileDigest(d) => Query::FileDigest(digest("file_digest", d)?),
-            ProtoQuery::PublisherKeyId(d) => Query::PublisherKey(KeyId(digest("publisher_key_id", d)?)),
+            ProtoQuery::PublisherKeyId(d) => {
+                Query::PublisherKey(KeyId(digest("publisher_key_id", d)?))
+            }
             ProtoQuery::TrainedOnDigest(d) => Query::TrainedOn(digest("trained_on_digest", d)?),
         })
     }
@@ -103,7 +113,9 @@ impl Query {
 }
 
 fn valid_name(n: &str) -> Result<String, SearchError> {
-    n.parse::<Name>().map(|n| n.as_str().to_string()).map_err(|e| SearchError::Name(e.to_string()))
+    n.parse::<Name>()
+        .map(|n| n.as_str().to_string())
+        .map_err(|e| SearchError::Name(e.to_string()))
 }
 
 fn terminated(b: &[u8]) -> Vec<u8> {
@@ -121,7 +133,10 @@ pub fn index_prefixes(declaration: Option<&Declaration>, signers: &[KeyId]) -> V
     if let Some(d) = declaration {
         let name = d.name().as_str().to_string();
         queries.push(Query::Name(name.clone()));
-        queries.push(Query::NameVersion { name, version: d.version().to_string() });
+        queries.push(Query::NameVersion {
+            name,
+            version: d.version().to_string(),
+        });
         queries.push(Query::SubjectDigest(d.subject_digest().0));
         queries.extend(d.file_digests().into_iter().map(|f| Query::FileDigest(f.0)));
         queries.extend(d.trained_on().into_iter().map(|t| Query::TrainedOn(t.0)));
@@ -146,8 +161,12 @@ pub fn parse_page_token(token: &str) -> Result<u64, SearchError> {
     if token.is_empty() {
         return Ok(0);
     }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).map_err(|_| SearchError::PageToken)?;
-    Ok(u64::from_be_bytes(bytes.try_into().map_err(|_| SearchError::PageToken)?))
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| SearchError::PageToken)?;
+    Ok(u64::from_be_bytes(
+        bytes.try_into().map_err(|_| SearchError::PageToken)?,
+    ))
 }
 
 /// The page size a request asks for.
@@ -171,8 +190,16 @@ mod tests {
         let a = Query::Name("org/m".into()).prefix();
         let b = Query::Name("org/m2".into()).prefix();
         assert!(!b.starts_with(&a));
-        let v1 = Query::NameVersion { name: "org/m".into(), version: "1".into() }.prefix();
-        let v10 = Query::NameVersion { name: "org/m".into(), version: "10".into() }.prefix();
+        let v1 = Query::NameVersion {
+            name: "org/m".into(),
+            version: "1".into(),
+        }
+        .prefix();
+        let v10 = Query::NameVersion {
+            name: "org/m".into(),
+            version: "10".into(),
+        }
+        .prefix();
         assert!(!v10.starts_with(&v1));
     }
 
@@ -188,7 +215,10 @@ mod tests {
         assert!(Query::from_proto(Some(ProtoQuery::NameVersion("org/m@".into()))).is_err());
         assert_eq!(
             Query::from_proto(Some(ProtoQuery::NameVersion("org/m@1.2@rc".into()))).unwrap(),
-            Query::NameVersion { name: "org/m".into(), version: "1.2@rc".into() }
+            Query::NameVersion {
+                name: "org/m".into(),
+                version: "1.2@rc".into()
+            }
         );
     }
 

@@ -62,7 +62,11 @@ pub struct SequencerConfig {
 
 impl Default for SequencerConfig {
     fn default() -> Self {
-        SequencerConfig { max_batch: 1024, batch_window: Duration::ZERO, queue_depth: 4096 }
+        SequencerConfig {
+            max_batch: 1024,
+            batch_window: Duration::ZERO,
+            queue_depth: 4096,
+        }
     }
 }
 
@@ -102,7 +106,10 @@ impl Appended {
         if self.duplicate {
             return None;
         }
-        self.batch.leaves.get(usize::try_from(offset).ok()?).map(Vec::as_slice)
+        self.batch
+            .leaves
+            .get(usize::try_from(offset).ok()?)
+            .map(Vec::as_slice)
     }
 }
 
@@ -140,7 +147,13 @@ impl Sequencer {
         store: Arc<Store>,
         signer: LogSigner,
         config: SequencerConfig,
-    ) -> Result<(Sequencer, std::thread::JoinHandle<Result<(), SequencerError>>), SequencerError> {
+    ) -> Result<
+        (
+            Sequencer,
+            std::thread::JoinHandle<Result<(), SequencerError>>,
+        ),
+        SequencerError,
+    > {
         let state = State::open(store, signer)?;
         let (requests, rx) = mpsc::channel(config.queue_depth.max(1));
         let (published_tx, published) = watch::channel(state.published.clone());
@@ -149,8 +162,17 @@ impl Sequencer {
         let thread = std::thread::Builder::new()
             .name("sequencer".into())
             .spawn(move || state.run(rx, config, published_tx, batches_tx))
-            .map_err(|e| SequencerError::Unavailable(format!("cannot start sequencer thread: {e}")))?;
-        Ok((Sequencer { requests, published, batches }, thread))
+            .map_err(|e| {
+                SequencerError::Unavailable(format!("cannot start sequencer thread: {e}"))
+            })?;
+        Ok((
+            Sequencer {
+                requests,
+                published,
+                batches,
+            },
+            thread,
+        ))
     }
 
     /// Appends `entry`, returning once it is durable and covered by a published checkpoint.
@@ -163,8 +185,9 @@ impl Sequencer {
             .send(Message::Append(Request { entry, reply }))
             .await
             .map_err(|_| SequencerError::Unavailable("the sequencer has stopped".into()))?;
-        rx.await
-            .map_err(|_| SequencerError::Unavailable("the sequencer stopped before committing".into()))?
+        rx.await.map_err(|_| {
+            SequencerError::Unavailable("the sequencer stopped before committing".into())
+        })?
     }
 
     /// Stops the sequencer: submissions already queued are committed and answered, later ones
@@ -230,20 +253,37 @@ impl State {
         let last_time_ms = match checkpoint.size {
             0 => 0,
             n => {
-                let leaf = store
-                    .entry(n - 1)?
-                    .ok_or_else(|| SequencerError::Inconsistent(format!("entry {} is missing", n - 1)))?;
+                let leaf = store.entry(n - 1)?.ok_or_else(|| {
+                    SequencerError::Inconsistent(format!("entry {} is missing", n - 1))
+                })?;
                 decode_leaf(&leaf)
-                    .map_err(|e| SequencerError::Inconsistent(format!("entry {} does not decode: {e}", n - 1)))?
+                    .map_err(|e| {
+                        SequencerError::Inconsistent(format!(
+                            "entry {} does not decode: {e}",
+                            n - 1
+                        ))
+                    })?
                     .integrated_time_ms
             }
         };
-        let published = Arc::new(Published { checkpoint, note: stored.note });
-        Ok(State { store, signer, published, last_time_ms })
+        let published = Arc::new(Published {
+            checkpoint,
+            note: stored.note,
+        });
+        Ok(State {
+            store,
+            signer,
+            published,
+            last_time_ms,
+        })
     }
 
     fn init_empty(store: Arc<Store>, signer: LogSigner) -> Result<State, SequencerError> {
-        let checkpoint = Checkpoint { origin: signer.origin().to_string(), size: 0, root: merkle::EMPTY_HASH };
+        let checkpoint = Checkpoint {
+            origin: signer.origin().to_string(),
+            size: 0,
+            root: merkle::EMPTY_HASH,
+        };
         let note = signer
             .sign(&checkpoint)
             .map_err(|e| SequencerError::Inconsistent(format!("cannot sign: {e}")))?;
@@ -251,7 +291,12 @@ impl State {
         batch.put_checkpoint(0, &note);
         store.commit(batch)?;
         let published = Arc::new(Published { checkpoint, note });
-        Ok(State { store, signer, published, last_time_ms: 0 })
+        Ok(State {
+            store,
+            signer,
+            published,
+            last_time_ms: 0,
+        })
     }
 
     /// The sequencer thread: a current-thread runtime that waits for submissions, and does the
@@ -266,7 +311,9 @@ impl State {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
-            .map_err(|e| SequencerError::Unavailable(format!("cannot start sequencer runtime: {e}")))?;
+            .map_err(|e| {
+                SequencerError::Unavailable(format!("cannot start sequencer runtime: {e}"))
+            })?;
         rt.block_on(async {
             while let Some(requests) = gather(&mut rx, &config).await {
                 match self.commit(requests) {
@@ -275,7 +322,11 @@ impl State {
                         // No receivers is fine: there may be no Tail stream.
                         let _ = batches_tx.send(batch.clone());
                         for (reply, index, duplicate) in answers {
-                            let _ = reply.send(Ok(Appended { index, duplicate, batch: batch.clone() }));
+                            let _ = reply.send(Ok(Appended {
+                                index,
+                                duplicate,
+                                batch: batch.clone(),
+                            }));
                         }
                     }
                     Err((e, replies)) => {
@@ -304,8 +355,14 @@ impl State {
         &mut self,
         requests: Vec<Request>,
     ) -> Result<
-        (Arc<CommittedBatch>, Vec<(oneshot::Sender<Result<Appended, SequencerError>>, u64, bool)>),
-        (SequencerError, Vec<oneshot::Sender<Result<Appended, SequencerError>>>),
+        (
+            Arc<CommittedBatch>,
+            Vec<(oneshot::Sender<Result<Appended, SequencerError>>, u64, bool)>,
+        ),
+        (
+            SequencerError,
+            Vec<oneshot::Sender<Result<Appended, SequencerError>>>,
+        ),
     > {
         let start = self.published.checkpoint.size;
         let mut answers = Vec::with_capacity(requests.len());
@@ -353,7 +410,14 @@ impl State {
         };
         self.last_time_ms = now_ms;
         self.published = published.clone();
-        Ok((Arc::new(CommittedBatch { start, leaves, published }), answers))
+        Ok((
+            Arc::new(CommittedBatch {
+                start,
+                leaves,
+                published,
+            }),
+            answers,
+        ))
     }
 
     /// Step 3 and 4: signs the checkpoint for `size` and writes the batch durably.
@@ -369,7 +433,11 @@ impl State {
         }
         let root = merkle::root_hash(size, overlay)
             .map_err(|e| SequencerError::Inconsistent(format!("root at size {size}: {e}")))?;
-        let checkpoint = Checkpoint { origin: self.signer.origin().to_string(), size, root };
+        let checkpoint = Checkpoint {
+            origin: self.signer.origin().to_string(),
+            size,
+            root,
+        };
         let note = self
             .signer
             .sign(&checkpoint)
@@ -386,7 +454,10 @@ impl State {
 /// Waits for one submission, then takes what else is queued, within the batch bounds.
 /// Returns `None` once the channel is closed (every sender gone, or [`Message::Close`]) and
 /// drained. A close only closes the channel: what is already queued is still returned.
-async fn gather(rx: &mut mpsc::Receiver<Message>, config: &SequencerConfig) -> Option<Vec<Request>> {
+async fn gather(
+    rx: &mut mpsc::Receiver<Message>,
+    config: &SequencerConfig,
+) -> Option<Vec<Request>> {
     let mut requests = Vec::new();
     while requests.is_empty() {
         match rx.recv().await? {
@@ -399,7 +470,10 @@ async fn gather(rx: &mut mpsc::Receiver<Message>, config: &SequencerConfig) -> O
         let next = match rx.try_recv() {
             Ok(m) => Some(m),
             Err(_) if config.batch_window.is_zero() => None,
-            Err(_) => tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten(),
+            Err(_) => tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .ok()
+                .flatten(),
         };
         match next {
             Some(Message::Append(r)) => requests.push(r),
@@ -428,7 +502,11 @@ struct Overlay<'a> {
 
 impl<'a> Overlay<'a> {
     fn new(store: &'a Store, size: u64) -> Self {
-        Overlay { store, first_new: merkle::stored_hash_count(size), new: Vec::new() }
+        Overlay {
+            store,
+            first_new: merkle::stored_hash_count(size),
+            new: Vec::new(),
+        }
     }
 
     /// Adds the hashes that appending leaf `index` completes (about two on average).
@@ -446,13 +524,19 @@ impl<'a> Overlay<'a> {
 
 impl HashReader for Overlay<'_> {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::tlog::Error> {
-        let old: Vec<u64> = indexes.iter().copied().filter(|&i| i < self.first_new).collect();
+        let old: Vec<u64> = indexes
+            .iter()
+            .copied()
+            .filter(|&i| i < self.first_new)
+            .collect();
         let mut from_disk = self.store.read_hashes(&old)?.into_iter();
         indexes
             .iter()
             .map(|&i| {
                 if i < self.first_new {
-                    from_disk.next().ok_or(tlog_tiles::tlog::Error::IndexesNotInTree)
+                    from_disk
+                        .next()
+                        .ok_or(tlog_tiles::tlog::Error::IndexesNotInTree)
                 } else {
                     usize::try_from(i - self.first_new)
                         .ok()

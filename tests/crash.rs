@@ -35,16 +35,27 @@ async fn sigkill_during_submissions_loses_nothing_acknowledged() {
 
     for round in 0..ROUNDS {
         let mut server = TestServer::start(&data, &["--origin", ORIGIN]);
-        assert_eq!(*vkey.get_or_insert_with(|| server.verifier_key.clone()), server.verifier_key);
+        assert_eq!(
+            *vkey.get_or_insert_with(|| server.verifier_key.clone()),
+            server.verifier_key
+        );
         check_everything_seen_survived(&server, &seen.lock().unwrap()).await;
 
         let mut tasks = Vec::new();
         for w in 0..SUBMITTERS {
-            let (url, verifier, publisher, seen) = (server.url.clone(), server.verifier(), publisher.clone(), seen.clone());
+            let (url, verifier, publisher, seen) = (
+                server.url.clone(),
+                server.verifier(),
+                publisher.clone(),
+                seen.clone(),
+            );
             tasks.push(tokio::spawn(async move {
-                let Ok(client) = LogClient::connect(&url, verifier).await else { return };
+                let Ok(client) = LogClient::connect(&url, verifier).await else {
+                    return;
+                };
                 for n in 0.. {
-                    let env = publisher.envelope(&format!(r#"{{"round":{round},"worker":{w},"n":{n}}}"#));
+                    let env =
+                        publisher.envelope(&format!(r#"{{"round":{round},"worker":{w},"n":{n}}}"#));
                     match client.submit(env, vec![publisher.pem.clone()]).await {
                         Ok(s) => {
                             let mut seen = seen.lock().unwrap();
@@ -66,7 +77,10 @@ async fn sigkill_during_submissions_loses_nothing_acknowledged() {
     }
     let server = TestServer::start(&data, &[]);
     let seen = seen.lock().unwrap();
-    assert!(seen.acked.len() > ROUNDS as usize, "the test acknowledged too little to mean anything");
+    assert!(
+        seen.acked.len() > ROUNDS as usize,
+        "the test acknowledged too little to mean anything"
+    );
     check_everything_seen_survived(&server, &seen).await;
 }
 
@@ -75,17 +89,37 @@ async fn check_everything_seen_survived(server: &TestServer, seen: &Seen) {
     let (latest, _) = client.checkpoint().await.unwrap();
     let mut rpc = client.rpc();
     for (index, leaf) in &seen.acked {
-        assert!(*index < latest.size, "acknowledged entry {index} is beyond the log's size {}", latest.size);
-        let got = rpc.get_entries(proto::GetEntriesRequest { start: *index, end: index + 1 }).await.unwrap().into_inner();
-        assert_eq!(&got.entries[0].leaf_data, leaf, "entry {index} changed across a crash");
+        assert!(
+            *index < latest.size,
+            "acknowledged entry {index} is beyond the log's size {}",
+            latest.size
+        );
+        let got = rpc
+            .get_entries(proto::GetEntriesRequest {
+                start: *index,
+                end: index + 1,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            &got.entries[0].leaf_data, leaf,
+            "entry {index} changed across a crash"
+        );
     }
     let mut sizes: Vec<&Checkpoint> = seen.checkpoints.iter().collect();
     sizes.sort_by_key(|c| c.size);
     sizes.dedup(); // exact duplicates only: two roots for one size must both be checked
     for old in sizes {
-        client.verify_consistency(old, &latest).await.unwrap_or_else(|e| {
-            panic!("checkpoint of size {} is not consistent with {} after restart: {e}", old.size, latest.size)
-        });
+        client
+            .verify_consistency(old, &latest)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "checkpoint of size {} is not consistent with {} after restart: {e}",
+                    old.size, latest.size
+                )
+            });
     }
 }
 
@@ -100,7 +134,12 @@ async fn sigterm_during_submissions_finishes_or_refuses_each_one() {
     let mut server = TestServer::start(&data, &["--origin", ORIGIN]);
     let mut tasks = Vec::new();
     for w in 0..SUBMITTERS {
-        let (url, verifier, publisher, seen) = (server.url.clone(), server.verifier(), publisher.clone(), seen.clone());
+        let (url, verifier, publisher, seen) = (
+            server.url.clone(),
+            server.verifier(),
+            publisher.clone(),
+            seen.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let client = LogClient::connect(&url, verifier).await.unwrap();
             for n in 0.. {

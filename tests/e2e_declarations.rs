@@ -69,8 +69,17 @@ fn model(name: &str, version: &str, files: &[(&str, &[u8])], extra: Value) -> (V
     (statement(declaration::MODEL_RELEASE, name, &root, p), root)
 }
 
-async fn submit(client: &glasslog::client::LogClient, p: &Publisher, st: &Value) -> Result<u64, tonic::Status> {
-    let env = Envelope::sign(declaration::PAYLOAD_TYPE, &serde_json::to_vec(st).unwrap(), &[&p.key]).to_json();
+async fn submit(
+    client: &glasslog::client::LogClient,
+    p: &Publisher,
+    st: &Value,
+) -> Result<u64, tonic::Status> {
+    let env = Envelope::sign(
+        declaration::PAYLOAD_TYPE,
+        &serde_json::to_vec(st).unwrap(),
+        &[&p.key],
+    )
+    .to_json();
     match client.submit(env, vec![p.pem.clone()]).await {
         Ok(s) => Ok(s.index),
         Err(glasslog::client::ClientError::Rpc(status)) => Err(status),
@@ -78,15 +87,28 @@ async fn submit(client: &glasslog::client::LogClient, p: &Publisher, st: &Value)
     }
 }
 
-async fn search_all(client: &glasslog::client::LogClient, query: Query, page_size: u32) -> Vec<u64> {
+async fn search_all(
+    client: &glasslog::client::LogClient,
+    query: Query,
+    page_size: u32,
+) -> Vec<u64> {
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
-        let req = proto::SearchRequest { query: Some(query.clone()), page_token: token, page_size };
+        let req = proto::SearchRequest {
+            query: Some(query.clone()),
+            page_token: token,
+            page_size,
+        };
         let resp = client.rpc().search(req).await.unwrap().into_inner();
-        let cp = client.verify_checkpoint(resp.checkpoint.as_ref().unwrap()).unwrap();
+        let cp = client
+            .verify_checkpoint(resp.checkpoint.as_ref().unwrap())
+            .unwrap();
         for e in &resp.entries {
-            assert!(e.index < cp.size, "a result beyond the checkpoint the search saw");
+            assert!(
+                e.index < cp.size,
+                "a result beyond the checkpoint the search saw"
+            );
         }
         out.extend(resp.entries.iter().map(|e| e.index));
         if resp.next_page_token.is_empty() {
@@ -99,16 +121,38 @@ async fn search_all(client: &glasslog::client::LogClient, query: Query, page_siz
 /// Every query an entry can be found by, computed by scanning the whole log.
 async fn brute_force(client: &glasslog::client::LogClient) -> Vec<(Query, Vec<u64>)> {
     let (latest, _) = client.checkpoint().await.unwrap();
-    let resp = client.rpc().get_entries(proto::GetEntriesRequest { start: 0, end: latest.size }).await.unwrap();
-    let mut expected: std::collections::BTreeMap<String, (Query, BTreeSet<u64>)> = Default::default();
-    let mut add = |q: Query, i: u64| expected.entry(format!("{q:?}")).or_insert((q, BTreeSet::new())).1.insert(i);
+    let resp = client
+        .rpc()
+        .get_entries(proto::GetEntriesRequest {
+            start: 0,
+            end: latest.size,
+        })
+        .await
+        .unwrap();
+    let mut expected: std::collections::BTreeMap<String, (Query, BTreeSet<u64>)> =
+        Default::default();
+    let mut add = |q: Query, i: u64| {
+        expected
+            .entry(format!("{q:?}"))
+            .or_insert((q, BTreeSet::new()))
+            .1
+            .insert(i)
+    };
     for e in resp.into_inner().entries {
         for pem in decode_leaf(&e.leaf_data).unwrap().public_keys {
-            add(Query::PublisherKeyId(PublicKey::from_pem(&pem).unwrap().key_id().0.to_vec()), e.index);
+            add(
+                Query::PublisherKeyId(PublicKey::from_pem(&pem).unwrap().key_id().0.to_vec()),
+                e.index,
+            );
         }
-        let Some(d): Option<Declaration> = logged_declaration(&e.leaf_data).unwrap() else { continue };
+        let Some(d): Option<Declaration> = logged_declaration(&e.leaf_data).unwrap() else {
+            continue;
+        };
         add(Query::Name(d.name().as_str().into()), e.index);
-        add(Query::NameVersion(format!("{}@{}", d.name().as_str(), d.version())), e.index);
+        add(
+            Query::NameVersion(format!("{}@{}", d.name().as_str(), d.version())),
+            e.index,
+        );
         add(Query::SubjectDigest(d.subject_digest().0.to_vec()), e.index);
         for f in d.file_digests() {
             add(Query::FileDigest(f.0.to_vec()), e.index);
@@ -117,15 +161,26 @@ async fn brute_force(client: &glasslog::client::LogClient) -> Vec<(Query, Vec<u6
             add(Query::TrainedOnDigest(t.0.to_vec()), e.index);
         }
     }
-    expected.into_values().map(|(q, s)| (q, s.into_iter().collect())).collect()
+    expected
+        .into_values()
+        .map(|(q, s)| (q, s.into_iter().collect()))
+        .collect()
 }
 
 async fn assert_search_matches_scan(client: &glasslog::client::LogClient) {
     let expected = brute_force(client).await;
     assert!(expected.len() > 10);
     for (query, indexes) in expected {
-        assert_eq!(search_all(client, query.clone(), 0).await, indexes, "{query:?}");
-        assert_eq!(search_all(client, query.clone(), 1).await, indexes, "{query:?}, one per page");
+        assert_eq!(
+            search_all(client, query.clone(), 0).await,
+            indexes,
+            "{query:?}"
+        );
+        assert_eq!(
+            search_all(client, query.clone(), 1).await,
+            indexes,
+            "{query:?}, one per page"
+        );
     }
 }
 
@@ -145,16 +200,35 @@ async fn declarations_are_admitted_checked_and_searchable() {
     assert_eq!(submit(&client, &publisher, &m1).await.unwrap(), 1);
     let mut extra = training.clone();
     extra["supersedes"] = json!({"logIndex": 1, "digest": {"sha256": hex::encode(m1_root)}});
-    extra["trainingData"][0].as_object_mut().unwrap().remove("logIndex");
+    extra["trainingData"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("logIndex");
     let (m2, _) = model("org/model", "2.0", &[("w.bin", b"gamma")], extra);
     assert_eq!(submit(&client, &publisher, &m2).await.unwrap(), 2);
 
     // References to the log must point at the right kind, name and digest.
     let refused = [
-        ("trainingData naming a model", json!({"trainingData": [{"name": "org/model", "digest": {"sha256": hex::encode(m1_root)}, "role": "evaluation", "logIndex": 1}], "dataDisclosure": "full"}), "trainingData"),
-        ("supersedes naming a dataset", json!({"supersedes": {"logIndex": 0, "digest": {"sha256": hex::encode(d1_root)}}}), "supersedes"),
-        ("supersedes with a wrong digest", json!({"supersedes": {"logIndex": 1, "digest": {"sha256": hex::encode(d1_root)}}}), "supersedes"),
-        ("a log index beyond the log", json!({"supersedes": {"logIndex": 99, "digest": {"sha256": hex::encode(m1_root)}}}), "99"),
+        (
+            "trainingData naming a model",
+            json!({"trainingData": [{"name": "org/model", "digest": {"sha256": hex::encode(m1_root)}, "role": "evaluation", "logIndex": 1}], "dataDisclosure": "full"}),
+            "trainingData",
+        ),
+        (
+            "supersedes naming a dataset",
+            json!({"supersedes": {"logIndex": 0, "digest": {"sha256": hex::encode(d1_root)}}}),
+            "supersedes",
+        ),
+        (
+            "supersedes with a wrong digest",
+            json!({"supersedes": {"logIndex": 1, "digest": {"sha256": hex::encode(d1_root)}}}),
+            "supersedes",
+        ),
+        (
+            "a log index beyond the log",
+            json!({"supersedes": {"logIndex": 99, "digest": {"sha256": hex::encode(m1_root)}}}),
+            "99",
+        ),
     ];
     for (what, extra, needle) in refused {
         let (st, _) = model("org/model", "3.0", &[("w.bin", b"delta")], extra);
@@ -163,8 +237,19 @@ async fn declarations_are_admitted_checked_and_searchable() {
         assert!(e.message().contains(needle), "{what}: {}", e.message());
     }
     // supersedes of another name is refused too.
-    let (other, _) = model("org/other", "1", &[("w.bin", b"x")], json!({"supersedes": {"logIndex": 1, "digest": {"sha256": hex::encode(m1_root)}}}));
-    assert_eq!(submit(&client, &publisher, &other).await.unwrap_err().code(), Code::InvalidArgument);
+    let (other, _) = model(
+        "org/other",
+        "1",
+        &[("w.bin", b"x")],
+        json!({"supersedes": {"logIndex": 1, "digest": {"sha256": hex::encode(m1_root)}}}),
+    );
+    assert_eq!(
+        submit(&client, &publisher, &other)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
     // A manifest that does not hash to the subject, an unknown predicate type, a non-statement.
     let mut bad_root = m1.clone();
     bad_root["subject"][0]["digest"]["sha256"] = json!(hex::encode([7u8; 32]));
@@ -172,26 +257,71 @@ async fn declarations_are_admitted_checked_and_searchable() {
     assert!(e.message().contains("manifest"), "{}", e.message());
     let mut unknown = m1.clone();
     unknown["predicateType"] = json!("https://example.org/other/v1");
-    assert_eq!(submit(&client, &publisher, &unknown).await.unwrap_err().code(), Code::InvalidArgument);
+    assert_eq!(
+        submit(&client, &publisher, &unknown)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::InvalidArgument
+    );
     let raw = Envelope::sign("text/plain", b"hello", &[&publisher.key]).to_json();
-    let e = client.submit(raw, vec![publisher.pem.clone()]).await.unwrap_err();
+    let e = client
+        .submit(raw, vec![publisher.pem.clone()])
+        .await
+        .unwrap_err();
     assert!(e.to_string().contains("payload"), "{e}");
 
     // An extra-type statement from another key, then everything Search finds equals a scan.
     let other_publisher = Publisher::new(KeyType::P256);
-    client.submit(other_publisher.envelope("not a declaration"), vec![other_publisher.pem.clone()]).await.unwrap();
+    client
+        .submit(
+            other_publisher.envelope("not a declaration"),
+            vec![other_publisher.pem.clone()],
+        )
+        .await
+        .unwrap();
     assert_search_matches_scan(&client).await;
-    assert_eq!(search_all(&client, Query::Name("org/model".into()), 0).await, vec![1, 2]);
-    assert_eq!(search_all(&client, Query::FileDigest(sha(b"alpha").to_vec()), 0).await, vec![0, 1]);
-    assert_eq!(search_all(&client, Query::TrainedOnDigest(d1_root.to_vec()), 0).await, vec![1, 2]);
-    assert!(search_all(&client, Query::Name("org/nothing".into()), 0).await.is_empty());
+    assert_eq!(
+        search_all(&client, Query::Name("org/model".into()), 0).await,
+        vec![1, 2]
+    );
+    assert_eq!(
+        search_all(&client, Query::FileDigest(sha(b"alpha").to_vec()), 0).await,
+        vec![0, 1]
+    );
+    assert_eq!(
+        search_all(&client, Query::TrainedOnDigest(d1_root.to_vec()), 0).await,
+        vec![1, 2]
+    );
+    assert!(search_all(&client, Query::Name("org/nothing".into()), 0)
+        .await
+        .is_empty());
     for bad in [
-        proto::SearchRequest { query: None, page_token: String::new(), page_size: 0 },
-        proto::SearchRequest { query: Some(Query::FileDigest(vec![1; 3])), page_token: String::new(), page_size: 0 },
-        proto::SearchRequest { query: Some(Query::Name("org/model".into())), page_token: "garbage!".into(), page_size: 0 },
-        proto::SearchRequest { query: Some(Query::Name("org/model".into())), page_token: String::new(), page_size: 5000 },
+        proto::SearchRequest {
+            query: None,
+            page_token: String::new(),
+            page_size: 0,
+        },
+        proto::SearchRequest {
+            query: Some(Query::FileDigest(vec![1; 3])),
+            page_token: String::new(),
+            page_size: 0,
+        },
+        proto::SearchRequest {
+            query: Some(Query::Name("org/model".into())),
+            page_token: "garbage!".into(),
+            page_size: 0,
+        },
+        proto::SearchRequest {
+            query: Some(Query::Name("org/model".into())),
+            page_token: String::new(),
+            page_size: 5000,
+        },
     ] {
-        assert_eq!(client.rpc().search(bad).await.unwrap_err().code(), Code::InvalidArgument);
+        assert_eq!(
+            client.rpc().search(bad).await.unwrap_err().code(),
+            Code::InvalidArgument
+        );
     }
 
     // The index rebuilt from the log answers the same.
@@ -201,7 +331,11 @@ async fn declarations_are_admitted_checked_and_searchable() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let server = TestServer::start(&data, &[]);
     let client = server.client().await;
     assert_search_matches_scan(&client).await;

@@ -24,15 +24,29 @@ async fn submit_prove_and_read_back() {
     let (_dir, server) = new_server();
     assert_eq!(server.origin, ORIGIN);
     let client = server.client().await;
-    let info = client.rpc().get_log_info(proto::GetLogInfoRequest {}).await.unwrap().into_inner();
-    assert_eq!((info.origin.as_str(), info.verifier_key.as_str()), (ORIGIN, server.verifier_key.as_str()));
+    let info = client
+        .rpc()
+        .get_log_info(proto::GetLogInfoRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (info.origin.as_str(), info.verifier_key.as_str()),
+        (ORIGIN, server.verifier_key.as_str())
+    );
 
-    let (ed, p256) = (Publisher::new(KeyType::Ed25519), Publisher::new(KeyType::P256));
+    let (ed, p256) = (
+        Publisher::new(KeyType::Ed25519),
+        Publisher::new(KeyType::P256),
+    );
     let mut seen = Vec::new();
     for n in 0..12 {
         let publisher = if n % 2 == 0 { &ed } else { &p256 };
         let env = publisher.envelope(&format!(r#"{{"n":{n}}}"#));
-        let s = client.submit(env.clone(), vec![publisher.pem.clone()]).await.unwrap();
+        let s = client
+            .submit(env.clone(), vec![publisher.pem.clone()])
+            .await
+            .unwrap();
         assert_eq!((s.index, s.duplicate), (n, false));
         let entry = decode_leaf(&s.leaf_data).unwrap();
         assert_eq!(entry.envelope, env, "the envelope is logged byte for byte");
@@ -40,7 +54,10 @@ async fn submit_prove_and_read_back() {
         seen.push(s);
     }
     // Integration times never decrease.
-    let times: Vec<i64> = seen.iter().map(|s| decode_leaf(&s.leaf_data).unwrap().integrated_time_ms).collect();
+    let times: Vec<i64> = seen
+        .iter()
+        .map(|s| decode_leaf(&s.leaf_data).unwrap().integrated_time_ms)
+        .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
 
     let (latest, _) = client.checkpoint().await.unwrap();
@@ -48,23 +65,51 @@ async fn submit_prove_and_read_back() {
     // Every checkpoint a submitter saw is consistent with every later one, and every entry is
     // provable in every tree that contains it, by index and by leaf hash.
     for (i, a) in seen.iter().enumerate() {
-        client.verify_consistency(&a.checkpoint, &latest).await.unwrap();
+        client
+            .verify_consistency(&a.checkpoint, &latest)
+            .await
+            .unwrap();
         for b in &seen[i..] {
-            client.verify_consistency(&a.checkpoint, &b.checkpoint).await.unwrap();
-            client.verify_inclusion(a.index, &a.leaf_data, &b.checkpoint).await.unwrap();
+            client
+                .verify_consistency(&a.checkpoint, &b.checkpoint)
+                .await
+                .unwrap();
+            client
+                .verify_inclusion(a.index, &a.leaf_data, &b.checkpoint)
+                .await
+                .unwrap();
         }
         let req = proto::GetInclusionProofRequest {
             leaf: Some(Leaf::LeafHash(merkle::leaf_hash(&a.leaf_data).0.to_vec())),
             tree_size: 0,
         };
-        let p = client.rpc().get_inclusion_proof(req).await.unwrap().into_inner();
+        let p = client
+            .rpc()
+            .get_inclusion_proof(req)
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!((p.index, p.tree_size), (a.index, 12));
-        merkle::verify_inclusion(a.index, 12, &merkle::leaf_hash(&a.leaf_data), &decode_hashes(&p.hashes).unwrap(), &latest.root)
-            .unwrap();
+        merkle::verify_inclusion(
+            a.index,
+            12,
+            &merkle::leaf_hash(&a.leaf_data),
+            &decode_hashes(&p.hashes).unwrap(),
+            &latest.root,
+        )
+        .unwrap();
     }
 
     // GetEntries returns exactly the acknowledged leaves; `end` is clamped to the size.
-    let got = client.rpc().get_entries(proto::GetEntriesRequest { start: 3, end: 1000 }).await.unwrap().into_inner();
+    let got = client
+        .rpc()
+        .get_entries(proto::GetEntriesRequest {
+            start: 3,
+            end: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(got.entries.len(), 9);
     for e in &got.entries {
         assert_eq!(e.leaf_data, seen[e.index as usize].leaf_data);
@@ -77,27 +122,46 @@ async fn duplicates_return_the_original_entry() {
     let client = server.client().await;
     let publisher = Publisher::new(KeyType::Ed25519);
     let payload = r#"{"model":"org/m","v":1}"#;
-    let first = client.submit(publisher.envelope(payload), vec![publisher.pem.clone()]).await.unwrap();
-    client.submit(publisher.envelope("other"), vec![publisher.pem.clone()]).await.unwrap();
+    let first = client
+        .submit(publisher.envelope(payload), vec![publisher.pem.clone()])
+        .await
+        .unwrap();
+    client
+        .submit(publisher.envelope("other"), vec![publisher.pem.clone()])
+        .await
+        .unwrap();
 
     // Same statement, same key: a fresh signature and a re-encoded envelope (URL-safe base64,
     // different field order and whitespace) are still the same submission.
-    let env = Envelope::sign(glasslog::declaration::PAYLOAD_TYPE, &common::statement(payload), &[&publisher.key]);
+    let env = Envelope::sign(
+        glasslog::declaration::PAYLOAD_TYPE,
+        &common::statement(payload),
+        &[&publisher.key],
+    );
     let reencoded = format!(
         "{{ \"signatures\": [{{\"sig\": \"{}\"}}], \"payload\": \"{}\", \"payloadType\": \"{}\" }}",
         base64_url(&env.signatures[0].sig),
         base64_url(&env.payload),
         env.payload_type
     );
-    let again = client.submit(reencoded.into_bytes(), vec![publisher.pem.clone()]).await.unwrap();
+    let again = client
+        .submit(reencoded.into_bytes(), vec![publisher.pem.clone()])
+        .await
+        .unwrap();
     assert!(again.duplicate);
     assert_eq!(again.index, first.index);
-    assert_eq!(again.leaf_data, first.leaf_data, "the duplicate reply carries the original leaf");
+    assert_eq!(
+        again.leaf_data, first.leaf_data,
+        "the duplicate reply carries the original leaf"
+    );
     assert_eq!(again.checkpoint.size, 2, "nothing was added");
 
     // The same statement signed by another key is a different submission.
     let other = Publisher::new(KeyType::P256);
-    let s = client.submit(other.envelope(payload), vec![other.pem.clone()]).await.unwrap();
+    let s = client
+        .submit(other.envelope(payload), vec![other.pem.clone()])
+        .await
+        .unwrap();
     assert_eq!((s.index, s.duplicate), (2, false));
 }
 
@@ -112,49 +176,115 @@ async fn bad_requests_get_actionable_errors() {
     let client = server.client().await;
     let publisher = Publisher::new(KeyType::Ed25519);
     for n in 0..3 {
-        client.submit(publisher.envelope(&n.to_string()), vec![publisher.pem.clone()]).await.unwrap();
+        client
+            .submit(
+                publisher.envelope(&n.to_string()),
+                vec![publisher.pem.clone()],
+            )
+            .await
+            .unwrap();
     }
     let mut rpc = client.rpc();
 
     // Submit: unsigned, wrong key, garbage, too large.
     let other = Publisher::new(KeyType::Ed25519);
-    let submit = |envelope: Vec<u8>, keys: Vec<String>| proto::SubmitRequest { envelope, public_keys: keys };
-    let wrong_key = rpc.submit(submit(publisher.envelope("x"), vec![other.pem.clone()])).await.unwrap_err();
+    let submit = |envelope: Vec<u8>, keys: Vec<String>| proto::SubmitRequest {
+        envelope,
+        public_keys: keys,
+    };
+    let wrong_key = rpc
+        .submit(submit(publisher.envelope("x"), vec![other.pem.clone()]))
+        .await
+        .unwrap_err();
     assert_eq!(wrong_key.code(), Code::InvalidArgument);
-    assert!(wrong_key.message().contains("signature"), "{}", wrong_key.message());
-    let garbage = rpc.submit(submit(b"{not json".to_vec(), vec![publisher.pem.clone()])).await.unwrap_err();
+    assert!(
+        wrong_key.message().contains("signature"),
+        "{}",
+        wrong_key.message()
+    );
+    let garbage = rpc
+        .submit(submit(b"{not json".to_vec(), vec![publisher.pem.clone()]))
+        .await
+        .unwrap_err();
     assert_eq!(garbage.code(), Code::InvalidArgument);
-    let no_keys = rpc.submit(submit(publisher.envelope("y"), vec![])).await.unwrap_err();
+    let no_keys = rpc
+        .submit(submit(publisher.envelope("y"), vec![]))
+        .await
+        .unwrap_err();
     assert_eq!(no_keys.code(), Code::InvalidArgument);
     let big = publisher.envelope(&"z".repeat(1 << 20));
-    let too_big = rpc.submit(submit(big, vec![publisher.pem.clone()])).await.unwrap_err();
+    let too_big = rpc
+        .submit(submit(big, vec![publisher.pem.clone()]))
+        .await
+        .unwrap_err();
     assert_eq!(too_big.code(), Code::ResourceExhausted);
-    assert!(too_big.message().contains("1048576"), "the limit is named: {}", too_big.message());
+    assert!(
+        too_big.message().contains("1048576"),
+        "the limit is named: {}",
+        too_big.message()
+    );
 
     // Reads beyond the log.
     let entries = |start, end| proto::GetEntriesRequest { start, end };
-    assert_eq!(rpc.get_entries(entries(3, 5)).await.unwrap_err().code(), Code::OutOfRange);
-    assert_eq!(rpc.get_entries(entries(2, 2)).await.unwrap_err().code(), Code::InvalidArgument);
-    let incl = |leaf, tree_size| proto::GetInclusionProofRequest { leaf: Some(leaf), tree_size };
-    let e = rpc.get_inclusion_proof(incl(Leaf::Index(3), 0)).await.unwrap_err();
+    assert_eq!(
+        rpc.get_entries(entries(3, 5)).await.unwrap_err().code(),
+        Code::OutOfRange
+    );
+    assert_eq!(
+        rpc.get_entries(entries(2, 2)).await.unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let incl = |leaf, tree_size| proto::GetInclusionProofRequest {
+        leaf: Some(leaf),
+        tree_size,
+    };
+    let e = rpc
+        .get_inclusion_proof(incl(Leaf::Index(3), 0))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{}", e.message());
-    let e = rpc.get_inclusion_proof(incl(Leaf::Index(0), 4)).await.unwrap_err();
+    let e = rpc
+        .get_inclusion_proof(incl(Leaf::Index(0), 4))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{}", e.message());
-    let e = rpc.get_inclusion_proof(incl(Leaf::Index(2), 2)).await.unwrap_err();
+    let e = rpc
+        .get_inclusion_proof(incl(Leaf::Index(2), 2))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{}", e.message());
-    let e = rpc.get_inclusion_proof(incl(Leaf::LeafHash(vec![7; 32]), 0)).await.unwrap_err();
+    let e = rpc
+        .get_inclusion_proof(incl(Leaf::LeafHash(vec![7; 32]), 0))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::NotFound, "{}", e.message());
-    let e = rpc.get_inclusion_proof(incl(Leaf::LeafHash(vec![7; 5]), 0)).await.unwrap_err();
+    let e = rpc
+        .get_inclusion_proof(incl(Leaf::LeafHash(vec![7; 5]), 0))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
-    let e = rpc.get_inclusion_proof(proto::GetInclusionProofRequest { leaf: None, tree_size: 0 }).await.unwrap_err();
+    let e = rpc
+        .get_inclusion_proof(proto::GetInclusionProofRequest {
+            leaf: None,
+            tree_size: 0,
+        })
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument, "{}", e.message());
     let cons = |from_size, to_size| proto::GetConsistencyProofRequest { from_size, to_size };
-    for (from, to, want) in [(0, 2, Code::InvalidArgument), (3, 2, Code::InvalidArgument), (1, 4, Code::OutOfRange)] {
+    for (from, to, want) in [
+        (0, 2, Code::InvalidArgument),
+        (3, 2, Code::InvalidArgument),
+        (1, 4, Code::OutOfRange),
+    ] {
         let e = rpc.get_consistency_proof(cons(from, to)).await.unwrap_err();
         assert_eq!(e.code(), want, "from {from} to {to}: {}", e.message());
     }
     // The server is still healthy after all that.
-    client.submit(publisher.envelope("after"), vec![publisher.pem.clone()]).await.unwrap();
+    client
+        .submit(publisher.envelope("after"), vec![publisher.pem.clone()])
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -164,9 +294,23 @@ async fn tail_streams_history_then_live_entries_with_covering_checkpoints() {
     let publisher = Publisher::new(KeyType::Ed25519);
     let mut leaves = Vec::new();
     for n in 0..5 {
-        leaves.push(client.submit(publisher.envelope(&n.to_string()), vec![publisher.pem.clone()]).await.unwrap().leaf_data);
+        leaves.push(
+            client
+                .submit(
+                    publisher.envelope(&n.to_string()),
+                    vec![publisher.pem.clone()],
+                )
+                .await
+                .unwrap()
+                .leaf_data,
+        );
     }
-    let mut stream = client.rpc().tail(proto::TailRequest { start: 2 }).await.unwrap().into_inner();
+    let mut stream = client
+        .rpc()
+        .tail(proto::TailRequest { start: 2 })
+        .await
+        .unwrap()
+        .into_inner();
     let mut next = 2u64;
     let mut range_leaves: Vec<Vec<u8>> = leaves.clone();
     let mut checkpoints = 0;
@@ -175,11 +319,17 @@ async fn tail_streams_history_then_live_entries_with_covering_checkpoints() {
         let verifier = server.verifier();
         let (key, pem) = (publisher.key.to_pkcs8_pem(), publisher.pem.clone());
         tokio::spawn(async move {
-            let client = glasslog::client::LogClient::connect(&url, verifier).await.unwrap();
+            let client = glasslog::client::LogClient::connect(&url, verifier)
+                .await
+                .unwrap();
             let key = glasslog::keys::PrivateKey::from_pkcs8_pem(&key).unwrap();
             for n in 5..25 {
-                let env = Envelope::sign(glasslog::declaration::PAYLOAD_TYPE, &common::statement(&n.to_string()), &[&key])
-                    .to_json();
+                let env = Envelope::sign(
+                    glasslog::declaration::PAYLOAD_TYPE,
+                    &common::statement(&n.to_string()),
+                    &[&key],
+                )
+                .to_json();
                 client.submit(env, vec![pem.clone()]).await.unwrap();
             }
         })
@@ -203,7 +353,11 @@ async fn tail_streams_history_then_live_entries_with_covering_checkpoints() {
                 for l in &range_leaves[..next as usize] {
                     range.append(merkle::leaf_hash(l));
                 }
-                assert_eq!(range.root(), cp.root, "streamed entries hash to the checkpoint root");
+                assert_eq!(
+                    range.root(),
+                    cp.root,
+                    "streamed entries hash to the checkpoint root"
+                );
                 checkpoints += 1;
             }
         }
@@ -215,17 +369,38 @@ async fn tail_streams_history_then_live_entries_with_covering_checkpoints() {
 #[tokio::test]
 async fn tail_streams_are_capped() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(&dir.path().join("data"), &["--origin", ORIGIN, "--max-tail-streams", "2"]);
+    let server = TestServer::start(
+        &dir.path().join("data"),
+        &["--origin", ORIGIN, "--max-tail-streams", "2"],
+    );
     let client = server.client().await;
-    let _a = client.rpc().tail(proto::TailRequest { start: 0 }).await.unwrap();
-    let _b = client.rpc().tail(proto::TailRequest { start: 0 }).await.unwrap();
-    let e = client.rpc().tail(proto::TailRequest { start: 0 }).await.err().unwrap();
+    let _a = client
+        .rpc()
+        .tail(proto::TailRequest { start: 0 })
+        .await
+        .unwrap();
+    let _b = client
+        .rpc()
+        .tail(proto::TailRequest { start: 0 })
+        .await
+        .unwrap();
+    let e = client
+        .rpc()
+        .tail(proto::TailRequest { start: 0 })
+        .await
+        .err()
+        .unwrap();
     assert_eq!(e.code(), Code::ResourceExhausted, "{}", e.message());
     drop(_a);
     // The slot is released once the server notices the stream is gone.
     let mut ok = false;
     for _ in 0..50 {
-        if client.rpc().tail(proto::TailRequest { start: 0 }).await.is_ok() {
+        if client
+            .rpc()
+            .tail(proto::TailRequest { start: 0 })
+            .await
+            .is_ok()
+        {
             ok = true;
             break;
         }
@@ -241,11 +416,16 @@ async fn restart_keeps_the_log_and_refuses_a_new_origin() {
     let mut server = TestServer::start(&data, &["--origin", ORIGIN]);
     let client = server.client().await;
     let publisher = Publisher::new(KeyType::Ed25519);
-    let s = client.submit(publisher.envelope("kept"), vec![publisher.pem.clone()]).await.unwrap();
+    let s = client
+        .submit(publisher.envelope("kept"), vec![publisher.pem.clone()])
+        .await
+        .unwrap();
     let vkey = server.verifier_key.clone();
     assert!(server.terminate().success(), "SIGTERM is a clean stop");
 
-    let err = TestServer::try_start(&data, &["--origin", "test.glasslog.dev/other"]).err().unwrap();
+    let err = TestServer::try_start(&data, &["--origin", "test.glasslog.dev/other"])
+        .err()
+        .unwrap();
     assert!(err.contains("origin"), "{err}");
 
     let server = TestServer::start(&data, &[]);
@@ -253,7 +433,10 @@ async fn restart_keeps_the_log_and_refuses_a_new_origin() {
     let client = server.client().await;
     let (latest, note) = client.checkpoint().await.unwrap();
     assert_eq!(note, s.note, "no new checkpoint without new entries");
-    client.verify_inclusion(s.index, &s.leaf_data, &latest).await.unwrap();
+    client
+        .verify_inclusion(s.index, &s.leaf_data, &latest)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -263,7 +446,10 @@ async fn a_key_file_readable_by_others_is_refused() {
     let data = dir.path().join("data");
     let mut server = TestServer::start(&data, &["--origin", ORIGIN]);
     let key = data.join("log.key");
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     server.terminate();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
     let err = TestServer::try_start(&data, &[]).err().unwrap();
@@ -280,10 +466,24 @@ async fn a_tail_consumer_that_falls_behind_catches_up_from_storage() {
     // (The stream gets a connection of its own: an unread stream holds HTTP/2 flow-control
     // credit of its connection.)
     let tail_client = server.client().await;
-    let mut stream = tail_client.rpc().tail(proto::TailRequest { start: 0 }).await.unwrap().into_inner();
+    let mut stream = tail_client
+        .rpc()
+        .tail(proto::TailRequest { start: 0 })
+        .await
+        .unwrap()
+        .into_inner();
     let mut leaves = Vec::new();
     for n in 0..300 {
-        leaves.push(client.submit(publisher.envelope(&n.to_string()), vec![publisher.pem.clone()]).await.unwrap().leaf_data);
+        leaves.push(
+            client
+                .submit(
+                    publisher.envelope(&n.to_string()),
+                    vec![publisher.pem.clone()],
+                )
+                .await
+                .unwrap()
+                .leaf_data,
+        );
     }
     let mut next = 0u64;
     let mut range = merkle::CompactRange::new();

@@ -74,12 +74,19 @@ fn run(mut cmd: Command, stdin: &[u8], limit: Duration, what: &str) -> Output {
             let _ = child.kill();
             let _ = child.wait();
             let stderr = err_reader.join().unwrap();
-            panic!("{what} did not finish within {limit:?}; stderr:\n{}", String::from_utf8_lossy(&stderr));
+            panic!(
+                "{what} did not finish within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     writer.join().unwrap();
-    Output { status, stdout: out_reader.join().unwrap(), stderr: err_reader.join().unwrap() }
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
 }
 
 fn show(o: &Output) -> String {
@@ -115,7 +122,9 @@ fn go_command() -> Command {
 
 /// Fails (never skips) with instructions when python3's modules or Go's are missing.
 fn require_tools() {
-    let py = Command::new("python3").args(["-c", "import grpc, grpc_tools, cryptography"]).output();
+    let py = Command::new("python3")
+        .args(["-c", "import grpc, grpc_tools, cryptography"])
+        .output();
     match py {
         Ok(o) if o.status.success() => {}
         Ok(o) => panic!(
@@ -130,35 +139,65 @@ fn require_tools() {
         Err(e) => panic!("cannot run go ({e}); {INSTALL_HINT}"),
     }
     for pkg in ["note", "tlog"] {
-        let dir = Path::new(DEBIAN_GOCODE).join("src/golang.org/x/mod/sumdb").join(pkg);
-        assert!(dir.is_dir(), "{} is missing (Debian package golang-golang-x-mod-dev); {INSTALL_HINT}", dir.display());
+        let dir = Path::new(DEBIAN_GOCODE)
+            .join("src/golang.org/x/mod/sumdb")
+            .join(pkg);
+        assert!(
+            dir.is_dir(),
+            "{} is missing (Debian package golang-golang-x-mod-dev); {INSTALL_HINT}",
+            dir.display()
+        );
     }
 }
 
 /// Runs the Python client against the server; returns its JSON line, parsed.
 fn python_client(server: &TestServer) -> Value {
-    let target = server.url.strip_prefix("http://").expect("server URL is http://host:port");
+    let target = server
+        .url
+        .strip_prefix("http://")
+        .expect("server URL is http://host:port");
     let mut cmd = Command::new("python3");
     cmd.current_dir(repo())
         .arg(client_py())
         .arg(target)
         .args(["--vkey", &server.verifier_key])
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    let out = run(cmd, b"", Duration::from_secs(240), "tests/interop/client.py");
-    assert!(out.status.success(), "the Python client failed against the server:\n{}", show(&out));
+    let out = run(
+        cmd,
+        b"",
+        Duration::from_secs(240),
+        "tests/interop/client.py",
+    );
+    assert!(
+        out.status.success(),
+        "the Python client failed against the server:\n{}",
+        show(&out)
+    );
     let stdout = String::from_utf8(out.stdout.clone()).expect("client.py stdout is UTF-8");
     let lines: Vec<&str> = stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "client.py must print exactly one JSON line:\n{}", show(&out));
+    assert_eq!(
+        lines.len(),
+        1,
+        "client.py must print exactly one JSON line:\n{}",
+        show(&out)
+    );
     let seen: Value = serde_json::from_str(lines[0])
         .unwrap_or_else(|e| panic!("client.py's line is not JSON ({e}):\n{}", show(&out)));
     // The key Go is given is the one pinned from the server's own output, not one it advertised.
-    assert_eq!(seen["vkey"].as_str(), Some(server.verifier_key.as_str()), "client.py reported another verifier key");
+    assert_eq!(
+        seen["vkey"].as_str(),
+        Some(server.verifier_key.as_str()),
+        "client.py reported another verifier key"
+    );
     assert!(
         server.verifier_key.starts_with(&format!("{ORIGIN}+")),
         "verifier key {} is not named {ORIGIN}",
         server.verifier_key
     );
-    eprintln!("client.py stderr:\n{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!(
+        "client.py stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     seen
 }
 
@@ -167,7 +206,12 @@ fn go_verify(seen: &Value) -> Output {
     let mut cmd = go_command();
     cmd.arg("run").arg(verify_go());
     let input = serde_json::to_vec(seen).unwrap();
-    run(cmd, &input, Duration::from_secs(300), "go run tests/interop/verify.go")
+    run(
+        cmd,
+        &input,
+        Duration::from_secs(300),
+        "go run tests/interop/verify.go",
+    )
 }
 
 fn assert_go_accepts(seen: &Value) {
@@ -195,7 +239,13 @@ fn assert_go_rejects(seen: &Value, case: &str, because: &str) {
         "Go refused {case}, but not with a message containing {because:?}:\n{}",
         show(&out)
     );
-    eprintln!("{case}: {}", stderr.lines().find(|l| l.contains("REJECTED")).unwrap_or_default());
+    eprintln!(
+        "{case}: {}",
+        stderr
+            .lines()
+            .find(|l| l.contains("REJECTED"))
+            .unwrap_or_default()
+    );
 }
 
 fn start_server() -> (tempfile::TempDir, TestServer) {
@@ -217,7 +267,11 @@ fn flip_note_signature(note: &str) -> String {
     let (text, sigs) = note.split_at(split);
     let mut out = text.to_string();
     for line in sigs.lines() {
-        let (name, sig) = line.strip_prefix("— ").expect("signature line").split_once(' ').expect("name and signature");
+        let (name, sig) = line
+            .strip_prefix("— ")
+            .expect("signature line")
+            .split_once(' ')
+            .expect("name and signature");
         out.push_str(&format!("— {name} {}\n", flip_b64(sig, 4 + 17, 3)));
     }
     out
@@ -229,10 +283,21 @@ fn python_client_and_go_verifier_agree_with_the_server() {
     let (_dir, server) = start_server();
     let seen = python_client(&server);
     for field in ["note", "old_note"] {
-        assert!(seen[field].as_str().is_some_and(|n| n.starts_with(&format!("{ORIGIN}\n"))), "{field}: {seen}");
+        assert!(
+            seen[field]
+                .as_str()
+                .is_some_and(|n| n.starts_with(&format!("{ORIGIN}\n"))),
+            "{field}: {seen}"
+        );
     }
-    assert!(!seen["consistency"].as_array().unwrap().is_empty(), "the consistency proof should be non-trivial: {seen}");
-    assert!(!seen["proof"].as_array().unwrap().is_empty(), "the inclusion proof should be non-trivial: {seen}");
+    assert!(
+        !seen["consistency"].as_array().unwrap().is_empty(),
+        "the consistency proof should be non-trivial: {seen}"
+    );
+    assert!(
+        !seen["proof"].as_array().unwrap().is_empty(),
+        "the inclusion proof should be non-trivial: {seen}"
+    );
     assert_go_accepts(&seen);
 }
 
@@ -257,14 +322,20 @@ fn go_verifier_rejects_tampered_proofs_and_signatures() {
         }
     };
 
-    assert_go_rejects(&tampered(&flip_first("proof")), "one bit of the inclusion proof flipped", "inclusion proof");
+    assert_go_rejects(
+        &tampered(&flip_first("proof")),
+        "one bit of the inclusion proof flipped",
+        "inclusion proof",
+    );
     assert_go_rejects(
         &tampered(&|v| v["note"] = Value::from(flip_note_signature(v["note"].as_str().unwrap()))),
         "one bit of the checkpoint note's signature flipped",
         "invalid signature",
     );
     assert_go_rejects(
-        &tampered(&|v| v["old_note"] = Value::from(flip_note_signature(v["old_note"].as_str().unwrap()))),
+        &tampered(&|v| {
+            v["old_note"] = Value::from(flip_note_signature(v["old_note"].as_str().unwrap()))
+        }),
         "one bit of the old checkpoint note's signature flipped",
         "invalid signature",
     );

@@ -81,7 +81,9 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let clients = connect(&args).await?;
         match args.mode {
@@ -97,15 +99,25 @@ async fn connect(args: &BenchArgs) -> Result<Vec<Arc<LogClient>>, CliError> {
     let vkey = match &args.log_key {
         Some(k) => k.clone(),
         None => {
-            let mut rpc = proto::transparency_log_client::TransparencyLogClient::connect(args.server.clone()).await?;
-            let info = rpc.get_log_info(proto::GetLogInfoRequest {}).await?.into_inner();
-            eprintln!("log key (from the server, not pinned): {}", info.verifier_key);
+            let mut rpc =
+                proto::transparency_log_client::TransparencyLogClient::connect(args.server.clone())
+                    .await?;
+            let info = rpc
+                .get_log_info(proto::GetLogInfoRequest {})
+                .await?
+                .into_inner();
+            eprintln!(
+                "log key (from the server, not pinned): {}",
+                info.verifier_key
+            );
             info.verifier_key
         }
     };
     let mut clients = Vec::new();
     for _ in 0..args.connections.max(1) {
-        clients.push(Arc::new(LogClient::connect(&args.server, LogVerifier::new(&vkey)?).await?));
+        clients.push(Arc::new(
+            LogClient::connect(&args.server, LogVerifier::new(&vkey)?).await?,
+        ));
     }
     Ok(clients)
 }
@@ -115,9 +127,15 @@ async fn connect(args: &BenchArgs) -> Result<Vec<Arc<LogClient>>, CliError> {
 fn presign(count: u64, size: usize) -> (Vec<Vec<u8>>, String) {
     let key = PrivateKey::generate(KeyType::Ed25519);
     let pem = key.public_key().to_pem();
-    let run = format!("{:016x}", rand_core::RngCore::next_u64(&mut rand_core::OsRng));
+    let run = format!(
+        "{:016x}",
+        rand_core::RngCore::next_u64(&mut rand_core::OsRng)
+    );
     // A minimal statement makes an envelope of ~1.2 KB (base64 adds a third); filler beyond.
-    let filler = format!("bench model{}", "x".repeat(size.saturating_sub(1210) * 3 / 4));
+    let filler = format!(
+        "bench model{}",
+        "x".repeat(size.saturating_sub(1210) * 3 / 4)
+    );
     let envelopes = (0..count)
         .map(|i| {
             let statement = model_release(&format!("bench/{run}/m{i}"), &filler);
@@ -178,7 +196,10 @@ fn process_cpu(pid: u32) -> Option<Duration> {
 async fn bench_submit(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<(), CliError> {
     let (envelopes, pem) = presign(args.count, args.envelope_bytes);
     let mean = envelopes.iter().map(Vec::len).sum::<usize>() / envelopes.len().max(1);
-    eprintln!("pre-signed {} model-release declarations, {mean} bytes per envelope", args.count);
+    eprintln!(
+        "pre-signed {} model-release declarations, {mean} bytes per envelope",
+        args.count
+    );
     let envelopes = Arc::new(envelopes);
     let (first, _) = clients[0].checkpoint().await?;
     let before = usage(args);
@@ -186,17 +207,24 @@ async fn bench_submit(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency.max(1) {
-        let (client, envelopes, next, pem) =
-            (clients[worker % clients.len()].clone(), envelopes.clone(), next.clone(), pem.clone());
+        let (client, envelopes, next, pem) = (
+            clients[worker % clients.len()].clone(),
+            envelopes.clone(),
+            next.clone(),
+            pem.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("valid histogram");
             let mut notes = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(env) = envelopes.get(i as usize) else { return Ok::<_, CliError>((hist, notes)) };
+                let Some(env) = envelopes.get(i as usize) else {
+                    return Ok::<_, CliError>((hist, notes));
+                };
                 let t = Instant::now();
                 let s = client.submit(env.clone(), vec![pem.clone()]).await?;
-                hist.record(t.elapsed().as_micros() as u64).expect("in range");
+                hist.record(t.elapsed().as_micros() as u64)
+                    .expect("in range");
                 if s.duplicate {
                     return Err(format!("envelope {i} was reported as a duplicate").into());
                 }
@@ -217,7 +245,10 @@ async fn bench_submit(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
     let after = usage(args);
     if let Some(path) = &args.checkpoints_out {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         for note in &notes {
             writeln!(f, "{}", serde_json::to_string(note)?)?;
         }
@@ -228,7 +259,14 @@ async fn bench_submit(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
     Ok(())
 }
 
-fn report_submit(args: &BenchArgs, elapsed: Duration, hist: &Histogram<u64>, before: &Usage, after: &Usage, size: u64) {
+fn report_submit(
+    args: &BenchArgs,
+    elapsed: Duration,
+    hist: &Histogram<u64>,
+    before: &Usage,
+    after: &Usage,
+    size: u64,
+) {
     let n = args.count as f64;
     let per_entry_us = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
         (Some(a), Some(b)) => Some((b.saturating_sub(a)).as_secs_f64() * 1e6 / n),
@@ -262,7 +300,10 @@ fn report_submit(args: &BenchArgs, elapsed: Duration, hist: &Histogram<u64>, bef
         if let Some(c) = server_cpu {
             println!("server CPU: {c:.1} µs/entry");
         }
-        println!("client CPU: {:.1} µs/entry (signing excluded)", client_cpu.unwrap_or_default());
+        println!(
+            "client CPU: {:.1} µs/entry (signing excluded)",
+            client_cpu.unwrap_or_default()
+        );
         if let Some(d) = disk {
             println!("disk: {d:.0} bytes/entry over {size} entries");
         }
@@ -294,8 +335,13 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency.max(1) {
-        let (client, next, latest, old, count) =
-            (clients[worker % clients.len()].clone(), next.clone(), latest.clone(), old.clone(), args.count);
+        let (client, next, latest, old, count) = (
+            clients[worker % clients.len()].clone(),
+            next.clone(),
+            latest.clone(),
+            old.clone(),
+            args.count,
+        );
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("valid histogram");
             let mut rng = Lcg(worker as u64 + 1);
@@ -313,15 +359,31 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
                     };
                     let p = client.rpc().get_inclusion_proof(req).await?.into_inner();
                     let leaf = merkle::hash_from_slice(&p.leaf_hash)?;
-                    merkle::verify_inclusion(index, latest.size, &leaf, &decode_hashes(&p.hashes)?, &latest.root)?;
+                    merkle::verify_inclusion(
+                        index,
+                        latest.size,
+                        &leaf,
+                        &decode_hashes(&p.hashes)?,
+                        &latest.root,
+                    )?;
                 } else {
                     let from = &old[rng.below(old.len() as u64) as usize];
-                    let req = proto::GetConsistencyProofRequest { from_size: from.size, to_size: latest.size };
+                    let req = proto::GetConsistencyProofRequest {
+                        from_size: from.size,
+                        to_size: latest.size,
+                    };
                     let p = client.rpc().get_consistency_proof(req).await?.into_inner();
                     let hashes = decode_hashes(&p.hashes)?;
-                    merkle::verify_consistency(from.size, latest.size, &from.root, &latest.root, &hashes)?;
+                    merkle::verify_consistency(
+                        from.size,
+                        latest.size,
+                        &from.root,
+                        &latest.root,
+                        &hashes,
+                    )?;
                 }
-                hist.record(t.elapsed().as_micros() as u64).expect("in range");
+                hist.record(t.elapsed().as_micros() as u64)
+                    .expect("in range");
             }
         }));
     }
@@ -360,10 +422,23 @@ async fn bench_search(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
     let mut samples = Vec::new();
     for _ in 0..256.min(latest.size) {
         let index = rng.below(latest.size);
-        let req = proto::GetEntriesRequest { start: index, end: index + 1 };
-        let e = clients[0].rpc().get_entries(req).await?.into_inner().entries.remove(0);
+        let req = proto::GetEntriesRequest {
+            start: index,
+            end: index + 1,
+        };
+        let e = clients[0]
+            .rpc()
+            .get_entries(req)
+            .await?
+            .into_inner()
+            .entries
+            .remove(0);
         if let Some(d) = crate::entry::logged_declaration(&e.leaf_data)? {
-            samples.push((index, d.name().as_str().to_string(), d.subject_digest().0.to_vec()));
+            samples.push((
+                index,
+                d.name().as_str().to_string(),
+                d.subject_digest().0.to_vec(),
+            ));
         }
     }
     if samples.is_empty() {
@@ -374,8 +449,12 @@ async fn bench_search(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency.max(1) {
-        let (client, next, samples, count) =
-            (clients[worker % clients.len()].clone(), next.clone(), samples.clone(), args.count);
+        let (client, next, samples, count) = (
+            clients[worker % clients.len()].clone(),
+            next.clone(),
+            samples.clone(),
+            args.count,
+        );
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new(3).expect("valid histogram");
             loop {
@@ -390,9 +469,14 @@ async fn bench_search(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
                     proto::search_request::Query::SubjectDigest(digest.clone())
                 };
                 let t = Instant::now();
-                let req = proto::SearchRequest { query: Some(query), page_token: String::new(), page_size: 0 };
+                let req = proto::SearchRequest {
+                    query: Some(query),
+                    page_token: String::new(),
+                    page_size: 0,
+                };
                 let resp = client.rpc().search(req).await?.into_inner();
-                hist.record(t.elapsed().as_micros() as u64).expect("in range");
+                hist.record(t.elapsed().as_micros() as u64)
+                    .expect("in range");
                 if !resp.entries.iter().any(|e| e.index == *index) {
                     return Err(format!("search for entry {index} did not find it").into());
                 }
@@ -417,7 +501,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % n.max(1)
     }
 }
@@ -430,7 +517,9 @@ mod tests {
         for env in &envelopes {
             assert!((1000..1300).contains(&env.len()), "{} bytes", env.len());
             let e = crate::dsse::Envelope::parse(env).unwrap();
-            crate::declaration::validate_envelope_payload(&e.payload_type, &e.payload, &[]).unwrap().unwrap();
+            crate::declaration::validate_envelope_payload(&e.payload_type, &e.payload, &[])
+                .unwrap()
+                .unwrap();
         }
     }
 }

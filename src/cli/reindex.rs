@@ -23,8 +23,12 @@ pub struct ReindexArgs {
 const CHUNK: u64 = 10_000;
 
 pub fn run(args: ReindexArgs) -> Result<ExitCode, CliError> {
-    let store = Store::open(&args.data_dir.join("db"))
-        .map_err(|e| format!("cannot open the log at {} (is the server still running?): {e}", args.data_dir.display()))?;
+    let store = Store::open(&args.data_dir.join("db")).map_err(|e| {
+        format!(
+            "cannot open the log at {} (is the server still running?): {e}",
+            args.data_dir.display()
+        )
+    })?;
     let size = store.latest_checkpoint()?.map_or(0, |c| c.size);
     let mut clear = store.batch();
     clear.clear_search();
@@ -58,5 +62,8 @@ fn prefixes_of(leaf: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let declaration = logged_declaration(leaf)?;
-    Ok(crate::search::index_prefixes(declaration.as_ref(), &key_ids))
+    Ok(crate::search::index_prefixes(
+        declaration.as_ref(),
+        &key_ids,
+    ))
 }

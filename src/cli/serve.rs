@@ -53,7 +53,8 @@ impl ServeArgs {
             batch_window_ms: self.batch_window_ms,
             queue_depth: None,
             max_tail_streams: self.max_tail_streams,
-            extra_predicate_types: Some(self.extra_predicate_types.clone()).filter(|t| !t.is_empty()),
+            extra_predicate_types: Some(self.extra_predicate_types.clone())
+                .filter(|t| !t.is_empty()),
         }
     }
 }
@@ -64,7 +65,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         None => FileConfig::default(),
     };
     let config = ServerConfig::resolve(file.overlay(args.as_file_config()))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(config))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -321,6 +321,8 @@ impl Engine {
             }
         }
         let size = new.checkpoint.size;
+        // Everything is verified and every finding printed; what follows makes it durable.
+        tracing::debug!(size, entries = run.leaves.len(), "checked checkpoint");
         self.applied = self.applied.max(size);
         tx.set_applied(self.applied);
         self.store.commit(tx)?;
@@ -329,7 +331,7 @@ impl Engine {
         self.state.checkpoint = Some(new);
         self.state.last_integrated_ms = last_ms;
         self.state.save(&self.state_path, &self.verifier)?;
-        tracing::debug!(size, entries = run.leaves.len(), "verified checkpoint");
+        tracing::debug!(size, "committed checkpoint");
         self.log_progress();
         Ok(())
     }

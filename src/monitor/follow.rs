@@ -195,7 +195,7 @@ impl Follower {
             .await?
             .into_inner();
         let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
-        let reader = AbortOnDrop(tokio::spawn(read_tail(stream, start, tx)));
+        let _reader = AbortOnDrop(tokio::spawn(read_tail(stream, start, tx)));
         let mut poll =
             tokio::time::interval_at(tokio::time::Instant::now() + POLL_LATEST, POLL_LATEST);
         loop {
@@ -222,7 +222,6 @@ impl Follower {
             match verdict {
                 Verdict::Verified => {
                     if let Some(end) = self.after_progress().await? {
-                        drop(reader);
                         return Ok(end);
                     }
                 }

@@ -18,7 +18,15 @@ fn pending(n: u64) -> PendingEntry {
     }
 }
 
-fn start(dir: &std::path::Path, signer: LogSigner, config: SequencerConfig) -> (Arc<Store>, Sequencer, std::thread::JoinHandle<Result<(), SequencerError>>) {
+fn start(
+    dir: &std::path::Path,
+    signer: LogSigner,
+    config: SequencerConfig,
+) -> (
+    Arc<Store>,
+    Sequencer,
+    std::thread::JoinHandle<Result<(), SequencerError>>,
+) {
     let store = Arc::new(Store::open(dir).unwrap());
     let (seq, thread) = Sequencer::start(store.clone(), signer, config).unwrap();
     (store, seq, thread)
@@ -27,7 +35,10 @@ fn start(dir: &std::path::Path, signer: LogSigner, config: SequencerConfig) -> (
 /// Checks `appended` against an independent recomputation of the root from every stored leaf.
 fn check_root(store: &Store, published: &Published) {
     let mut range = CompactRange::new();
-    for (_, leaf) in store.entries(0, published.checkpoint.size, usize::MAX).unwrap() {
+    for (_, leaf) in store
+        .entries(0, published.checkpoint.size, usize::MAX)
+        .unwrap()
+    {
         range.append(crate::merkle::leaf_hash(&leaf));
     }
     assert_eq!(range.size(), published.checkpoint.size);
@@ -50,8 +61,14 @@ async fn appends_are_durable_signed_and_provable() {
         let leaf = a.leaf_data().unwrap();
         assert_eq!(store.entry(n).unwrap().as_deref(), Some(leaf));
         let proof = crate::merkle::prove_inclusion(n, p.checkpoint.size, &*store).unwrap();
-        crate::merkle::verify_inclusion(n, p.checkpoint.size, &crate::merkle::leaf_hash(leaf), &proof, &p.checkpoint.root)
-            .unwrap();
+        crate::merkle::verify_inclusion(
+            n,
+            p.checkpoint.size,
+            &crate::merkle::leaf_hash(leaf),
+            &proof,
+            &p.checkpoint.root,
+        )
+        .unwrap();
     }
     check_root(&store, &seq.latest());
 }
@@ -59,13 +76,18 @@ async fn appends_are_durable_signed_and_provable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_get_distinct_indexes_and_dedup_holds_within_a_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let config = SequencerConfig { batch_window: Duration::from_millis(5), ..Default::default() };
+    let config = SequencerConfig {
+        batch_window: Duration::from_millis(5),
+        ..Default::default()
+    };
     let (store, seq, _thread) = start(dir.path(), signer(), config);
     // 200 distinct entries, each submitted twice at once: the copies race into the same batches.
     let mut tasks = Vec::new();
     for n in 0..400u64 {
         let seq = seq.clone();
-        tasks.push(tokio::spawn(async move { (n % 200, seq.append(pending(n % 200)).await.unwrap()) }));
+        tasks.push(tokio::spawn(async move {
+            (n % 200, seq.append(pending(n % 200)).await.unwrap())
+        }));
     }
     let mut index_of = HashMap::new();
     let mut new = 0;
@@ -75,7 +97,10 @@ async fn concurrent_appends_get_distinct_indexes_and_dedup_holds_within_a_batch(
             new += 1;
         }
         let prev = index_of.insert(n, a.index);
-        assert!(prev.is_none() || prev == Some(a.index), "entry {n} logged twice");
+        assert!(
+            prev.is_none() || prev == Some(a.index),
+            "entry {n} logged twice"
+        );
     }
     assert_eq!(new, 200, "each distinct entry is logged exactly once");
     let latest = seq.latest();
@@ -119,7 +144,11 @@ async fn reopening_resumes_from_the_latest_checkpoint() {
         thread.join().unwrap().unwrap();
         latest
     };
-    let (store, seq, _thread) = start(dir.path(), LogSigner::from_skey(&skey).unwrap(), SequencerConfig::default());
+    let (store, seq, _thread) = start(
+        dir.path(),
+        LogSigner::from_skey(&skey).unwrap(),
+        SequencerConfig::default(),
+    );
     assert_eq!(seq.latest().note, before.note);
     assert!(seq.append(pending(3)).await.unwrap().duplicate);
     assert_eq!(seq.append(pending(10)).await.unwrap().index, 10);
@@ -136,7 +165,9 @@ async fn a_different_key_is_refused() {
         thread.join().unwrap().unwrap();
     }
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let err = Sequencer::start(store, signer(), SequencerConfig::default()).err().unwrap();
+    let err = Sequencer::start(store, signer(), SequencerConfig::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, SequencerError::Inconsistent(_)), "{err}");
 }
 
@@ -154,12 +185,23 @@ async fn a_failed_commit_is_fatal_and_loses_nothing_acknowledged() {
     let err = seq.append(pending(5)).await.unwrap_err();
     assert!(matches!(err, SequencerError::Unavailable(_)), "{err}");
     // The sequencer has stopped: later submissions are refused, never silently dropped.
-    assert!(matches!(seq.append(pending(6)).await, Err(SequencerError::Unavailable(_))));
+    assert!(matches!(
+        seq.append(pending(6)).await,
+        Err(SequencerError::Unavailable(_))
+    ));
     assert!(thread.join().unwrap().is_err());
-    assert_eq!(seq.latest().note, good.note, "nothing unwritten was published");
+    assert_eq!(
+        seq.latest().note,
+        good.note,
+        "nothing unwritten was published"
+    );
     drop(seq);
     drop(store);
-    let (store, seq, _thread) = start(dir.path(), LogSigner::from_skey(&skey).unwrap(), SequencerConfig::default());
+    let (store, seq, _thread) = start(
+        dir.path(),
+        LogSigner::from_skey(&skey).unwrap(),
+        SequencerConfig::default(),
+    );
     assert_eq!(seq.latest().note, good.note);
     assert_eq!(seq.append(pending(5)).await.unwrap().index, 5);
     check_root(&store, &seq.latest());

@@ -19,8 +19,8 @@ use tokio_stream::{Stream, StreamExt};
 
 use crate::config::ServerConfig;
 use crate::logkey::{self, LogKeyError};
-use crate::prover::Prover;
 use crate::proto::transparency_log_server::TransparencyLogServer;
+use crate::prover::Prover;
 use crate::sequencer::{Sequencer, SequencerError};
 use crate::storage::{schema, StorageError, Store};
 pub use service::{Limits, LogService, MAX_REPLY_BYTES};
@@ -68,7 +68,13 @@ pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
     let origin = signer.origin().to_string();
     let verifier_key = signer.verifier_key();
     let (sequencer, thread) = Sequencer::start(store.clone(), signer, config.sequencer.clone())?;
-    Ok(OpenLog { origin, verifier_key, store, sequencer, thread })
+    Ok(OpenLog {
+        origin,
+        verifier_key,
+        store,
+        sequencer,
+        thread,
+    })
 }
 
 /// Records the log's identity in the database on first start, and refuses a key file that is not
@@ -103,7 +109,13 @@ pub async fn serve(
 ) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let (failed_tx, mut failed_rx) = watch::channel(false);
-    let OpenLog { origin, verifier_key, store, sequencer, thread } = log;
+    let OpenLog {
+        origin,
+        verifier_key,
+        store,
+        sequencer,
+        thread,
+    } = log;
     let closer = sequencer.clone();
     let flusher = store.clone();
     let mut stopping = stop_rx.clone();
@@ -155,7 +167,9 @@ pub async fn serve(
     };
     // Commit what is queued, answer it, and stop the sequencer.
     closer.close().await;
-    let sequencer = sequencer_done.await.map_err(|_| ServerError::SequencerPanicked)?;
+    let sequencer = sequencer_done
+        .await
+        .map_err(|_| ServerError::SequencerPanicked)?;
     match sequencer {
         Err(_) => Err(ServerError::SequencerPanicked),
         Ok(Err(e)) => Err(e.into()),

@@ -14,10 +14,10 @@ use crate::declaration::{self, Declaration};
 use crate::dsse;
 use crate::entry::{logged_declaration, PendingEntry};
 use crate::keys::{KeyError, PublicKey};
-use crate::search;
-use crate::prover::{Inclusion, Prover};
 use crate::proto::transparency_log_server::TransparencyLog;
 use crate::proto::{self, get_inclusion_proof_request::Leaf};
+use crate::prover::{Inclusion, Prover};
+use crate::search;
 use crate::sequencer::{Published, Sequencer};
 use crate::storage::Store;
 
@@ -117,7 +117,9 @@ impl LogService {
         if let Some(reply) = faults::submit_unchecked(self, &req).await {
             return reply;
         }
-        let verified = dsse::verify_submission_with(&req.envelope, &req.public_keys, |pem| self.keys.parse(pem))?;
+        let verified = dsse::verify_submission_with(&req.envelope, &req.public_keys, |pem| {
+            self.keys.parse(pem)
+        })?;
         let env = &verified.envelope;
         let declaration = declaration::validate_envelope_payload(
             &env.payload_type,
@@ -133,12 +135,13 @@ impl LogService {
         let published = &appended.batch.published;
         let leaf_data = match appended.leaf_data() {
             Some(d) => d.to_vec(),
-            None => self
-                .store
-                .entry(appended.index)?
-                .ok_or_else(|| ApiError::Internal(format!("entry {} is missing", appended.index)))?,
+            None => self.store.entry(appended.index)?.ok_or_else(|| {
+                ApiError::Internal(format!("entry {} is missing", appended.index))
+            })?,
         };
-        let proof = self.prover.inclusion_by_index(appended.index, published.checkpoint.size)?;
+        let proof = self
+            .prover
+            .inclusion_by_index(appended.index, published.checkpoint.size)?;
         Ok(proto::SubmitResponse {
             index: appended.index,
             duplicate: appended.duplicate,
@@ -155,23 +158,46 @@ impl LogService {
         let size = self.sequencer.latest().checkpoint.size;
         for r in d.references() {
             let Some(index) = r.log_index else { continue };
-            let refused = |why: String| ApiError::InvalidArgument(format!("declaration rejected: {}: {why}", r.field));
+            let refused = |why: String| {
+                ApiError::InvalidArgument(format!("declaration rejected: {}: {why}", r.field))
+            };
             if index >= size {
-                return Err(refused(format!("log index {index} is not in the log (its size is {size})")));
+                return Err(refused(format!(
+                    "log index {index} is not in the log (its size is {size})"
+                )));
             }
-            let leaf = self.store.entry(index)?.ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
+            let leaf = self
+                .store
+                .entry(index)?
+                .ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
             let target = logged_declaration(&leaf)
                 .map_err(|e| ApiError::Internal(format!("entry {index} no longer parses: {e}")))?
-                .ok_or_else(|| refused(format!("entry {index} is not a model or dataset declaration")))?;
+                .ok_or_else(|| {
+                    refused(format!(
+                        "entry {index} is not a model or dataset declaration"
+                    ))
+                })?;
             if target.kind() != r.kind {
-                return Err(refused(format!("entry {index} is a {} declaration, not a {}", target.kind(), r.kind)));
+                return Err(refused(format!(
+                    "entry {index} is a {} declaration, not a {}",
+                    target.kind(),
+                    r.kind
+                )));
             }
             if r.same_name_required && target.name() != d.name() {
-                return Err(refused(format!("entry {index} declares {:?}, not {:?}", target.name(), d.name())));
+                return Err(refused(format!(
+                    "entry {index} declares {:?}, not {:?}",
+                    target.name(),
+                    d.name()
+                )));
             }
             if let Some(name) = &r.name {
                 if target.name() != name {
-                    return Err(refused(format!("entry {index} declares {:?}, not {:?}", target.name(), name)));
+                    return Err(refused(format!(
+                        "entry {index} declares {:?}, not {:?}",
+                        target.name(),
+                        name
+                    )));
                 }
             }
             if target.subject_digest() != &r.digest {
@@ -193,14 +219,18 @@ impl LogService {
         let published = self.sequencer.latest();
         let size = published.checkpoint.size;
         // One more than the page, to know whether another page follows.
-        let mut indexes = self.store.search(&query.prefix(), from, size, page_size + 1)?;
+        let mut indexes = self
+            .store
+            .search(&query.prefix(), from, size, page_size + 1)?;
         let more = indexes.len() > page_size;
         indexes.truncate(page_size);
         let mut entries = Vec::with_capacity(indexes.len());
         let mut bytes = 0;
         for &index in &indexes {
-            let leaf_data =
-                self.store.entry(index)?.ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
+            let leaf_data = self
+                .store
+                .entry(index)?
+                .ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
             bytes += leaf_data.len();
             if bytes > MAX_REPLY_BYTES && !entries.is_empty() {
                 break;
@@ -208,13 +238,22 @@ impl LogService {
             entries.push(proto::Entry { index, leaf_data });
         }
         let next_page_token = match entries.last() {
-            Some(last) if more || entries.len() < indexes.len() => search::page_token(last.index + 1),
+            Some(last) if more || entries.len() < indexes.len() => {
+                search::page_token(last.index + 1)
+            }
             _ => String::new(),
         };
-        Ok(proto::SearchResponse { entries, next_page_token, checkpoint: Some(published.as_ref().into()) })
+        Ok(proto::SearchResponse {
+            entries,
+            next_page_token,
+            checkpoint: Some(published.as_ref().into()),
+        })
     }
 
-    fn get_entries(&self, req: proto::GetEntriesRequest) -> Result<proto::GetEntriesResponse, ApiError> {
+    fn get_entries(
+        &self,
+        req: proto::GetEntriesRequest,
+    ) -> Result<proto::GetEntriesResponse, ApiError> {
         let size = self.sequencer.latest().checkpoint.size;
         if req.start >= size {
             return Err(ApiError::OutOfRange(format!(
@@ -238,18 +277,28 @@ impl LogService {
         #[cfg(feature = "fault-injection")]
         let entries = entries
             .into_iter()
-            .map(|e: proto::Entry| proto::Entry { leaf_data: faults::served_leaf(e.index, e.leaf_data, None), ..e })
+            .map(|e: proto::Entry| proto::Entry {
+                leaf_data: faults::served_leaf(e.index, e.leaf_data, None),
+                ..e
+            })
             .collect();
         Ok(proto::GetEntriesResponse { entries })
     }
 
-    fn get_inclusion_proof(&self, req: proto::GetInclusionProofRequest) -> Result<proto::InclusionProof, ApiError> {
+    fn get_inclusion_proof(
+        &self,
+        req: proto::GetInclusionProofRequest,
+    ) -> Result<proto::InclusionProof, ApiError> {
         let latest = self.sequencer.latest().checkpoint.size;
         let tree_size = Prover::resolve_size(req.tree_size, latest)?;
         let proof = match req.leaf {
             Some(Leaf::Index(i)) => self.prover.inclusion_by_index(i, tree_size)?,
             Some(Leaf::LeafHash(h)) => self.prover.inclusion_by_hash(&h, tree_size)?,
-            None => return Err(ApiError::InvalidArgument("set either leaf.index or leaf.leaf_hash".into())),
+            None => {
+                return Err(ApiError::InvalidArgument(
+                    "set either leaf.index or leaf.leaf_hash".into(),
+                ))
+            }
         };
         Ok(proof.into())
     }
@@ -271,12 +320,23 @@ impl LogService {
 
 #[tonic::async_trait]
 impl TransparencyLog for LogService {
-    async fn get_log_info(&self, _: Request<proto::GetLogInfoRequest>) -> Result<Response<proto::LogInfo>, Status> {
-        Ok(Response::new(proto::LogInfo { origin: self.origin.clone(), verifier_key: self.verifier_key.clone() }))
+    async fn get_log_info(
+        &self,
+        _: Request<proto::GetLogInfoRequest>,
+    ) -> Result<Response<proto::LogInfo>, Status> {
+        Ok(Response::new(proto::LogInfo {
+            origin: self.origin.clone(),
+            verifier_key: self.verifier_key.clone(),
+        }))
     }
 
-    async fn submit(&self, req: Request<proto::SubmitRequest>) -> Result<Response<proto::SubmitResponse>, Status> {
-        Ok(Response::new(LogService::submit(self, req.into_inner()).await?))
+    async fn submit(
+        &self,
+        req: Request<proto::SubmitRequest>,
+    ) -> Result<Response<proto::SubmitResponse>, Status> {
+        Ok(Response::new(
+            LogService::submit(self, req.into_inner()).await?,
+        ))
     }
 
     async fn get_checkpoint(
@@ -293,30 +353,45 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::GetEntriesRequest>,
     ) -> Result<Response<proto::GetEntriesResponse>, Status> {
-        Ok(Response::new(LogService::get_entries(self, req.into_inner())?))
+        Ok(Response::new(LogService::get_entries(
+            self,
+            req.into_inner(),
+        )?))
     }
 
     async fn get_inclusion_proof(
         &self,
         req: Request<proto::GetInclusionProofRequest>,
     ) -> Result<Response<proto::InclusionProof>, Status> {
-        Ok(Response::new(LogService::get_inclusion_proof(self, req.into_inner())?))
+        Ok(Response::new(LogService::get_inclusion_proof(
+            self,
+            req.into_inner(),
+        )?))
     }
 
     async fn get_consistency_proof(
         &self,
         req: Request<proto::GetConsistencyProofRequest>,
     ) -> Result<Response<proto::ConsistencyProof>, Status> {
-        Ok(Response::new(LogService::get_consistency_proof(self, req.into_inner())?))
+        Ok(Response::new(LogService::get_consistency_proof(
+            self,
+            req.into_inner(),
+        )?))
     }
 
-    async fn search(&self, req: Request<proto::SearchRequest>) -> Result<Response<proto::SearchResponse>, Status> {
+    async fn search(
+        &self,
+        req: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResponse>, Status> {
         Ok(Response::new(LogService::search(self, req.into_inner())?))
     }
 
     type TailStream = tail::TailStream;
 
-    async fn tail(&self, req: Request<proto::TailRequest>) -> Result<Response<Self::TailStream>, Status> {
+    async fn tail(
+        &self,
+        req: Request<proto::TailRequest>,
+    ) -> Result<Response<Self::TailStream>, Status> {
         let permit = self.tail_permits.clone().try_acquire_owned().map_err(|_| {
             ApiError::ResourceExhausted(format!(
                 "this log serves at most {} concurrent Tail streams; try again later",

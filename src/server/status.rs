@@ -43,7 +43,9 @@ impl From<ProofError> for ApiError {
             IndexOutOfRange { .. } | TreeSizeTooLarge { .. } | LeafNotInTree { .. } => {
                 ApiError::OutOfRange(e.to_string())
             }
-            SizeOrder { .. } | EmptyFromSize | MalformedLeafHash(_) => ApiError::InvalidArgument(e.to_string()),
+            SizeOrder { .. } | EmptyFromSize | MalformedLeafHash(_) => {
+                ApiError::InvalidArgument(e.to_string())
+            }
             UnknownLeafHash(_) => ApiError::NotFound(e.to_string()),
             Storage(s) => s.into(),
             Merkle(m) => ApiError::Internal(format!("proof: {m}")),
@@ -78,7 +80,9 @@ impl From<ApiError> for Status {
             ApiError::Unavailable(m) => Status::unavailable(m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
-                Status::internal("internal server error; the log's operator has the details in its log")
+                Status::internal(
+                    "internal server error; the log's operator has the details in its log",
+                )
             }
         }
     }
@@ -92,12 +96,36 @@ mod tests {
     #[test]
     fn proof_errors_map_to_actionable_codes() {
         let code = |e: ProofError| Status::from(ApiError::from(e)).code();
-        assert_eq!(code(ProofError::IndexOutOfRange { index: 5, tree_size: 5 }), Code::OutOfRange);
-        assert_eq!(code(ProofError::TreeSizeTooLarge { requested: 9, latest: 5 }), Code::OutOfRange);
+        assert_eq!(
+            code(ProofError::IndexOutOfRange {
+                index: 5,
+                tree_size: 5
+            }),
+            Code::OutOfRange
+        );
+        assert_eq!(
+            code(ProofError::TreeSizeTooLarge {
+                requested: 9,
+                latest: 5
+            }),
+            Code::OutOfRange
+        );
         assert_eq!(code(ProofError::EmptyFromSize), Code::InvalidArgument);
-        assert_eq!(code(ProofError::SizeOrder { from_size: 3, to_size: 2 }), Code::InvalidArgument);
-        assert_eq!(code(ProofError::MalformedLeafHash(3)), Code::InvalidArgument);
-        assert_eq!(code(ProofError::UnknownLeafHash(crate::merkle::EMPTY_HASH)), Code::NotFound);
+        assert_eq!(
+            code(ProofError::SizeOrder {
+                from_size: 3,
+                to_size: 2
+            }),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(ProofError::MalformedLeafHash(3)),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(ProofError::UnknownLeafHash(crate::merkle::EMPTY_HASH)),
+            Code::NotFound
+        );
     }
 
     #[test]

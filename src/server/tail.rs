@@ -22,7 +22,7 @@ use super::status::ApiError;
 use crate::checkpoint::Checkpoint;
 use crate::proto::{self, tail_event::Event, TailEvent};
 use crate::sequencer::{CommittedBatch, Published, Sequencer};
-use crate::storage::{StoredCheckpoint, Store};
+use crate::storage::{Store, StoredCheckpoint};
 
 /// The stream type of the Tail rpc.
 pub type TailStream = Pin<Box<dyn Stream<Item = Result<TailEvent, Status>> + Send>>;
@@ -63,7 +63,12 @@ pub fn start(
                 let _ = tail.tx.send(Err(e.into())).await;
             }
             Err(Ended::Shutdown) => {
-                let _ = tail.tx.send(Err(Status::unavailable("the server is shutting down; reconnect to resume"))).await;
+                let _ = tail
+                    .tx
+                    .send(Err(Status::unavailable(
+                        "the server is shutting down; reconnect to resume",
+                    )))
+                    .await;
             }
             Ok(()) | Err(Ended::ConsumerGone) => {}
         }
@@ -129,17 +134,24 @@ impl Tail {
             .store
             .checkpoint_at_or_after(target)?
             .filter(|c| c.size <= latest_size)
-            .ok_or_else(|| Ended::Failed(ApiError::Internal(format!("no stored checkpoint at or after {target}"))))?;
+            .ok_or_else(|| {
+                Ended::Failed(ApiError::Internal(format!(
+                    "no stored checkpoint at or after {target}"
+                )))
+            })?;
         while self.pos < checkpoint.size {
             let entries = {
                 let store = self.store.clone();
                 let (from, to) = (self.pos, checkpoint.size);
                 tokio::task::spawn_blocking(move || store.entries(from, to, MAX_REPLY_BYTES))
                     .await
-                    .map_err(|e| Ended::Failed(ApiError::Internal(format!("tail read task: {e}"))))??
+                    .map_err(|e| {
+                        Ended::Failed(ApiError::Internal(format!("tail read task: {e}")))
+                    })??
             };
             for (index, leaf_data) in entries {
-                self.send(Event::Entry(proto::Entry { index, leaf_data })).await?;
+                self.send(Event::Entry(proto::Entry { index, leaf_data }))
+                    .await?;
                 self.pos = index + 1;
             }
         }
@@ -156,7 +168,11 @@ impl Tail {
         let skip = usize::try_from(self.pos - batch.start).unwrap_or(usize::MAX);
         for (offset, leaf) in batch.leaves.iter().enumerate().skip(skip) {
             let index = batch.start + offset as u64;
-            self.send(Event::Entry(proto::Entry { index, leaf_data: leaf.clone() })).await?;
+            self.send(Event::Entry(proto::Entry {
+                index,
+                leaf_data: leaf.clone(),
+            }))
+            .await?;
             self.pos = index + 1;
         }
         self.send_published(&batch.published).await
@@ -179,17 +195,29 @@ impl Tail {
     async fn send(&self, event: Event) -> Result<(), Ended> {
         #[cfg(feature = "fault-injection")]
         let event = super::service::faults::tail_event(event, self.first, &self.store);
-        self.tx.send(Ok(TailEvent { event: Some(event) })).await.map_err(|_| Ended::ConsumerGone)
+        self.tx
+            .send(Ok(TailEvent { event: Some(event) }))
+            .await
+            .map_err(|_| Ended::ConsumerGone)
     }
 }
 
 /// A stored checkpoint as sent on the wire, with size and root read from its own note body.
 fn stored_to_proto(c: &StoredCheckpoint) -> Result<proto::SignedCheckpoint, Ended> {
-    let corrupt = || Ended::Failed(ApiError::Internal(format!("stored checkpoint {} does not parse", c.size)));
+    let corrupt = || {
+        Ended::Failed(ApiError::Internal(format!(
+            "stored checkpoint {} does not parse",
+            c.size
+        )))
+    };
     let (body, _signatures) = c.note.split_once("\n\n").ok_or_else(corrupt)?;
     let checkpoint = Checkpoint::parse_body(&format!("{body}\n")).map_err(|_| corrupt())?;
     if checkpoint.size != c.size {
         return Err(corrupt());
     }
-    Ok(proto::SignedCheckpoint { note: c.note.clone(), size: c.size, root_hash: checkpoint.root.0.to_vec() })
+    Ok(proto::SignedCheckpoint {
+        note: c.note.clone(),
+        size: c.size,
+        root_hash: checkpoint.root.0.to_vec(),
+    })
 }

@@ -66,16 +66,24 @@ pub struct CommitBatch<'a> {
 
 impl<'a> CommitBatch<'a> {
     /// Adds a new entry: its leaf data, and the two lookups that point at it.
-    pub fn put_entry(&mut self, index: u64, leaf_data: &[u8], leaf_hash: &Hash, dedup_key: &[u8; 32]) {
+    pub fn put_entry(
+        &mut self,
+        index: u64,
+        leaf_data: &[u8],
+        leaf_hash: &Hash,
+        dedup_key: &[u8; 32],
+    ) {
         let key = u64_key(index);
         self.batch.put_cf(self.store.cf(ENTRIES), key, leaf_data);
-        self.batch.put_cf(self.store.cf(LEAF_INDEX), leaf_hash.0, key);
+        self.batch
+            .put_cf(self.store.cf(LEAF_INDEX), leaf_hash.0, key);
         self.batch.put_cf(self.store.cf(DEDUP), dedup_key, key);
     }
 
     /// Adds a stored hash (a complete subtree's hash) at its stored-hash index.
     pub fn put_hash(&mut self, stored_index: u64, hash: &Hash) {
-        self.batch.put_cf(self.store.cf(HASHES), u64_key(stored_index), hash.0);
+        self.batch
+            .put_cf(self.store.cf(HASHES), u64_key(stored_index), hash.0);
     }
 
     /// Indexes entry `index` under a search prefix.
@@ -89,12 +97,14 @@ impl<'a> CommitBatch<'a> {
     /// Removes every search key (for `reindex`, which then rewrites them).
     pub fn clear_search(&mut self) {
         // Every key starts with a tag byte below 0xff.
-        self.batch.delete_range_cf(self.store.cf(SEARCH), &[][..], &[0xffu8][..]);
+        self.batch
+            .delete_range_cf(self.store.cf(SEARCH), &[][..], &[0xffu8][..]);
     }
 
     /// Adds a signed checkpoint of `size` leaves.
     pub fn put_checkpoint(&mut self, size: u64, note: &str) {
-        self.batch.put_cf(self.store.cf(CHECKPOINTS), u64_key(size), note.as_bytes());
+        self.batch
+            .put_cf(self.store.cf(CHECKPOINTS), u64_key(size), note.as_bytes());
     }
 
     /// Sets a `meta` value.
@@ -119,7 +129,8 @@ impl Store {
         // log grows: past this, RocksDB flushes the memtables whose data the WAL holds.
         opts.set_max_total_wal_size(64 << 20);
         let cache = Cache::new_lru_cache(256 << 20);
-        let cfs = COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, cf_options(name, &cache)));
+        let cfs =
+            COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, cf_options(name, &cache)));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         let store = Store {
             db,
@@ -139,20 +150,30 @@ impl Store {
             }
             Some(v) => match decode_u64(&v) {
                 Some(SCHEMA_VERSION) => Ok(()),
-                Some(found) => Err(StorageError::SchemaVersion { found, expected: SCHEMA_VERSION }),
-                None => Err(StorageError::Corrupt("schema version is not 8 bytes".into())),
+                Some(found) => Err(StorageError::SchemaVersion {
+                    found,
+                    expected: SCHEMA_VERSION,
+                }),
+                None => Err(StorageError::Corrupt(
+                    "schema version is not 8 bytes".into(),
+                )),
             },
         }
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
         // Every name in COLUMN_FAMILIES was opened in `open`; a miss is a bug in this module.
-        self.db.cf_handle(name).expect("column family opened in Store::open")
+        self.db
+            .cf_handle(name)
+            .expect("column family opened in Store::open")
     }
 
     /// Starts an empty batch.
     pub fn batch(&self) -> CommitBatch<'_> {
-        CommitBatch { store: self, batch: WriteBatch::default() }
+        CommitBatch {
+            store: self,
+            batch: WriteBatch::default(),
+        }
     }
 
     /// Writes `batch` atomically and syncs the WAL. See the module doc for the contract.
@@ -177,14 +198,16 @@ impl Store {
     /// RocksDB flush errors (nothing is lost: the data is in the synced WAL).
     pub fn flush(&self) -> Result<(), StorageError> {
         let cfs: Vec<&ColumnFamily> = COLUMN_FAMILIES.iter().map(|name| self.cf(name)).collect();
-        self.db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        self.db
+            .flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         Ok(())
     }
 
     /// Makes every later commit fail (test fault injection).
     #[cfg(any(test, feature = "fault-injection"))]
     pub fn inject_commit_failures(&self, fail: bool) {
-        self.fail_commits.store(fail, std::sync::atomic::Ordering::SeqCst);
+        self.fail_commits
+            .store(fail, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Reads a `meta` value.
@@ -208,15 +231,25 @@ impl Store {
     ///
     /// # Errors
     /// RocksDB read errors; [`StorageError::Corrupt`] if an index in the range is missing.
-    pub fn entries(&self, start: u64, end: u64, max_bytes: usize) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
+    pub fn entries(
+        &self,
+        start: u64,
+        end: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, StorageError> {
         let mut out = Vec::new();
         let mut bytes = 0usize;
         let from = u64_key(start);
-        let iter = self.db.iterator_cf(self.cf(ENTRIES), IteratorMode::From(&from, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(ENTRIES),
+            IteratorMode::From(&from, Direction::Forward),
+        );
         for (expected, item) in (start..end).zip(iter) {
             let (k, v) = item?;
             if decode_u64(&k) != Some(expected) {
-                return Err(StorageError::Corrupt(format!("entry {expected} is missing")));
+                return Err(StorageError::Corrupt(format!(
+                    "entry {expected} is missing"
+                )));
             }
             bytes += v.len();
             if bytes > max_bytes && !out.is_empty() {
@@ -232,18 +265,28 @@ impl Store {
     ///
     /// # Errors
     /// RocksDB read errors, or a corrupt key.
-    pub fn search(&self, prefix: &[u8], from: u64, below: u64, limit: usize) -> Result<Vec<u64>, StorageError> {
+    pub fn search(
+        &self,
+        prefix: &[u8],
+        from: u64,
+        below: u64,
+        limit: usize,
+    ) -> Result<Vec<u64>, StorageError> {
         let mut start = prefix.to_vec();
         start.extend_from_slice(&u64_key(from));
-        let iter = self.db.iterator_cf(self.cf(SEARCH), IteratorMode::From(&start, Direction::Forward));
+        let iter = self.db.iterator_cf(
+            self.cf(SEARCH),
+            IteratorMode::From(&start, Direction::Forward),
+        );
         let mut out = Vec::new();
         for item in iter {
             let (k, _) = item?;
             if !k.starts_with(prefix) || out.len() == limit {
                 break;
             }
-            let index = decode_u64(&k[prefix.len()..])
-                .ok_or_else(|| StorageError::Corrupt("search key does not end in an index".into()))?;
+            let index = decode_u64(&k[prefix.len()..]).ok_or_else(|| {
+                StorageError::Corrupt("search key does not end in an index".into())
+            })?;
             if index >= below {
                 break;
             }
@@ -283,17 +326,29 @@ impl Store {
     /// RocksDB read errors, or a corrupt value.
     pub fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>, StorageError> {
         let mut iter = self.db.iterator_cf(self.cf(CHECKPOINTS), IteratorMode::End);
-        iter.next().transpose()?.map(|(k, v)| decode_checkpoint(&k, &v)).transpose()
+        iter.next()
+            .transpose()?
+            .map(|(k, v)| decode_checkpoint(&k, &v))
+            .transpose()
     }
 
     /// The first stored checkpoint whose size is at least `size`.
     ///
     /// # Errors
     /// RocksDB read errors, or a corrupt value.
-    pub fn checkpoint_at_or_after(&self, size: u64) -> Result<Option<StoredCheckpoint>, StorageError> {
+    pub fn checkpoint_at_or_after(
+        &self,
+        size: u64,
+    ) -> Result<Option<StoredCheckpoint>, StorageError> {
         let from = u64_key(size);
-        let mut iter = self.db.iterator_cf(self.cf(CHECKPOINTS), IteratorMode::From(&from, Direction::Forward));
-        iter.next().transpose()?.map(|(k, v)| decode_checkpoint(&k, &v)).transpose()
+        let mut iter = self.db.iterator_cf(
+            self.cf(CHECKPOINTS),
+            IteratorMode::From(&from, Direction::Forward),
+        );
+        iter.next()
+            .transpose()?
+            .map(|(k, v)| decode_checkpoint(&k, &v))
+            .transpose()
     }
 
     /// Reads stored hashes by stored-hash index; every one must exist.
@@ -303,16 +358,18 @@ impl Store {
     pub fn hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StorageError> {
         let keys: Vec<[u8; 8]> = indexes.iter().map(|&i| u64_key(i)).collect();
         let sorted = indexes.windows(2).all(|w| w[0] <= w[1]);
-        let values = self.db.batched_multi_get_cf(self.cf(HASHES), keys.iter(), sorted);
+        let values = self
+            .db
+            .batched_multi_get_cf(self.cf(HASHES), keys.iter(), sorted);
         values
             .into_iter()
             .zip(indexes)
             .map(|(v, &i)| {
-                let v = v?.ok_or_else(|| StorageError::Corrupt(format!("stored hash {i} is missing")))?;
-                let bytes: [u8; 32] = v
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| StorageError::Corrupt(format!("stored hash {i} is not 32 bytes")))?;
+                let v =
+                    v?.ok_or_else(|| StorageError::Corrupt(format!("stored hash {i} is missing")))?;
+                let bytes: [u8; 32] = v.as_ref().try_into().map_err(|_| {
+                    StorageError::Corrupt(format!("stored hash {i} is not 32 bytes"))
+                })?;
                 Ok(Hash(bytes))
             })
             .collect()
@@ -340,12 +397,14 @@ impl Store {
 /// Stored hashes are read through the tree math's [`HashReader`] interface.
 impl HashReader for Store {
     fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, tlog_tiles::tlog::Error> {
-        self.hashes(indexes).map_err(|e| tlog_tiles::tlog::Error::InvalidInput(e.to_string()))
+        self.hashes(indexes)
+            .map_err(|e| tlog_tiles::tlog::Error::InvalidInput(e.to_string()))
     }
 }
 
 fn decode_checkpoint(k: &[u8], v: &[u8]) -> Result<StoredCheckpoint, StorageError> {
-    let size = decode_u64(k).ok_or_else(|| StorageError::Corrupt("checkpoint key is not a size".into()))?;
+    let size = decode_u64(k)
+        .ok_or_else(|| StorageError::Corrupt("checkpoint key is not a size".into()))?;
     let note = String::from_utf8(v.to_vec())
         .map_err(|_| StorageError::Corrupt(format!("checkpoint {size} is not UTF-8")))?;
     Ok(StoredCheckpoint { size, note })
@@ -394,8 +453,16 @@ mod tests {
         assert_eq!(store.entry(1).unwrap(), Some(vec![1; 10]));
         assert_eq!(store.entry(3).unwrap(), None);
         assert_eq!(store.entries(1, 10, 1 << 20).unwrap().len(), 2);
-        assert_eq!(store.entries(0, 3, 25).unwrap().len(), 2, "stops before max_bytes is exceeded");
-        assert_eq!(store.entries(0, 3, 1).unwrap().len(), 1, "always returns the first entry");
+        assert_eq!(
+            store.entries(0, 3, 25).unwrap().len(),
+            2,
+            "stops before max_bytes is exceeded"
+        );
+        assert_eq!(
+            store.entries(0, 3, 1).unwrap().len(),
+            1,
+            "always returns the first entry"
+        );
         assert_eq!(store.index_of_leaf(&h(2)).unwrap(), Some(2));
         assert_eq!(store.index_of_dedup(&[101; 32]).unwrap(), Some(1));
         assert_eq!(store.index_of_dedup(&[7; 32]).unwrap(), None);
@@ -425,7 +492,10 @@ mod tests {
         }
         assert!(matches!(
             Store::open(dir.path()),
-            Err(StorageError::SchemaVersion { found: 99, expected: SCHEMA_VERSION })
+            Err(StorageError::SchemaVersion {
+                found: 99,
+                expected: SCHEMA_VERSION
+            })
         ));
     }
 

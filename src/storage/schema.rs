@@ -24,7 +24,15 @@ pub const META: &str = "meta";
 pub const SEARCH: &str = "search";
 
 /// Every column family, in the order they are opened.
-pub const COLUMN_FAMILIES: [&str; 7] = [ENTRIES, HASHES, LEAF_INDEX, DEDUP, CHECKPOINTS, META, SEARCH];
+pub const COLUMN_FAMILIES: [&str; 7] = [
+    ENTRIES,
+    HASHES,
+    LEAF_INDEX,
+    DEDUP,
+    CHECKPOINTS,
+    META,
+    SEARCH,
+];
 
 /// `meta` key: the schema version, so that a future layout change is detected at open.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
@@ -52,7 +60,17 @@ mod tests {
 
     #[test]
     fn byte_order_is_numeric_order() {
-        let ns = [0u64, 1, 255, 256, 65_535, 65_536, 1 << 32, u64::MAX - 1, u64::MAX];
+        let ns = [
+            0u64,
+            1,
+            255,
+            256,
+            65_535,
+            65_536,
+            1 << 32,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
         for w in ns.windows(2) {
             assert!(u64_key(w[0]) < u64_key(w[1]), "{} vs {}", w[0], w[1]);
         }
