@@ -639,7 +639,7 @@ async fn findings_are_reported_once_across_restarts() {
 
     // --watch restricts publisher findings to the names watched.
     let watched = s.state.with_extension("watch");
-    let o = monitor_once(&s.server, &watched, &["--watch", "org/late"]);
+    let o = monitor_once(&s.server, &watched, &["--watch", "org/nothing", "org/late"]);
     assert_eq!(o.kinds(), vec!["backdating".to_string()], "{o:#?}");
     let none = s.state.with_extension("none");
     assert_clean(&monitor_once(&s.server, &none, &["--watch", "org/other"]));

@@ -28,9 +28,9 @@ pub struct MonitorArgs {
     /// The state file (created on first run); a database FILE.db is kept beside it.
     #[arg(long, value_name = "FILE")]
     state: PathBuf,
-    /// Report findings about publishers only for this model or dataset name (repeatable).
-    /// Findings about the log itself are always reported.
-    #[arg(long, value_name = "NAME")]
+    /// Report findings about publishers only for these model or dataset names (repeatable,
+    /// or several after one flag). Findings about the log itself are always reported.
+    #[arg(long, value_name = "NAME", num_args = 1..)]
     watch: Vec<String>,
     /// Catch up to the latest checkpoint, report, and exit: 0 if nothing was found, 1 if
     /// something was, 2 on error.
