@@ -5,6 +5,9 @@
 //! commits and answers what is queued, refuses the rest (UNAVAILABLE: nothing is half-written,
 //! and a retry is deduplicated), and the database closes.
 
+/// Test-only lies for hostile-server fixtures (the `fault-injection` feature, never in a normal build).
+#[cfg(feature = "fault-injection")]
+mod faults;
 mod service;
 mod status;
 mod tail;

@@ -21,11 +21,8 @@ use crate::search;
 use crate::sequencer::{Published, Sequencer};
 use crate::storage::Store;
 
-/// Test-only lies (the `fault-injection` feature); see the file.
 #[cfg(feature = "fault-injection")]
-#[path = "faults.rs"]
-pub(super) mod faults;
-
+use super::faults;
 /// Most bytes of leaf data in one GetEntries reply or Tail read, leaving room for framing
 /// under the 4 MiB that gRPC clients accept by default.
 pub const MAX_REPLY_BYTES: usize = (4 << 20) - (64 << 10);

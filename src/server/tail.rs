@@ -194,7 +194,7 @@ impl Tail {
 
     async fn send(&self, event: Event) -> Result<(), Ended> {
         #[cfg(feature = "fault-injection")]
-        let event = super::service::faults::tail_event(event, self.first, &self.store);
+        let event = super::faults::tail_event(event, self.first, &self.store);
         self.tx
             .send(Ok(TailEvent { event: Some(event) }))
             .await
