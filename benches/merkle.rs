@@ -9,39 +9,21 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use glasslog::merkle::{
     leaf_hash, prove_consistency, prove_inclusion, root_hash, stored_hashes_for_record_hash,
-    verify_consistency, verify_inclusion, CompactRange, Hash, HashReader, HashReaderError,
+    verify_consistency, verify_inclusion, CompactRange, Hash, MemoryTree,
 };
 
 const TREE_SIZE: u64 = 1_000_000;
-
-/// Stored hashes in a vector, numbered as the storage numbers them.
-struct MemStore(Vec<Hash>);
-
-impl HashReader for MemStore {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, HashReaderError> {
-        indexes
-            .iter()
-            .map(|&i| {
-                self.0
-                    .get(i as usize)
-                    .copied()
-                    .ok_or(HashReaderError::IndexesNotInTree)
-            })
-            .collect()
-    }
-}
 
 fn leaf(i: u64) -> Hash {
     leaf_hash(&i.to_be_bytes())
 }
 
-fn build(n: u64) -> MemStore {
-    let mut store = MemStore(Vec::with_capacity(2 * n as usize));
+fn build(n: u64) -> MemoryTree {
+    let mut tree = MemoryTree::new();
     for i in 0..n {
-        let hashes = stored_hashes_for_record_hash(i, leaf(i), &store).expect("in-memory append");
-        store.0.extend(hashes);
+        tree.append(leaf(i)).expect("in-memory append");
     }
-    store
+    tree
 }
 
 /// Visits 0..n in a scattered order (a stride coprime with 10^6), so that successive iterations

@@ -465,6 +465,52 @@ impl CompactRange {
     }
 }
 
+/// A tree whose stored hashes are kept in a vector, numbered as the storage numbers them: for
+/// tests, benchmarks and tools that need proofs over a tree they build themselves. The server
+/// keeps the same hashes in RocksDB instead. Memory: about two hashes (64 bytes) per leaf.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryTree {
+    hashes: Vec<Hash>,
+    size: u64,
+}
+
+impl MemoryTree {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of leaves.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf (amortised two hashes) and returns its index.
+    ///
+    /// # Errors
+    /// [`MerkleError::TreeTooLarge`] past [`MAX_TREE_SIZE`].
+    pub fn append(&mut self, leaf_hash: Hash) -> Result<u64, MerkleError> {
+        let index = self.size;
+        let new = stored_hashes_for_record_hash(index, leaf_hash, self)?;
+        self.hashes.extend(new);
+        self.size += 1;
+        Ok(index)
+    }
+}
+
+impl HashReader for MemoryTree {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, HashReaderError> {
+        indexes
+            .iter()
+            .map(|&i| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| self.hashes.get(i).copied())
+                    .ok_or(HashReaderError::IndexesNotInTree)
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,33 +612,14 @@ mod tests {
         format!("leaf {i}").into_bytes()
     }
 
-    /// Stored hashes in a vector, as the storage keeps them in a key-value store.
-    struct MemStore(Vec<Hash>);
-
-    impl HashReader for MemStore {
-        fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, HashReaderError> {
-            indexes
-                .iter()
-                .map(|&i| {
-                    self.0
-                        .get(i as usize)
-                        .copied()
-                        .ok_or(HashReaderError::IndexesNotInTree)
-                })
-                .collect()
-        }
-    }
-
     /// The stored hashes of a tree of `n` leaves, appended one leaf at a time.
-    fn build(n: usize) -> MemStore {
-        let mut store = MemStore(Vec::new());
+    fn build(n: usize) -> MemoryTree {
+        let mut tree = MemoryTree::new();
         for i in 0..n {
-            let hashes =
-                stored_hashes_for_record_hash(i as u64, leaf_hash(&leaf_data(i)), &store).unwrap();
-            store.0.extend(hashes);
-            assert_eq!(stored_hash_count(i as u64 + 1), store.0.len() as u64);
+            tree.append(leaf_hash(&leaf_data(i))).unwrap();
+            assert_eq!(stored_hash_count(i as u64 + 1), tree.hashes.len() as u64);
         }
-        store
+        tree
     }
 
     fn flip(h: &Hash, bit: usize) -> Hash {

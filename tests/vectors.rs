@@ -15,8 +15,8 @@ use ed25519_dalek::SigningKey;
 use glasslog::checkpoint::{Checkpoint, CheckpointError, LogSigner, LogVerifier, Origin};
 use glasslog::merkle::{
     hash_from_slice, leaf_hash, prove_consistency, prove_inclusion, root_hash, stored_hash_index,
-    stored_hashes_for_record_hash, verify_consistency, verify_inclusion, CompactRange, Hash,
-    HashReader, HashReaderError, MerkleError, EMPTY_HASH,
+    verify_consistency, verify_inclusion, CompactRange, Hash, HashReader, MemoryTree, MerkleError,
+    EMPTY_HASH,
 };
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -74,30 +74,12 @@ fn id(v: &Value) -> &str {
     text(v, "id")
 }
 
-/// Stored hashes in memory, as the storage keeps them.
-struct MemStore(Vec<Hash>);
-
-impl HashReader for MemStore {
-    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, HashReaderError> {
-        indexes
-            .iter()
-            .map(|&i| {
-                self.0
-                    .get(i as usize)
-                    .copied()
-                    .ok_or(HashReaderError::IndexesNotInTree)
-            })
-            .collect()
+fn build(leaves: &[Vec<u8>]) -> MemoryTree {
+    let mut tree = MemoryTree::new();
+    for leaf in leaves {
+        tree.append(leaf_hash(leaf)).unwrap();
     }
-}
-
-fn build(leaves: &[Vec<u8>]) -> MemStore {
-    let mut store = MemStore(Vec::new());
-    for (i, leaf) in leaves.iter().enumerate() {
-        let new = stored_hashes_for_record_hash(i as u64, leaf_hash(leaf), &store).unwrap();
-        store.0.extend(new);
-    }
-    store
+    tree
 }
 
 fn hex_list(v: &Value, key: &str) -> Vec<Vec<u8>> {
