@@ -254,15 +254,18 @@ fn declare_submit_and_reference_by_bundle_and_by_digest() {
     let bundle = ProofBundle::from_json(&std::fs::read(&web_bundle).unwrap()).unwrap();
     assert_eq!(bundle.log_verifier_key, s.server.verifier_key);
 
-    // A second dataset, submitted without --log-key: the announced key is trusted and printed.
+    // A second dataset, submitted with neither --log-key (the announced key is trusted and
+    // printed) nor --public-key (the OUT.pub that declare wrote is used).
     let eval = s.declare_dataset("example-org/eval-suite", &[]);
+    assert_eq!(
+        std::fs::read_to_string(format!("{}.pub", eval.display())).unwrap(),
+        std::fs::read_to_string(pub_of(&s.key)).unwrap()
+    );
     let stdout = ok([
         OsStr::new("submit"),
         eval.as_os_str(),
         "--server".as_ref(),
         s.server.url.as_ref(),
-        "--public-key".as_ref(),
-        pub_of(&s.key).as_os_str(),
     ]);
     assert_eq!(field(&stdout, "log key"), s.server.verifier_key);
     let eval_digest = *verify_bundle(&PathBuf::from(format!("{}.bundle.json", eval.display())))

@@ -401,7 +401,14 @@ fn finish(
     if let Some((path, salt)) = &salt_file {
         write_new(path, format!("{}\n", hex::encode(salt)).as_bytes(), 0o600)?;
     }
-    if let Err(e) = write_new(&c.out, &envelope, 0o644) {
+    // The signer's public key beside the envelope, where `glasslog submit` looks for it.
+    let pub_path = suffixed(&c.out, ".pub");
+    let written = write_new(&c.out, &envelope, 0o644).and_then(|()| {
+        write_new(&pub_path, key.public_key().to_pem().as_bytes(), 0o644).inspect_err(|_| {
+            let _ = std::fs::remove_file(&c.out);
+        })
+    });
+    if let Err(e) = written {
         if let Some((path, _)) = &salt_file {
             // The salt belongs to a declaration that was not written: nothing will need it.
             let _ = std::fs::remove_file(path);

@@ -41,7 +41,8 @@ pub struct SubmitArgs {
     log_key: Option<String>,
     /// A public key (PEM) of the envelope's signers, e.g. the KEY.pub glasslog keygen wrote;
     /// repeat it for each signer. Every signature must verify under one of them.
-    #[arg(long, value_name = "FILE", required = true)]
+    /// [default: FILE.pub, which `glasslog declare` writes beside the envelope]
+    #[arg(long, value_name = "FILE")]
     public_key: Vec<PathBuf>,
     /// Where to write the proof bundle [default: FILE.bundle.json].
     #[arg(long, value_name = "FILE")]
@@ -52,8 +53,22 @@ pub struct SubmitArgs {
 }
 
 pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
+    let key_files = match args.public_key.as_slice() {
+        [] => {
+            let beside = suffixed(&args.file, ".pub");
+            if !beside.exists() {
+                return Err(format!(
+                    "no signer public key: give --public-key FILE (declare writes {} beside the envelope)",
+                    beside.display()
+                )
+                .into());
+            }
+            vec![beside]
+        }
+        given => given.to_vec(),
+    };
     let envelope = read_envelope(&args.file)?;
-    let keys = read_public_keys(&args.public_key)?;
+    let keys = read_public_keys(&key_files)?;
     let declaration = check_locally(&args.file, &envelope, &keys)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
