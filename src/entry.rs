@@ -91,16 +91,19 @@ pub fn logged_declaration(leaf_data: &[u8]) -> Result<Option<Declaration>, Strin
 
 /// Whether a statement names one of the two glasslog declaration predicate types.
 fn is_declaration_type(payload: &[u8]) -> bool {
+    statement_predicate_type(payload).is_some_and(|t| {
+        t == crate::declaration::MODEL_RELEASE || t == crate::declaration::TRAINING_DATA
+    })
+}
+
+/// The `predicateType` of an in-toto statement, read leniently (for messages and dispatch, not
+/// for admission); `None` if the payload has none.
+pub fn statement_predicate_type(payload: &[u8]) -> Option<String> {
     serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| {
-            v.get("predicateType")
-                .and_then(|t| t.as_str())
-                .map(str::to_string)
-        })
-        .is_some_and(|t| {
-            t == crate::declaration::MODEL_RELEASE || t == crate::declaration::TRAINING_DATA
-        })
+        .ok()?
+        .get("predicateType")?
+        .as_str()
+        .map(str::to_string)
 }
 
 /// The deduplication key of a submission: SHA-256 over a length-prefixed encoding of the payload

@@ -266,14 +266,7 @@ impl Checker {
 
 /// The `predicateType` of a statement that passed admission as an extra type.
 fn predicate_type(payload: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| {
-            v.get("predicateType")
-                .and_then(|t| t.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_default()
+    crate::entry::statement_predicate_type(payload).unwrap_or_default()
 }
 
 #[cfg(test)]
