@@ -11,8 +11,8 @@ use prost::Message;
 use sha2::{Digest, Sha256};
 
 use crate::declaration::Declaration;
-use crate::dsse::VerifiedEnvelope;
-use crate::keys::KeyId;
+use crate::dsse::{VerifiedEnvelope, MAX_KEYS};
+use crate::keys::{CachedKey, KeyCache, KeyError, KeyId};
 pub use crate::proto::LogEntry;
 
 /// What the sequencer needs to log one verified submission.
@@ -67,6 +67,47 @@ impl PendingEntry {
 /// Returns the protobuf decode error if `leaf_data` is not an encoded `LogEntry`.
 pub fn decode_leaf(leaf_data: &[u8]) -> Result<LogEntry, prost::DecodeError> {
     LogEntry::decode(leaf_data)
+}
+
+/// Why the public keys of a logged entry are not in the form the log stores them in.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LoggedKeysError {
+    #[error("the entry logs {0} public keys; the log admits 1 to {MAX_KEYS}")]
+    Count(usize),
+    #[error("logged public key {index} does not parse: {reason}")]
+    Unreadable { index: usize, reason: KeyError },
+    #[error("logged public key {0} is not in the normalised PEM form the log writes")]
+    NotNormalised(usize),
+    #[error(
+        "the logged public keys are not sorted by key id without repeats, as the log writes them"
+    )]
+    Order,
+}
+
+/// The keys of a logged entry, checked to be as [`PendingEntry`] writes them: 1 to
+/// [`MAX_KEYS`], each in normalised PEM, sorted by key id without repeats. An auditor or a
+/// monitor that re-runs admission on a leaf starts here.
+///
+/// # Errors
+/// The first way in which the keys differ from what the log writes.
+pub fn logged_keys(pems: &[String], cache: &KeyCache) -> Result<Vec<CachedKey>, LoggedKeysError> {
+    if pems.is_empty() || pems.len() > MAX_KEYS {
+        return Err(LoggedKeysError::Count(pems.len()));
+    }
+    let mut keys = Vec::with_capacity(pems.len());
+    for (index, pem) in pems.iter().enumerate() {
+        let k = cache
+            .get(pem)
+            .map_err(|reason| LoggedKeysError::Unreadable { index, reason })?;
+        if !k.normalised {
+            return Err(LoggedKeysError::NotNormalised(index));
+        }
+        keys.push(k);
+    }
+    if keys.windows(2).any(|w| w[0].id >= w[1].id) {
+        return Err(LoggedKeysError::Order);
+    }
+    Ok(keys)
 }
 
 /// The declaration logged in `leaf_data`, or `None` for an entry of an operator-allowed extra
@@ -159,5 +200,48 @@ mod tests {
         assert_eq!(back.public_keys, vec!["k".to_string()]);
         assert_eq!(back.integrated_time_ms, 1234);
         assert!(decode_leaf(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn logged_keys_must_be_as_the_log_writes_them() {
+        use crate::keys::{KeyType, PrivateKey};
+        let mut keys: Vec<_> = (0..3)
+            .map(|i| {
+                let t = [KeyType::Ed25519, KeyType::P256][i % 2];
+                PrivateKey::generate(t).public_key()
+            })
+            .collect();
+        keys.sort_by_key(|k| k.key_id());
+        let pems: Vec<String> = keys.iter().map(|k| k.to_pem()).collect();
+        let cache = KeyCache::default();
+        let ids: Vec<KeyId> = logged_keys(&pems, &cache)
+            .unwrap()
+            .iter()
+            .map(|k| k.id)
+            .collect();
+        assert_eq!(ids, keys.iter().map(|k| k.key_id()).collect::<Vec<_>>());
+
+        let err = |pems: &[String]| logged_keys(pems, &cache).unwrap_err();
+        assert_eq!(err(&[]), LoggedKeysError::Count(0));
+        assert_eq!(
+            err(&vec![pems[0].clone(); MAX_KEYS + 1]),
+            LoggedKeysError::Count(MAX_KEYS + 1)
+        );
+        assert!(matches!(
+            err(&[pems[0].clone(), "junk".into()]),
+            LoggedKeysError::Unreadable { index: 1, .. }
+        ));
+        assert_eq!(
+            err(&[pems[0].clone(), format!("\n{}", pems[1])]),
+            LoggedKeysError::NotNormalised(1)
+        );
+        assert_eq!(
+            err(&[pems[1].clone(), pems[0].clone()]),
+            LoggedKeysError::Order
+        );
+        assert_eq!(
+            err(&[pems[0].clone(), pems[0].clone()]),
+            LoggedKeysError::Order
+        );
     }
 }

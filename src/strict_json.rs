@@ -27,7 +27,7 @@
 //! `serde_json`'s default reading (`u64`, `i64`, else `f64`).
 
 use std::cell::Cell;
-use std::collections::hash_map::{Entry, HashMap};
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
@@ -127,6 +127,10 @@ pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
 /// final lowercase makes the result readable. The result is at least as coarse
 /// as Go's folding: refusing a pair Go would keep apart is harmless here.
 fn fold_case(key: &str) -> String {
+    // ASCII keys (nearly all) fold to their ASCII lowercase: one allocation, not three.
+    if key.is_ascii() {
+        return key.to_ascii_lowercase();
+    }
     key.to_lowercase().to_uppercase().to_lowercase()
 }
 
@@ -152,19 +156,22 @@ impl fmt::Display for Path<'_> {
 /// `.name` for keys that read as identifiers, `["other key"]` for the rest.
 struct MemberSuffix<'a>(&'a str);
 
+impl MemberSuffix<'_> {
+    fn is_identifier(&self) -> bool {
+        let key = self.0.as_bytes();
+        key.first()
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_')
+            && key.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            && key.len() <= MAX_KEY_IN_MESSAGE
+    }
+}
+
 impl fmt::Display for MemberSuffix<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = self.0;
-        let mut chars = key.chars();
-        let identifier = chars
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && key.len() <= MAX_KEY_IN_MESSAGE;
-        if identifier {
-            write!(f, ".{key}")
+        if self.is_identifier() {
+            write!(f, ".{}", self.0)
         } else {
-            write!(f, "[{}]", quote(key))
+            write!(f, "[{}]", quote(self.0))
         }
     }
 }
@@ -180,7 +187,17 @@ fn quote(key: &str) -> String {
 
 /// The path of member `key` of the object at `path`.
 pub fn member_path(path: &str, key: &str) -> String {
-    format!("{path}{}", MemberSuffix(key))
+    // Readers of a schema build a path for every member they read, error or not: the common
+    // case is one exact allocation, without the formatting machinery.
+    let suffix = MemberSuffix(key);
+    if !suffix.is_identifier() {
+        return format!("{path}{suffix}");
+    }
+    let mut p = String::with_capacity(path.len() + 1 + key.len());
+    p.push_str(path);
+    p.push('.');
+    p.push_str(key);
+    p
 }
 
 /// The path of element `index` of the array at `path`.
@@ -281,28 +298,30 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let depth = self.enter()?;
         let mut members = Map::new();
-        // Folded key -> the spelling first seen, for the error message.
-        let mut seen: HashMap<String, String> = HashMap::new();
+        // The folded keys seen so far.
+        let mut seen: HashSet<String> = HashSet::new();
         while let Some(key) = access.next_key::<String>()? {
             let path = Path::Member(&self.path, &key);
-            let slot = match seen.entry(fold_case(&key)) {
-                Entry::Vacant(slot) => slot,
-                Entry::Occupied(first) => {
-                    let error = JsonError::DuplicateKey {
-                        path: path.to_string(),
-                        key: quote(&key),
-                        previous: quote(first.get()),
-                    };
-                    return Err(self.fail(error));
-                }
-            };
+            let folded = fold_case(&key);
+            if seen.contains(&folded) {
+                let first = members
+                    .keys()
+                    .find(|k| fold_case(k) == folded)
+                    .map_or_else(|| key.clone(), String::clone);
+                let error = JsonError::DuplicateKey {
+                    path: path.to_string(),
+                    key: quote(&key),
+                    previous: quote(&first),
+                };
+                return Err(self.fail(error));
+            }
             let child = Node {
                 failure: self.failure,
                 path,
                 depth,
             };
             let value = access.next_value_seed(child)?;
-            slot.insert(key.clone());
+            seen.insert(folded);
             members.insert(key, value);
         }
         Ok(Value::Object(members))
@@ -360,25 +379,38 @@ pub fn require<'a>(map: &'a Map, key: &str, path: &str) -> Result<&'a Value, Jso
 
 /// Member `key` of `map` (at `path`), which must be present and a string.
 pub fn require_str<'a>(map: &'a Map, key: &str, path: &str) -> Result<&'a str, JsonError> {
-    string(require(map, key, path)?, &member_path(path, key))
+    let value = require(map, key, path)?;
+    value
+        .as_str()
+        .ok_or_else(|| wrong_type(value, &member_path(path, key), "a string"))
 }
 
 /// Member `key` of `map` (at `path`), which must be absent or a string
 /// (`null` is not absent).
 pub fn optional_str<'a>(map: &'a Map, key: &str, path: &str) -> Result<Option<&'a str>, JsonError> {
     map.get(key)
-        .map(|value| string(value, &member_path(path, key)))
+        .map(|value| {
+            value
+                .as_str()
+                .ok_or_else(|| wrong_type(value, &member_path(path, key), "a string"))
+        })
         .transpose()
 }
 
 /// Member `key` of `map` (at `path`), which must be present and an array.
 pub fn require_array<'a>(map: &'a Map, key: &str, path: &str) -> Result<&'a [Value], JsonError> {
-    array(require(map, key, path)?, &member_path(path, key))
+    match require(map, key, path)? {
+        Value::Array(items) => Ok(items),
+        value => Err(wrong_type(value, &member_path(path, key), "an array")),
+    }
 }
 
 /// Member `key` of `map` (at `path`), which must be present and an object.
 pub fn require_object<'a>(map: &'a Map, key: &str, path: &str) -> Result<&'a Map, JsonError> {
-    object(require(map, key, path)?, &member_path(path, key))
+    let value = require(map, key, path)?;
+    value
+        .as_object()
+        .ok_or_else(|| wrong_type(value, &member_path(path, key), "an object"))
 }
 
 /// Refuses any member of `map` (at `path`) whose key is not in `allowed`.
@@ -518,7 +550,7 @@ mod tests {
 
     #[test]
     fn fold_is_at_least_as_coarse_as_upper_then_lower() {
-        let mut class: HashMap<String, String> = HashMap::new();
+        let mut class: std::collections::HashMap<String, String> = Default::default();
         for c in (0..=0x10FFFF).filter_map(char::from_u32) {
             let s = c.to_string();
             let folded = fold_case(&s);

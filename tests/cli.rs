@@ -18,9 +18,13 @@ use glasslog::keys::{PrivateKey, PublicKey};
 use glasslog::manifest::{hash_directory, HashOptions};
 
 fn glasslog<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
+    // The split-view state that submit keeps by default goes to a scratch config directory, not
+    // the user's (each test's log has its own key, so the files never meet).
+    let config = std::env::temp_dir().join(format!("glasslog-cli-tests-{}", std::process::id()));
     Command::new(env!("CARGO_BIN_EXE_glasslog"))
         .args(args)
         .env("GLASSLOG_LOG", "off")
+        .env("XDG_CONFIG_HOME", config)
         .output()
         .expect("run glasslog")
 }
@@ -576,4 +580,90 @@ fn a_tampered_bundle_does_not_verify() {
     let mut json: serde_json::Value = serde_json::from_slice(&fresh.to_json()).unwrap();
     json["note"] = "x".into();
     assert!(ProofBundle::from_json(json.to_string().as_bytes()).is_err());
+}
+
+#[test]
+fn submit_keeps_the_split_view_state_and_reports_a_fork() {
+    let s = Setup::new();
+    let state = s.path("split-view.json");
+    // B: a second log under the same key and origin, which will show another history.
+    let data_b = s.path("data-b");
+    std::fs::create_dir_all(&data_b).unwrap();
+    std::fs::copy(s.path("data").join("log.key"), data_b.join("log.key")).unwrap();
+    let b = TestServer::start(&data_b, &["--origin", ORIGIN]);
+    assert_eq!(b.verifier_key, s.server.verifier_key);
+    let (first, second) = (
+        s.declare_dataset("org/first", &[]),
+        s.declare_dataset("org/second", &[]),
+    );
+    let submit_to = |server: &TestServer, file: &Path| {
+        glasslog([
+            OsStr::new("submit"),
+            file.as_os_str(),
+            "--server".as_ref(),
+            server.url.as_ref(),
+            "--log-key".as_ref(),
+            server.verifier_key.as_ref(),
+            "--state".as_ref(),
+            state.as_os_str(),
+        ])
+    };
+    let stdout = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
+    let stored = || {
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+        v["checkpoint"].as_str().unwrap().to_string()
+    };
+
+    // A, honestly: first use, then a consistency proof from the stored checkpoint.
+    let o = submit_to(&s.server, &first);
+    assert!(o.status.success(), "{o:?}");
+    assert!(field(&stdout(&o), "split-view check").starts_with("first-use"));
+    let o = submit_to(&s.server, &second);
+    assert!(o.status.success(), "{o:?}");
+    assert!(field(&stdout(&o), "split-view check").starts_with("consistent-from-1"));
+    let note_a = stored();
+    assert!(note_a.contains("\n2\n"), "{note_a}");
+
+    // B logs the same two statements in the other order: a tree of size 1 that B cannot prove to
+    // be a prefix of A's size 2, then a second tree of size 2. Each is reported with both notes;
+    // the bundle is written all the same (it proves what B signed) and the state keeps A's note.
+    for (file, size) in [(&second, 1), (&first, 2)] {
+        let bundle = PathBuf::from(format!("{}.bundle.json", file.display()));
+        std::fs::remove_file(&bundle).unwrap();
+        let o = submit_to(&b, file);
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+        assert_eq!(
+            field(&stdout(&o), "split-view check"),
+            "inconsistent-checkpoint"
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("inconsistent-checkpoint: "), "{err}");
+        verify_bundle(&bundle);
+        let note_b = ProofBundle::from_json(&std::fs::read(&bundle).unwrap())
+            .unwrap()
+            .checkpoint;
+        assert!(note_b.contains(&format!("\n{size}\n")), "{note_b}");
+        for line in note_a
+            .lines()
+            .chain(note_b.lines())
+            .filter(|l| !l.is_empty())
+        {
+            assert!(
+                err.contains(&format!("    {line}")),
+                "{line:?} not in {err}"
+            );
+        }
+        assert_eq!(stored(), note_a);
+    }
+
+    // A damaged state file stops a submission before anything is sent.
+    std::fs::write(&state, b"{}").unwrap();
+    let third = s.declare_dataset("org/third", &[]);
+    let o = submit_to(&s.server, &third);
+    assert!(!o.status.success(), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("split-view state"),
+        "{o:?}"
+    );
+    assert!(!PathBuf::from(format!("{}.bundle.json", third.display())).exists());
 }

@@ -1,8 +1,8 @@
 //! `glasslog monitor --once` end to end, as a child process against the real server: nothing on
 //! an honest log; each publisher misbehaviour and (with `--features fault-injection`) each lie of
 //! a hostile server reported with the right kind; findings reported once across restarts; live
-//! following across a server restart. The benchmark (catch-up rate and live latency on 100,000
-//! entries) is an ignored test: `cargo test --test monitor --features fault-injection -- --ignored
+//! following across a server restart; nothing on an honest log of 100,000 entries. The benchmark
+//! (catch-up rate and live latency on 100,000 entries) is an ignored test: `cargo test --test monitor --features fault-injection -- --ignored
 //! --nocapture benchmark`.
 
 mod common;
@@ -868,16 +868,17 @@ mod hostile_server {
 }
 
 // ---------------------------------------------------------------------------
-// Benchmark (ignored): catch-up rate and live latency.
+// 100,000 honest entries: no findings (always run), and the benchmark (ignored).
 
-/// Entries per family in the benchmark log: a dataset, a chain of model releases each
-/// superseding the last and trained on the dataset by digest, and a second dataset version.
+/// Entries per family in the large honest log: a dataset, a chain of model releases each
+/// superseding the last and trained on the dataset by digest, and a second dataset version that
+/// supersedes the first.
 const FAMILY: usize = 10;
 
-async fn submit_family(client: Arc<LogClient>, f: usize, signer: Arc<Publisher>) {
+async fn submit_family(client: &LogClient, f: usize, signer: &Publisher) {
     let data = format!("bench{f}/data");
     let (d1, d_root) = dataset(&data, "1", &format!("d{f}"), json!({}));
-    let d_index = submit(&client, &[&signer], &d1).await;
+    let d_index = submit(client, &[signer], &d1).await;
     let name = format!("bench{f}/model");
     let mut previous: Option<(u64, [u8; 32])> = None;
     for v in 0..FAMILY - 2 {
@@ -888,10 +889,48 @@ async fn submit_family(client: Arc<LogClient>, f: usize, signer: Arc<Publisher>)
             None => training,
         };
         let (m, root) = model(&name, &v.to_string(), &format!("m{f}.{v}"), extra);
-        previous = Some((submit(&client, &[&signer], &m).await, root));
+        previous = Some((submit(client, &[signer], &m).await, root));
     }
     let (d2, _) = dataset(&data, "2", &format!("d{f}.2"), supersedes(d_index, &d_root));
-    submit(&client, &[&signer], &d2).await;
+    submit(client, &[signer], &d2).await;
+}
+
+/// Logs `families` families with 64 concurrent submitters, each family signed by one of three
+/// publishers (Ed25519 and P-256) in turn; returns the log's size.
+async fn fill_families(client: Arc<LogClient>, families: usize) -> u64 {
+    let signers = Arc::new(publishers());
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..64)
+        .map(|_| {
+            let (client, signers, next) = (client.clone(), signers.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let f = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if f >= families {
+                        return;
+                    }
+                    submit_family(&client, f, &signers[f % signers.len()]).await;
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    client.checkpoint().await.unwrap().0.size
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_honest_log_of_100000_entries_has_no_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(&dir.path().join("data"), &[], 0);
+    let client = Arc::new(server.client().await);
+    let size = fill_families(client, 100_000 / FAMILY).await;
+    assert_eq!(size, 100_000);
+    // Every check, signatures included.
+    let o = monitor_once(&server, &dir.path().join("monitor.state"), &[]);
+    assert_clean(&o);
+    assert!(o.stderr.contains("verified 100000 entries"), "{}", o.stderr);
 }
 
 /// Reads the whole log with Tail, recomputing the root and verifying each checkpoint's signature:
@@ -957,28 +996,8 @@ async fn benchmark_catch_up_and_live_latency() {
     }
     let server = start_server(&dir.join("data"), &[], 0);
     let client = Arc::new(server.client().await);
-    let signer = Arc::new(Publisher::new(KeyType::Ed25519));
     let started = Instant::now();
-    let families = if reuse { 0 } else { n / FAMILY };
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let workers: Vec<_> = (0..64)
-        .map(|_| {
-            let (client, signer, next) = (client.clone(), signer.clone(), next.clone());
-            tokio::spawn(async move {
-                loop {
-                    let f = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if f >= families {
-                        return;
-                    }
-                    submit_family(client.clone(), f, signer.clone()).await;
-                }
-            })
-        })
-        .collect();
-    for w in workers {
-        w.await.unwrap();
-    }
-    let size = client.checkpoint().await.unwrap().0.size;
+    let size = fill_families(client.clone(), if reuse { 0 } else { n / FAMILY }).await;
     eprintln!(
         "bench: logged {size} entries in {:.1} s",
         started.elapsed().as_secs_f64()

@@ -5,19 +5,15 @@
 //!
 //! Pure computation, run on worker threads; no I/O. Nothing here panics on a hostile leaf.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::declaration::{self, Declaration, DeclarationError, Digest, Kind, Name, Reference};
-use crate::dsse::{self, Envelope, MAX_KEYS};
-use crate::entry::{decode_leaf, dedup_key};
-use crate::keys::{KeyId, PublicKey};
+use crate::dsse::{self, Envelope};
+use crate::entry::{decode_leaf, dedup_key, logged_keys};
+use crate::keys::{KeyCache, KeyId, PublicKey};
 use crate::merkle::{self, Hash};
 
 use super::finding::Finding;
-
-/// Parsed keys remembered per worker; publishers sign many entries with one key.
-const KEY_CACHE: usize = 4096;
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +75,7 @@ pub struct Facts {
 pub struct Checker {
     signature_checks: bool,
     extra_types: Vec<String>,
-    keys: HashMap<String, Result<(PublicKey, bool), String>>,
+    keys: KeyCache,
     /// CPU time this thread spent verifying signatures, and how many envelopes it verified.
     pub signature_time: Duration,
     pub signatures: u64,
@@ -92,7 +88,7 @@ impl Checker {
         Checker {
             signature_checks,
             extra_types,
-            keys: HashMap::new(),
+            keys: KeyCache::default(),
             signature_time: Duration::ZERO,
             signatures: 0,
         }
@@ -152,53 +148,16 @@ impl Checker {
         facts
     }
 
-    /// The logged keys, parsed; findings for keys that do not parse, are not in the normalised
-    /// form the log writes, or are not sorted by key id without repeats.
-    fn keys(&mut self, index: u64, pems: &[String], findings: &mut Vec<Finding>) -> Vec<PublicKey> {
-        let bad = |m: String| Finding::new("publisher-keys", m).at(index);
-        if pems.is_empty() || pems.len() > MAX_KEYS {
-            findings.push(bad(format!(
-                "the entry logs {} publisher keys; the log admits 1 to {MAX_KEYS}",
-                pems.len()
-            )));
-            return Vec::new();
-        }
-        let mut keys = Vec::with_capacity(pems.len());
-        for (i, pem) in pems.iter().enumerate() {
-            match self.parse_key(pem) {
-                Ok((key, true)) => keys.push(key),
-                Ok((_, false)) => {
-                    findings.push(bad(format!(
-                        "logged publisher key {i} is not in the normalised PEM form the log writes"
-                    )));
-                    return Vec::new();
-                }
-                Err(e) => {
-                    findings.push(bad(format!("logged publisher key {i} does not parse: {e}")));
-                    return Vec::new();
-                }
+    /// The logged keys, parsed; a finding if they are not as the log writes them
+    /// ([`logged_keys`]).
+    fn keys(&self, index: u64, pems: &[String], findings: &mut Vec<Finding>) -> Vec<PublicKey> {
+        match logged_keys(pems, &self.keys) {
+            Ok(keys) => keys.iter().map(|k| k.key).collect(),
+            Err(e) => {
+                findings.push(Finding::new("publisher-keys", e.to_string()).at(index));
+                Vec::new()
             }
         }
-        let ids: Vec<KeyId> = keys.iter().map(PublicKey::key_id).collect();
-        if ids.windows(2).any(|w| w[0] >= w[1]) {
-            findings.push(bad("the logged publisher keys are not sorted by key id without repeats, as the log writes them".into()));
-            return Vec::new();
-        }
-        keys
-    }
-
-    fn parse_key(&mut self, pem: &str) -> Result<(PublicKey, bool), String> {
-        if let Some(known) = self.keys.get(pem) {
-            return known.clone();
-        }
-        if self.keys.len() >= KEY_CACHE {
-            self.keys.clear();
-        }
-        let parsed = PublicKey::from_pem(pem)
-            .map(|k| (k, k.to_pem() == pem))
-            .map_err(|e| e.to_string());
-        self.keys.insert(pem.to_string(), parsed.clone());
-        parsed
     }
 
     fn verify_signatures(

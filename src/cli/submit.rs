@@ -6,6 +6,12 @@
 //! and its inclusion proof against that checkpoint. The proof is written as a proof bundle
 //! ([`crate::bundle`]) beside the declaration: it proves the entry's inclusion offline, for good.
 //!
+//! The reply's checkpoint is also checked against the last one this user accepted for the log
+//! (the split-view state, [`crate::trust_state`], shared with `verify` and `audit`): the log must
+//! prove it consistent before it is stored. A log that cannot is reported as
+//! `inconsistent-checkpoint` with both signed checkpoints, and `submit` exits 1; the bundle is
+//! still written, since it proves what the log signed.
+//!
 //! What this is not: a monitor. A bundle proves the entry is in the tree the checkpoint signs; that
 //! the log shows everyone the same tree is for monitors and witnesses to check.
 
@@ -17,12 +23,14 @@ use clap::Args;
 use tonic::transport::Endpoint;
 
 use super::CliError;
+use crate::audit::Finding;
 use crate::bundle::ProofBundle;
 use crate::checkpoint::LogVerifier;
 use crate::client::{ClientError, LogClient, Submitted};
 use crate::declaration::{self, Declaration};
 use crate::dsse;
 use crate::proto::{self, transparency_log_client::TransparencyLogClient};
+use crate::trust_state::{Accepted, TrustError, TrustState};
 
 /// Largest declaration read; the server's own limit is usually lower (1 MiB by default).
 const MAX_ENVELOPE_BYTES: u64 = 16 << 20;
@@ -47,9 +55,21 @@ pub struct SubmitArgs {
     /// Where to write the proof bundle [default: FILE.bundle.json].
     #[arg(long, value_name = "FILE")]
     bundle_out: Option<PathBuf>,
+    /// The split-view state file [default: one per log key under
+    /// $XDG_CONFIG_HOME/glasslog/checkpoints or ~/.config/glasslog/checkpoints].
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
     /// Seconds to wait for the server to connect and to answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
+}
+
+/// What the log answered, verified, and what the split-view check made of it.
+struct Outcome {
+    submitted: Submitted,
+    vkey: String,
+    trust: Result<Accepted, TrustError>,
+    state_path: PathBuf,
 }
 
 pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
@@ -73,7 +93,12 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let (submitted, vkey) = runtime.block_on(submit(&args, envelope.clone(), keys))?;
+    let Outcome {
+        submitted,
+        vkey,
+        trust,
+        state_path,
+    } = runtime.block_on(submit(&args, envelope.clone(), keys))?;
     let bundle = ProofBundle {
         index: submitted.index,
         leaf_data: submitted.leaf_data.clone(),
@@ -89,7 +114,41 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
         .unwrap_or_else(|| suffixed(&args.file, ".bundle.json"));
     write_replacing(&path, &bundle.to_json())?;
     report(&bundle, &submitted, &declaration, &path);
-    Ok(ExitCode::SUCCESS)
+    let state = state_path.display();
+    match trust {
+        Ok(accepted) => {
+            println!("split-view check: {}", describe(&accepted));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(TrustError::SplitView(split)) => {
+            println!("split-view check: inconsistent-checkpoint");
+            eprintln!("{}", Finding::split_view(&split).to_text());
+            eprintln!(
+                "The entry is logged and the bundle proves it, but this log has shown two \
+                 different histories: the stored checkpoint in {state} is kept."
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(format!(
+            "the entry is logged and the bundle written, but its checkpoint could not be checked \
+             against the one stored in {state}: {e}"
+        )
+        .into()),
+    }
+}
+
+/// One word for what the split-view check did, then its detail.
+fn describe(accepted: &Accepted) -> String {
+    match accepted {
+        Accepted::FirstUse => "first-use (no checkpoint of this log was stored)".into(),
+        Accepted::Same => "same (the stored checkpoint)".into(),
+        Accepted::Extended { from_size } => {
+            format!("consistent-from-{from_size} (a consistency proof from the stored checkpoint verified)")
+        }
+        Accepted::Older { stored_size } => format!(
+            "prefix-of-{stored_size} (the stored checkpoint is newer; a proof shows this one is its prefix)"
+        ),
+    }
 }
 
 fn suffixed(path: &Path, suffix: &str) -> PathBuf {
@@ -143,12 +202,13 @@ fn check_locally(file: &Path, envelope: &[u8], keys: &[String]) -> Result<Declar
         .ok_or_else(|| format!("{} is not a glasslog declaration", file.display()).into())
 }
 
-/// Connects, learns or pins the log key, submits, verifies the reply.
+/// Connects, learns or pins the log key, submits, verifies the reply, and checks its checkpoint
+/// against the split-view state.
 async fn submit(
     args: &SubmitArgs,
     envelope: Vec<u8>,
     keys: Vec<String>,
-) -> Result<(Submitted, String), CliError> {
+) -> Result<Outcome, CliError> {
     if !args.server.contains("://") {
         return Err(format!(
             "--server {:?} has no scheme; write e.g. http://{}",
@@ -170,12 +230,22 @@ async fn submit(
         None => announced_key(channel.clone()).await?,
     };
     let verifier = LogVerifier::new(&vkey).map_err(|e| format!("--log-key: {e}"))?;
+    // Opened before anything is sent, so that an unusable state file stops the submission.
+    let mut state = TrustState::open(&verifier, args.state.as_deref())?;
     let client = LogClient::with_channel(channel, verifier);
     let submitted = client
         .submit(envelope, keys)
         .await
         .map_err(|e| explain(e, &args.server))?;
-    Ok((submitted, vkey))
+    let trust = state
+        .check_and_update(&client, &submitted.checkpoint, &submitted.note)
+        .await;
+    Ok(Outcome {
+        submitted,
+        vkey,
+        trust,
+        state_path: state.path().to_path_buf(),
+    })
 }
 
 /// The log key the server announces (GetLogInfo), trusted on first use and printed.

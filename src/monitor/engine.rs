@@ -14,7 +14,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::examine::{examine_all, EntryFacts, ExamineOptions, KeyCache};
+use std::sync::Arc;
+
+use super::examine::{EntryFacts, Examined, Examiner};
 use super::report::Reporter;
 use super::rules::{self, RuleOptions};
 use super::state::{LogState, VerifiedCheckpoint};
@@ -61,8 +63,7 @@ pub struct Engine {
     store: Store,
     /// The store's `applied` size: entries below it were checked before (see [`super::store`]).
     applied: u64,
-    examine: ExamineOptions,
-    keys: KeyCache,
+    examiner: Arc<Examiner>,
     rules: RuleOptions,
     run: Run,
     progress: Progress,
@@ -109,8 +110,7 @@ impl Engine {
             state,
             store,
             applied,
-            examine: config.examine.clone(),
-            keys: KeyCache::default(),
+            examiner: Arc::new(Examiner::new(config.examine.clone())),
             rules: RuleOptions {
                 backdate_window_ms: config.backdate_window_ms,
             },
@@ -146,18 +146,33 @@ impl Engine {
         start
     }
 
-    /// Takes entries `first..` of the stream: entries already verified are compared with the leaf
-    /// hashes kept (`entry-changed`), new ones are examined and appended to the run.
+    /// What examines entries for this engine; a stream reader may use it to examine entries
+    /// before handing them over ([`Engine::examined_entries`]).
+    pub fn examiner(&self) -> Arc<Examiner> {
+        self.examiner.clone()
+    }
+
+    /// Takes entries `first..` of the stream, examined by [`Engine::examiner`] (`examined[i]` is
+    /// `leaves[i]`'s examination): entries already verified are compared with the leaf hashes
+    /// kept (`entry-changed`), new ones are appended to the run.
     ///
     /// # Errors
-    /// [`MonitorError::Protocol`] for entries out of order or a run over [`MAX_RUN_ENTRIES`];
-    /// store and output errors.
-    pub fn entries(
+    /// [`MonitorError::Protocol`] for entries out of order, a run over [`MAX_RUN_ENTRIES`] or
+    /// examinations that do not match the entries; store and output errors.
+    pub fn examined_entries(
         &mut self,
         first: u64,
         leaves: &[Vec<u8>],
+        mut examined: Vec<Examined>,
         reporter: &mut Reporter,
     ) -> Result<(), MonitorError> {
+        if examined.len() != leaves.len() {
+            return Err(MonitorError::Protocol(format!(
+                "{} examinations for {} entries",
+                examined.len(),
+                leaves.len()
+            )));
+        }
         if first != self.run.next {
             return Err(MonitorError::Protocol(format!(
                 "entry {first} was streamed where {} was due",
@@ -175,10 +190,11 @@ impl Engine {
                 "more than {MAX_RUN_ENTRIES} entries without a checkpoint"
             )));
         }
-        for examined in examine_all(new, &self.examine, &self.keys) {
-            self.run.range.append(examined.leaf_hash);
-            self.run.leaves.push(examined.leaf_hash);
-            self.run.facts.push(examined.facts);
+        // The leaf hashes are taken as the examiner computed them: it is this engine's own.
+        for e in examined.split_off(verified) {
+            self.run.range.append(e.leaf_hash);
+            self.run.leaves.push(e.leaf_hash);
+            self.run.facts.push(e.facts);
         }
         self.run.next = first + leaves.len() as u64;
         Ok(())

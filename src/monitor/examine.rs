@@ -6,63 +6,18 @@
 //! ([`examine_all`]). What needs other entries (references by log index, names, history) is
 //! [`super::rules`]' job. Nothing here panics on what a server sends.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use sha2::{Digest as _, Sha256};
 
 use crate::declaration::{
     self, Declaration, Digest, Kind, Reference, Supersedes, Timestamp, TrainingData,
 };
-use crate::dsse::{self, Envelope, MAX_KEYS};
-use crate::entry::decode_leaf;
-use crate::keys::{KeyError, KeyId, PublicKey};
+use crate::dsse::{self, Envelope};
+use crate::entry::{decode_leaf, logged_keys};
+use crate::keys::{KeyCache, KeyId};
 use crate::merkle::{self, Hash};
 
 /// Runs shorter than this are examined on the calling thread.
 const PARALLEL_MIN: usize = 64;
-
-/// Most publisher keys a [`KeyCache`] holds (it is emptied when full).
-const KEY_CACHE_ENTRIES: usize = 4096;
-
-/// Publisher keys already parsed, by their logged PEM: publishers sign many entries with one
-/// key, and reading a key (decoding, decompressing a curve point, hashing for its id) costs more
-/// than all other key checks of an entry. Bounded; shared by the examining threads.
-#[derive(Default)]
-pub struct KeyCache(Mutex<HashMap<String, Result<CachedKey, KeyError>>>);
-
-#[derive(Clone, Copy)]
-struct CachedKey {
-    key: PublicKey,
-    id: KeyId,
-    /// Whether the PEM is the key's normalised PEM, as the log stores keys.
-    normalised: bool,
-}
-
-impl KeyCache {
-    fn get(&self, pem: &str) -> Result<CachedKey, KeyError> {
-        let lock = || self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(hit) = lock().get(pem) {
-            return hit.clone();
-        }
-        let parsed = PublicKey::from_pem(pem).map(|key| CachedKey {
-            key,
-            id: key.key_id(),
-            normalised: key.to_pem() == pem,
-        });
-        let mut cache = lock();
-        if cache.len() >= KEY_CACHE_ENTRIES {
-            cache.clear();
-        }
-        cache.insert(pem.to_string(), parsed.clone());
-        parsed
-    }
-
-    /// The key of `pem`, as [`PublicKey::from_pem`] reads it.
-    fn key(&self, pem: &str) -> Result<PublicKey, KeyError> {
-        self.get(pem).map(|c| c.key)
-    }
-}
 
 /// What to check of each entry.
 #[derive(Clone, Debug)]
@@ -195,30 +150,46 @@ pub fn examine(leaf: &[u8], opts: &ExamineOptions, keys: &KeyCache) -> Examined 
     }
 }
 
-/// Examines entries in parallel, on as many threads as there are cores; results in order.
-pub fn examine_all(leaves: &[Vec<u8>], opts: &ExamineOptions, keys: &KeyCache) -> Vec<Examined> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let serial = |part: &[Vec<u8>]| {
-        part.iter()
-            .map(|l| examine(l, opts, keys))
-            .collect::<Vec<_>>()
-    };
-    if leaves.len() < PARALLEL_MIN || threads == 1 {
-        return serial(leaves);
+/// What examines entries: the options and the publisher keys read so far. Shared (behind an
+/// `Arc`) by the engine and the stream reader, which examines entries ahead of the engine.
+pub struct Examiner {
+    opts: ExamineOptions,
+    keys: KeyCache,
+}
+
+impl Examiner {
+    pub fn new(opts: ExamineOptions) -> Examiner {
+        Examiner {
+            opts,
+            keys: KeyCache::default(),
+        }
     }
-    let per_thread = leaves.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let parts: Vec<_> = leaves
-            .chunks(per_thread)
-            .map(|part| s.spawn(move || serial(part)))
-            .collect();
-        // A worker only panics if examine does, which it must not; fall back to this thread.
-        parts
-            .into_iter()
-            .zip(leaves.chunks(per_thread))
-            .flat_map(|(p, part)| p.join().unwrap_or_else(|_| serial(part)))
-            .collect()
-    })
+
+    /// Examines entries in parallel, on as many threads as there are cores; results in order.
+    pub fn examine_all(&self, leaves: &[Vec<u8>]) -> Vec<Examined> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let serial = |part: &[Vec<u8>]| {
+            part.iter()
+                .map(|l| examine(l, &self.opts, &self.keys))
+                .collect::<Vec<_>>()
+        };
+        if leaves.len() < PARALLEL_MIN || threads == 1 {
+            return serial(leaves);
+        }
+        let per_thread = leaves.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let parts: Vec<_> = leaves
+                .chunks(per_thread)
+                .map(|part| s.spawn(move || serial(part)))
+                .collect();
+            // A worker only panics if examine does, which it must not; fall back to this thread.
+            parts
+                .into_iter()
+                .zip(leaves.chunks(per_thread))
+                .flat_map(|(p, part)| p.join().unwrap_or_else(|_| serial(part)))
+                .collect()
+        })
+    }
 }
 
 /// Admission's checks, re-run: `dsse::verify_submission` on the logged envelope and keys
@@ -234,7 +205,11 @@ fn facts(leaf: &[u8], opts: &ExamineOptions, cache: &KeyCache) -> Result<EntryFa
     } else {
         Envelope::parse(&entry.envelope).map_err(|e| format!("envelope: {e}"))?
     };
-    let key_ids = logged_key_ids(&entry.public_keys, cache)?;
+    let key_ids = logged_keys(&entry.public_keys, cache)
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|k| k.id)
+        .collect();
     let declaration = declaration::validate_envelope_payload(
         &envelope.payload_type,
         &envelope.payload,
@@ -246,33 +221,6 @@ fn facts(leaf: &[u8], opts: &ExamineOptions, cache: &KeyCache) -> Result<EntryFa
         key_ids,
         declaration: declaration.as_ref().map(declaration_facts),
     })
-}
-
-/// The ids of the logged keys: 1 to [`MAX_KEYS`], each a key in normalised PEM, sorted by key id
-/// without repeats, as the log stores them.
-fn logged_key_ids(pems: &[String], cache: &KeyCache) -> Result<Vec<KeyId>, String> {
-    if pems.is_empty() || pems.len() > MAX_KEYS {
-        return Err(format!(
-            "{} public keys; a submission names 1 to {MAX_KEYS}",
-            pems.len()
-        ));
-    }
-    let mut ids = Vec::with_capacity(pems.len());
-    for (i, pem) in pems.iter().enumerate() {
-        let k = cache.get(pem).map_err(|e| format!("public key {i}: {e}"))?;
-        if !k.normalised {
-            return Err(format!(
-                "public key {i} is not in the normalised PEM form the log stores"
-            ));
-        }
-        ids.push(k.id);
-    }
-    if ids.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(
-            "the public keys are not distinct and sorted by key id, as the log stores them".into(),
-        );
-    }
-    Ok(ids)
 }
 
 fn declaration_facts(d: &Declaration) -> DeclarationFacts {
@@ -398,7 +346,7 @@ mod tests {
                 }
             })
             .collect();
-        let all = examine_all(&leaves, &opts(true), &KeyCache::default());
+        let all = Examiner::new(opts(true)).examine_all(&leaves);
         assert_eq!(all.len(), leaves.len());
         for (i, (e, l)) in all.iter().zip(&leaves).enumerate() {
             assert_eq!(e.leaf_hash, merkle::leaf_hash(l));

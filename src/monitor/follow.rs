@@ -4,9 +4,11 @@
 //! the server goes away or a checkpoint fails.
 //!
 //! A stream is read by its own task, which checks the Tail contract (consecutive indexes; each
-//! checkpoint's size is the stream's position) and hands entries over in chunks, so that reading
-//! the network and verifying overlap. CPU work runs on the runtime's blocking sections.
+//! checkpoint's size is the stream's position), examines entries in chunks (on all cores) and
+//! hands them over, so that reading and examining the next run overlaps with the engine checking
+//! and committing the last one. CPU work runs on the runtime's blocking sections.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -14,6 +16,7 @@ use tonic::transport::Endpoint;
 use tonic::Streaming;
 
 use super::engine::{self, Engine, Verdict};
+use super::examine::{Examined, Examiner};
 use super::report::Reporter;
 use super::state::VerifiedCheckpoint;
 use super::{Config, MonitorError};
@@ -195,7 +198,8 @@ impl Follower {
             .await?
             .into_inner();
         let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
-        let _reader = AbortOnDrop(tokio::spawn(read_tail(stream, start, tx)));
+        let examiner = self.engine.examiner();
+        let _reader = AbortOnDrop(tokio::spawn(read_tail(stream, start, examiner, tx)));
         let mut poll =
             tokio::time::interval_at(tokio::time::Instant::now() + POLL_LATEST, POLL_LATEST);
         loop {
@@ -211,8 +215,14 @@ impl Follower {
                 .ok_or_else(|| MonitorError::Protocol("the Tail stream reader stopped".into()))??;
             let (engine, reporter) = (&mut self.engine, &mut self.reporter);
             let verdict = match item {
-                TailItem::Entries { first, leaves } => {
-                    tokio::task::block_in_place(|| engine.entries(first, &leaves, reporter))?;
+                TailItem::Entries {
+                    first,
+                    leaves,
+                    examined,
+                } => {
+                    tokio::task::block_in_place(|| {
+                        engine.examined_entries(first, &leaves, examined, reporter)
+                    })?;
                     continue;
                 }
                 TailItem::Checkpoint(sc) => {
@@ -391,17 +401,27 @@ fn check_proof_reply(
 
 /// What the reader hands the engine.
 enum TailItem {
-    /// Consecutive entries from index `first`.
-    Entries { first: u64, leaves: Vec<Vec<u8>> },
+    /// Consecutive entries from index `first`, and their examinations.
+    Entries {
+        first: u64,
+        leaves: Vec<Vec<u8>>,
+        examined: Vec<Examined>,
+    },
     /// The checkpoint closing the entries sent so far.
     Checkpoint(proto::SignedCheckpoint),
 }
 
 /// Reads a Tail stream that starts at `start`, checks the stream contract, and sends entries in
 /// chunks and checkpoints in order. Ends at the first error, which it sends.
+///
+/// Each chunk is examined here, before it is sent: the engine checks one run of entries against
+/// its checkpoint, applies the per-name rules and commits, while the next run is read and
+/// examined. What the examination finds is only acted on once the engine has verified the
+/// checkpoint that covers the entries.
 async fn read_tail(
     mut stream: Streaming<proto::TailEvent>,
     start: u64,
+    examiner: Arc<Examiner>,
     tx: mpsc::Sender<Result<TailItem, MonitorError>>,
 ) {
     let mut chunk = Chunk {
@@ -427,7 +447,7 @@ async fn read_tail(
                     chunk.bytes += e.leaf_data.len();
                     chunk.leaves.push(e.leaf_data);
                     if chunk.leaves.len() >= CHUNK_ENTRIES || chunk.bytes >= CHUNK_BYTES {
-                        send(&tx, chunk.take()).await?;
+                        send(&tx, chunk.take(&examiner)).await?;
                     }
                 }
                 Some(Event::Checkpoint(sc)) => {
@@ -440,7 +460,7 @@ async fn read_tail(
                         )));
                     }
                     if !chunk.leaves.is_empty() {
-                        send(&tx, chunk.take()).await?;
+                        send(&tx, chunk.take(&examiner)).await?;
                     }
                     send(&tx, TailItem::Checkpoint(sc)).await?;
                 }
@@ -461,12 +481,18 @@ struct Chunk {
 }
 
 impl Chunk {
-    fn take(&mut self) -> TailItem {
+    /// The entries gathered, examined; the chunk starts again after them.
+    fn take(&mut self, examiner: &Examiner) -> TailItem {
         let leaves = std::mem::take(&mut self.leaves);
         let first = self.first;
         self.first += leaves.len() as u64;
         self.bytes = 0;
-        TailItem::Entries { first, leaves }
+        let examined = tokio::task::block_in_place(|| examiner.examine_all(&leaves));
+        TailItem::Entries {
+            first,
+            leaves,
+            examined,
+        }
     }
 }
 

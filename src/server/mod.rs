@@ -139,7 +139,7 @@ pub async fn serve(
         limits: config.limits.clone(),
         tail_permits: Arc::new(Semaphore::new(config.limits.max_tail_streams)),
         shutdown: stop_rx,
-        keys: service::KeyCache::default(),
+        keys: crate::keys::KeyCache::default(),
     };
     // Decode limit above the envelope limit, so that the service's own check answers with the
     // limit named, not the transport.

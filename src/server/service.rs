@@ -13,7 +13,7 @@ use super::tail;
 use crate::declaration::{self, Declaration};
 use crate::dsse;
 use crate::entry::{logged_declaration, PendingEntry};
-use crate::keys::{KeyError, PublicKey};
+use crate::keys::KeyCache;
 use crate::proto::transparency_log_server::TransparencyLog;
 use crate::proto::{self, get_inclusion_proof_request::Leaf};
 use crate::prover::{Inclusion, Prover};
@@ -52,34 +52,6 @@ pub struct LogService {
     pub(super) keys: KeyCache,
 }
 
-/// Publishers' public keys already parsed, by PEM text. Publishers submit with the same keys
-/// again and again; parsing (base64, DER, point decoding and checks) is a tenth of a Submit's
-/// CPU. Bounded: cleared when full.
-#[derive(Default)]
-pub struct KeyCache {
-    // A std Mutex: held for a lookup or an insert only, never across an await.
-    keys: std::sync::Mutex<std::collections::HashMap<String, PublicKey>>,
-}
-
-impl KeyCache {
-    const CAPACITY: usize = 4096;
-
-    fn parse(&self, pem: &str) -> Result<PublicKey, KeyError> {
-        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(k) = keys.get(pem) {
-            return Ok(k.clone());
-        }
-        drop(keys);
-        let key = PublicKey::from_pem(pem)?;
-        keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
-        if keys.len() >= Self::CAPACITY {
-            keys.clear();
-        }
-        keys.insert(pem.to_string(), key.clone());
-        Ok(key)
-    }
-}
-
 impl From<&Published> for proto::SignedCheckpoint {
     fn from(p: &Published) -> Self {
         proto::SignedCheckpoint {
@@ -115,7 +87,7 @@ impl LogService {
             return reply;
         }
         let verified = dsse::verify_submission_with(&req.envelope, &req.public_keys, |pem| {
-            self.keys.parse(pem)
+            self.keys.key(pem)
         })?;
         let env = &verified.envelope;
         let declaration = declaration::validate_envelope_payload(

@@ -101,8 +101,19 @@ fn stream(
     checkpoint: proto::SignedCheckpoint,
 ) -> Verdict {
     let start = e.begin_stream();
-    e.entries(start, &log.leaves[start as usize..], r).unwrap();
+    entries(e, start, &log.leaves[start as usize..], r).unwrap();
     e.checkpoint(checkpoint, r).unwrap()
+}
+
+/// Examines `leaves` with the engine's examiner and hands them over, as the stream reader does.
+fn entries(
+    e: &mut Engine,
+    first: u64,
+    leaves: &[Vec<u8>],
+    r: &mut Reporter,
+) -> Result<(), MonitorError> {
+    let examined = e.examiner().examine_all(leaves);
+    e.examined_entries(first, leaves, examined, r)
 }
 
 #[test]
@@ -231,7 +242,7 @@ fn invalid_entries_and_out_of_order_streams() {
 
     let start = e.begin_stream();
     assert!(matches!(
-        e.entries(start + 1, &log.leaves[..1], &mut r),
+        entries(&mut e, start + 1, &log.leaves[..1], &mut r),
         Err(MonitorError::Protocol(_))
     ));
     let mut wrong_size = log.checkpoint();
