@@ -162,20 +162,31 @@ impl Setup {
 
     /// `submit` with the pinned log key; returns the bundle's path and stdout.
     fn submit(&self, declaration: &Path) -> (PathBuf, String) {
-        let stdout = ok([
-            OsStr::new("submit"),
-            declaration.as_os_str(),
-            "--server".as_ref(),
-            self.server.url.as_ref(),
-            "--log-key".as_ref(),
-            self.server.verifier_key.as_ref(),
-            "--public-key".as_ref(),
-            pub_of(&self.key).as_os_str(),
-        ]);
+        let out = submit_to(
+            &self.server,
+            declaration,
+            &["--public-key".as_ref(), pub_of(&self.key).as_os_str()],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8(out.stdout).unwrap();
         let bundle = PathBuf::from(format!("{}.bundle.json", declaration.display()));
         assert_eq!(field(&stdout, "bundle"), bundle.display().to_string());
         (bundle, stdout)
     }
+}
+
+/// `glasslog submit FILE --server --log-key` against `server`, with `extra` flags.
+fn submit_to(server: &TestServer, file: &Path, extra: &[&OsStr]) -> Output {
+    let mut args = vec![
+        OsStr::new("submit"),
+        file.as_os_str(),
+        "--server".as_ref(),
+        server.url.as_ref(),
+        "--log-key".as_ref(),
+        server.verifier_key.as_ref(),
+    ];
+    args.extend(extra);
+    glasslog(args)
 }
 
 fn verify_bundle(path: &Path) -> VerifiedBundle {
@@ -378,16 +389,13 @@ fn declare_submit_and_reference_by_bundle_and_by_digest() {
         "--out".as_ref(),
         bad.as_os_str(),
     ]);
-    let err = fails([
-        OsStr::new("submit"),
-        bad.as_os_str(),
-        "--server".as_ref(),
-        s.server.url.as_ref(),
-        "--log-key".as_ref(),
-        s.server.verifier_key.as_ref(),
-        "--public-key".as_ref(),
-        pub_of(&s.key).as_os_str(),
-    ]);
+    let out = submit_to(
+        &s.server,
+        &bad,
+        &["--public-key".as_ref(), pub_of(&s.key).as_os_str()],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
     assert!(
         err.contains("refused") && err.contains("trainingData[0]") && err.contains("99"),
         "{err}"
@@ -597,16 +605,7 @@ fn submit_keeps_the_split_view_state_and_reports_a_fork() {
         s.declare_dataset("org/second", &[]),
     );
     let submit_to = |server: &TestServer, file: &Path| {
-        glasslog([
-            OsStr::new("submit"),
-            file.as_os_str(),
-            "--server".as_ref(),
-            server.url.as_ref(),
-            "--log-key".as_ref(),
-            server.verifier_key.as_ref(),
-            "--state".as_ref(),
-            state.as_os_str(),
-        ])
+        submit_to(server, file, &["--state".as_ref(), state.as_os_str()])
     };
     let stdout = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
     let stored = || {
