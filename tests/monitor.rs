@@ -18,6 +18,7 @@ use glasslog::client::LogClient;
 use glasslog::declaration::{MODEL_RELEASE, PAYLOAD_TYPE, TRAINING_DATA};
 use glasslog::dsse::Envelope;
 use glasslog::keys::{KeyType, PrivateKey};
+use glasslog::trust_state::TrustState;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -225,9 +226,17 @@ fn monitor_args(server: &TestServer, state: &Path) -> Vec<String> {
         server.verifier_key.clone(),
         "--state".into(),
         state.display().to_string(),
+        "--split-view-state".into(),
+        split_view_state(state).display().to_string(),
         "--extra-predicate-type".into(),
         TEST_PREDICATE.into(),
     ]
+}
+
+/// The split-view state file (shared with the other commands) of the monitor whose state file is
+/// `state`, in the tests: one per monitor, beside its state file.
+fn split_view_state(state: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.split-view.json", state.display()))
 }
 
 /// Runs `glasslog monitor --once` and parses its stdout, which must be finding JSON lines only.
@@ -407,6 +416,81 @@ async fn an_honest_log_has_no_findings_and_monitoring_resumes() {
     assert_eq!(state["nextIndex"], json!(size));
     // Nothing new: still clean, and quick.
     assert_clean(&monitor_once(&s.server, &s.state, &[]));
+}
+
+// ---------------------------------------------------------------------------
+// The monitor and the split-view state of the user's other commands.
+
+#[tokio::test]
+async fn the_monitor_compares_its_view_with_the_other_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let a = start_server(&data_a, &[], 0);
+    std::fs::create_dir_all(&data_b).unwrap();
+    std::fs::copy(data_a.join("log.key"), data_b.join("log.key")).unwrap();
+    let b = start_server(&data_b, &[], 0);
+    assert_eq!(a.verifier_key, b.verifier_key);
+    let (ca, cb) = (a.client().await, b.client().await);
+    let p = Publisher::new(KeyType::Ed25519);
+    for (client, log, n) in [(&ca, "a", 5), (&cb, "b", 8)] {
+        for i in 0..n {
+            let env = p.envelope(&format!("{log} {i}"));
+            client.submit(env, vec![p.pem.clone()]).await.unwrap();
+        }
+    }
+    // `submit` or `verify` accepted A's checkpoint of size 5 and stored it.
+    let (checkpoint_a, note_a) = ca.checkpoint().await.unwrap();
+    let stored = |state: &Path| {
+        let v: Value =
+            serde_json::from_slice(&std::fs::read(split_view_state(state)).unwrap()).unwrap();
+        v["checkpoint"].as_str().unwrap().to_string()
+    };
+    let store_a = |state: &Path| {
+        let mut trust = TrustState::load(split_view_state(state)).unwrap();
+        let (ca, checkpoint_a, note_a) = (&ca, &checkpoint_a, &note_a);
+        async move {
+            trust
+                .check_and_update(ca, checkpoint_a, note_a)
+                .await
+                .unwrap()
+        }
+    };
+
+    // A monitor of B, whose own view is consistent, finds that it does not fit A's.
+    let state_b = dir.path().join("b.state");
+    store_a(&state_b).await;
+    let o = monitor_once(&b, &state_b, &[]);
+    assert_eq!(
+        (o.code, o.kinds()),
+        (1, vec!["inconsistent-checkpoint".to_string()]),
+        "{o:#?}"
+    );
+    let message = o.one("inconsistent-checkpoint")["message"]
+        .as_str()
+        .unwrap();
+    let note_b = cb.checkpoint().await.unwrap().1;
+    for note in [&note_a, &note_b] {
+        assert!(message.contains(note.as_str()), "{note} not in {message}");
+    }
+    assert_eq!(stored(&state_b), note_a, "the accepted checkpoint is kept");
+    // Reported once.
+    assert_clean(&monitor_once(&b, &state_b, &[]));
+
+    // A monitor of A agrees with what the other commands accepted, and stores its newer view.
+    let state_a = dir.path().join("a.state");
+    store_a(&state_a).await;
+    for i in 5..7 {
+        let env = p.envelope(&format!("a {i}"));
+        ca.submit(env, vec![p.pem.clone()]).await.unwrap();
+    }
+    assert_clean(&monitor_once(&a, &state_a, &[]));
+    assert_eq!(stored(&state_a), ca.checkpoint().await.unwrap().1);
+
+    // A damaged state file is not trusted, nor silently replaced: the monitor stops.
+    std::fs::write(split_view_state(&state_a), b"{}").unwrap();
+    let o = monitor_once(&a, &state_a, &[]);
+    assert_eq!(o.code, 2, "{o:#?}");
+    assert!(o.stderr.contains("split-view state"), "{o:#?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -46,6 +46,11 @@ pub struct MonitorArgs {
     /// --extra-predicate-type flags); entries of other types are invalid entries.
     #[arg(long = "extra-predicate-type", value_name = "URI")]
     extra_predicate_types: Vec<String>,
+    /// The split-view state shared with submit, verify and audit, which the monitor checks its
+    /// verified checkpoints against and updates [default: one per log key under
+    /// $XDG_CONFIG_HOME/glasslog/checkpoints or ~/.config/glasslog/checkpoints].
+    #[arg(long, value_name = "FILE")]
+    split_view_state: Option<PathBuf>,
     /// Skip DSSE signature verification of entries (envelopes, keys and declarations are still
     /// checked): for measuring, or for a second monitor that trusts a first one.
     #[arg(long)]
@@ -90,5 +95,6 @@ fn config(args: MonitorArgs) -> Result<Config, CliError> {
             check_signatures: !args.no_signature_checks,
             extra_predicate_types: args.extra_predicate_types,
         },
+        split_view_state: args.split_view_state,
     })
 }

@@ -23,6 +23,7 @@ use super::{Config, MonitorError};
 use crate::client::{decode_hashes, LogClient};
 use crate::merkle;
 use crate::proto::{self, tail_event::Event};
+use crate::trust_state::{TrustError, TrustState};
 
 /// Entries handed from the reader to the engine at once, at most.
 const CHUNK_ENTRIES: usize = 512;
@@ -72,6 +73,14 @@ pub async fn run(config: Config) -> Result<Summary, MonitorError> {
     let client = LogClient::with_channel(endpoint.connect_lazy(), config.verifier.clone());
     tracing::info!(server = %config.server, state = %config.state_path.display(), from = engine.state().size(), "monitoring");
     let reporter = Reporter::new(config.watch.clone(), config.exec.clone());
+    let trust = match TrustState::open(&config.verifier, config.split_view_state.as_deref()) {
+        Ok(t) => Some(t),
+        Err(TrustError::NoConfigDir) => {
+            tracing::warn!("no config directory (HOME) and no --split-view-state: the monitor's checkpoints are not compared with other glasslog commands'");
+            None
+        }
+        Err(e) => return Err(MonitorError::SplitViewState(e)),
+    };
     let mut follower = Follower {
         once: config.once,
         client,
@@ -80,9 +89,14 @@ pub async fn run(config: Config) -> Result<Summary, MonitorError> {
         pending: None,
         goal: 0,
         blocked: false,
+        trust,
+        shared_size: None,
     };
     let result = if config.once {
-        follower.follow().await
+        match follower.follow().await {
+            Ok(()) => follower.share_checkpoint().await,
+            Err(e) => Err(e),
+        }
     } else {
         tokio::select! {
             r = follower.follow() => r,
@@ -134,6 +148,10 @@ struct Follower {
     /// With `--once`: the size to verify up to.
     goal: u64,
     blocked: bool,
+    /// The split-view state shared with `submit`, `verify` and `audit`, if there is one.
+    trust: Option<TrustState>,
+    /// The size of the last verified checkpoint compared with `trust`.
+    shared_size: Option<u64>,
 }
 
 impl Follower {
@@ -205,10 +223,13 @@ impl Follower {
         loop {
             let item = tokio::select! {
                 item = rx.recv() => item,
-                _ = poll.tick(), if !self.once => match self.check_latest().await? {
-                    Some(end) => return Ok(end),
-                    None => continue,
-                },
+                _ = poll.tick(), if !self.once => {
+                    self.share_checkpoint().await?;
+                    match self.check_latest().await? {
+                        Some(end) => return Ok(end),
+                        None => continue,
+                    }
+                }
                 () = tokio::time::sleep(ONCE_IDLE), if self.once => return Err(MonitorError::Timeout(ONCE_IDLE)),
             };
             let item = item
@@ -375,6 +396,56 @@ impl Follower {
             .await?
             .into_inner();
         Ok(check_proof_reply(reply, from, to))
+    }
+
+    /// Holds the latest verified checkpoint to the split-view state shared with the user's
+    /// other commands, which stores it if it is newer. A checkpoint those commands accepted that
+    /// no consistency proof joins to it is reported as `inconsistent-checkpoint`, with both
+    /// notes; the monitor goes on verifying its own view. A server that cannot be asked for the
+    /// proof now is asked again later.
+    ///
+    /// # Errors
+    /// A state file that cannot be read or written; output errors.
+    async fn share_checkpoint(&mut self) -> Result<(), MonitorError> {
+        let (Some(trust), Some(verified)) = (self.trust.as_mut(), &self.engine.state().checkpoint)
+        else {
+            return Ok(());
+        };
+        let size = verified.checkpoint.size;
+        if self.shared_size == Some(size) {
+            return Ok(());
+        }
+        let outcome = trust
+            .check_and_update(&self.client, &verified.checkpoint, &verified.note)
+            .await;
+        let path = trust.path().display().to_string();
+        match outcome {
+            Ok(accepted) => {
+                tracing::debug!(size, ?accepted, state = %path, "split-view state");
+                self.shared_size = Some(size);
+                Ok(())
+            }
+            Err(TrustError::SplitView(split)) => {
+                self.shared_size = Some(size);
+                let f = super::Finding::about_log(
+                    super::FindingKind::InconsistentCheckpoint,
+                    &split.old_note,
+                    format!(
+                        "{}: the checkpoint this monitor verified does not fit the one the \
+                         user's other glasslog commands accepted (split-view state {path}); both \
+                         are signed by the log's key. Accepted before:\n{}\nVerified by this \
+                         monitor:\n{}",
+                        split.reason, split.old_note, split.new_note
+                    ),
+                );
+                self.report(f)
+            }
+            Err(TrustError::Client(e)) => {
+                tracing::warn!("cannot compare the verified checkpoint with the split-view state {path} now: {e}");
+                Ok(())
+            }
+            Err(e) => Err(MonitorError::SplitViewState(e)),
+        }
     }
 
     fn report(&mut self, f: super::Finding) -> Result<(), MonitorError> {

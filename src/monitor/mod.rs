@@ -12,6 +12,12 @@
 //!   checks, re-run on the logged envelope and keys (`invalid-entry`);
 //! - **publishers** (restricted to `--watch` names when given): see [`rules`].
 //!
+//! The monitor also compares notes with the user's other glasslog commands: after catching up,
+//! and then at most once a minute while following, it holds its latest verified checkpoint to
+//! the split-view state that `submit`, `verify` and `audit` keep ([`crate::trust_state`]), and
+//! stores it there. A log that showed those commands a tree that no consistency proof joins to
+//! the monitor's is reported as `inconsistent-checkpoint`, with both signed notes.
+//!
 //! What it is not: a witness (it cosigns nothing and talks to no other monitor); it does not
 //! re-fetch entries it verified, so an entry changed long after it was verified shows up as a
 //! checkpoint that does not extend the verified one, not as `entry-changed`. A finding is
@@ -73,6 +79,9 @@ pub struct Config {
     pub backdate_window_ms: i64,
     /// What to check of each entry.
     pub examine: ExamineOptions,
+    /// The split-view state shared with `submit`, `verify` and `audit`
+    /// ([`crate::trust_state`]): the file, or `None` for the default one of the log's key.
+    pub split_view_state: Option<PathBuf>,
 }
 
 impl Config {
@@ -114,6 +123,9 @@ pub enum MonitorError {
     /// Findings cannot be written to stdout.
     #[error("cannot write findings to stdout: {0}")]
     Output(std::io::Error),
+    /// The split-view state shared with the other commands cannot be used.
+    #[error("{0}")]
+    SplitViewState(crate::trust_state::TrustError),
 }
 
 impl MonitorError {

@@ -82,6 +82,7 @@ fn config(log: &Log, dir: &std::path::Path) -> Config {
             check_signatures: true,
             extra_predicate_types: vec![TEST_TYPE.into()],
         },
+        split_view_state: Some(dir.join("split-view.json")),
     }
 }
 
