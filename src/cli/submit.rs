@@ -142,6 +142,9 @@ fn describe(accepted: &Accepted) -> String {
     match accepted {
         Accepted::FirstUse => "first-use (no checkpoint of this log was stored)".into(),
         Accepted::Same => "same (the stored checkpoint)".into(),
+        Accepted::Extended { from_size: 0 } => {
+            "consistent-from-0 (the stored checkpoint was of the empty tree)".into()
+        }
         Accepted::Extended { from_size } => {
             format!("consistent-from-{from_size} (a consistency proof from the stored checkpoint verified)")
         }
