@@ -210,6 +210,15 @@ impl Outcome {
         k
     }
 
+    /// Requires exit status 1 and exactly one finding, of `kind`.
+    fn only(&self, kind: &str) {
+        assert_eq!(
+            (self.code, self.kinds()),
+            (1, vec![kind.to_string()]),
+            "{self:#?}"
+        );
+    }
+
     fn one(&self, kind: &str) -> &Value {
         let found: Vec<&Value> = self.findings.iter().filter(|f| f["kind"] == kind).collect();
         assert_eq!(found.len(), 1, "want one {kind} finding: {self:#?}");
@@ -460,11 +469,7 @@ async fn the_monitor_compares_its_view_with_the_other_commands() {
     let state_b = dir.path().join("b.state");
     store_a(&state_b).await;
     let o = monitor_once(&b, &state_b, &[]);
-    assert_eq!(
-        (o.code, o.kinds()),
-        (1, vec!["inconsistent-checkpoint".to_string()]),
-        "{o:#?}"
-    );
+    o.only("inconsistent-checkpoint");
     let message = o.one("inconsistent-checkpoint")["message"]
         .as_str()
         .unwrap();
@@ -505,11 +510,7 @@ async fn a_publisher_that_equivocates() {
     let (b, _) = model("org/m", "1.0", "weights b", supersedes(i, &a_root));
     submit(&s.client, &[&alice], &b).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!(
-        (o.code, o.kinds()),
-        (1, vec!["equivocation".to_string()]),
-        "{o:#?}"
-    );
+    o.only("equivocation");
     let f = o.one("equivocation");
     assert_eq!(
         (
@@ -530,11 +531,7 @@ async fn a_publisher_that_rewrites_history() {
     let (v2, _) = model("org/m", "2", "weights 2", json!({}));
     submit(&s.client, &[&alice], &v2).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!(
-        (o.code, o.kinds()),
-        (1, vec!["broken-history".to_string()]),
-        "{o:#?}"
-    );
+    o.only("broken-history");
     assert_eq!(o.one("broken-history")["indexes"], json!([0, 1]));
 }
 
@@ -550,11 +547,7 @@ async fn a_publisher_whose_key_changes() {
     let (v2, _) = model("org/m", "2", "weights 2", supersedes(i, &v1_root));
     submit(&s.client, &[&mallory], &v2).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!(
-        (o.code, o.kinds()),
-        (1, vec!["key-change".to_string()]),
-        "{o:#?}"
-    );
+    o.only("key-change");
     assert_eq!(o.one("key-change")["severity"], json!("critical"));
 }
 
@@ -578,11 +571,7 @@ async fn a_publisher_that_swaps_a_training_data_declaration() {
     );
     submit(&s.client, &[&alice], &v2).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!(
-        (o.code, o.kinds()),
-        (1, vec!["data-substitution".to_string()]),
-        "{o:#?}"
-    );
+    o.only("data-substitution");
     let message = o.one("data-substitution")["message"]
         .as_str()
         .unwrap()
@@ -612,11 +601,7 @@ async fn a_publisher_that_backdates() {
     );
     submit(&s.client, &[&alice], &ok).await;
     let o = monitor_once(&s.server, &s.state, &[]);
-    assert_eq!(
-        (o.code, o.kinds()),
-        (1, vec!["backdating".to_string()]),
-        "{o:#?}"
-    );
+    o.only("backdating");
     assert_eq!(o.one("backdating")["names"], json!(["org/old"]));
     // A wider window accepts it.
     let wide = s.state.with_extension("wide");
@@ -826,11 +811,7 @@ mod hostile_server {
         assert_clean(&monitor_once(&s.server, &s.state, &[]));
         entries(&s.client, 3, 4).await;
         let o = monitor_once(&s.server, &s.state, &[]);
-        assert_eq!(
-            (o.code, o.kinds()),
-            (1, vec!["bad-checkpoint-signature".to_string()]),
-            "{o:#?}"
-        );
+        o.only("bad-checkpoint-signature");
         // Still refused, not reported again.
         let again = monitor_once(&s.server, &s.state, &[]);
         assert_eq!((again.code, again.findings.len()), (1, 0), "{again:#?}");
@@ -843,11 +824,7 @@ mod hostile_server {
         assert_clean(&monitor_once(&s.server, &s.state, &[]));
         entries(&s.client, 20, 20).await;
         let o = monitor_once(&s.server, &s.state, &[]);
-        assert_eq!(
-            (o.code, o.kinds()),
-            (1, vec!["root-mismatch".to_string()]),
-            "{o:#?}"
-        );
+        o.only("root-mismatch");
         let message = o.one("root-mismatch")["message"]
             .as_str()
             .unwrap()
@@ -869,11 +846,7 @@ mod hostile_server {
         assert_clean(&monitor_once(&s.server, &s.state, &[]));
         entries(&s.client, 20, 5).await;
         let o = monitor_once(&s.server, &s.state, &[]);
-        assert_eq!(
-            (o.code, o.kinds()),
-            (1, vec!["entry-changed".to_string()]),
-            "{o:#?}"
-        );
+        o.only("entry-changed");
         assert_eq!(o.one("entry-changed")["indexes"], json!([15]));
     }
 
@@ -899,11 +872,7 @@ mod hostile_server {
         );
         entries(&server.client().await, 20, 10).await;
         let o = monitor_once(&server, &state, &[]);
-        assert_eq!(
-            (o.code, o.kinds()),
-            (1, vec!["inconsistent-checkpoint".to_string()]),
-            "{o:#?}"
-        );
+        o.only("inconsistent-checkpoint");
         let message = o.one("inconsistent-checkpoint")["message"]
             .as_str()
             .unwrap()

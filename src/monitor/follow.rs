@@ -25,8 +25,11 @@ use crate::merkle;
 use crate::proto::{self, tail_event::Event};
 use crate::trust_state::{TrustError, TrustState};
 
-/// Entries handed from the reader to the engine at once, at most.
-const CHUNK_ENTRIES: usize = 512;
+/// Entries examined and handed from the reader to the engine at once, at most: half of the
+/// server's catch-up runs (4,096 entries), so that examining a chunk on all cores and the engine
+/// committing a run overlap (512 gave 39,000–43,000 entries/s at 300,000 entries, 2,048 gave
+/// 41,000–47,000, 4,096 gave 39,000–42,000).
+const CHUNK_ENTRIES: usize = 2048;
 /// Leaf bytes handed over at once, at most (a single larger entry goes alone).
 const CHUNK_BYTES: usize = 8 << 20;
 /// Chunks and checkpoints buffered between the reader and the engine.
