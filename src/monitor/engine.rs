@@ -8,8 +8,9 @@
 //!   root the monitor recomputed from its previous compact range and the entries received;
 //! - no per-name state, and no finding about an entry's contents, comes from entries whose
 //!   checkpoint did not verify;
-//! - memory: one run's leaf hashes and entry facts (a run is capped at [`MAX_RUN_ENTRIES`]), one
-//!   chunk of leaf data at a time, and the store's bounded cache.
+//! - memory: one run's leaf hashes and entry facts (a run is capped at [`MAX_RUN_ENTRIES`]), the
+//!   chunks of leaf data the stream reader has examined ahead (a few, each capped in entries and
+//!   bytes, see [`super::follow`]), and the store's bounded cache and memtables.
 
 use std::path::PathBuf;
 use std::time::Instant;
