@@ -408,6 +408,27 @@ impl Timestamp {
     pub fn unix(&self) -> (i64, u32) {
         (self.seconds, self.nanos)
     }
+
+    /// The instant `seconds` after 1970-01-01T00:00:00Z, written `YYYY-MM-DDThh:mm:ssZ`;
+    /// `None` outside the years 0000 to 9999 that the format can write.
+    pub fn from_unix_seconds(seconds: i64) -> Option<Timestamp> {
+        let (days, rem) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        let (year, month, day) = civil_from_days(days);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let text = format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        );
+        Some(Timestamp {
+            text,
+            seconds,
+            nanos: 0,
+        })
+    }
 }
 
 impl PartialOrd for Timestamp {
@@ -546,6 +567,20 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (the inverse of
+/// [`days_from_civil`]; H. Hinnant, `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// An SPDX license expression (SPDX 2.3 Annex D; SPDX 3.0 "SimpleLicensing"),
@@ -1918,6 +1953,23 @@ fn source_json(s: &Source) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_from_day_counts_and_seconds() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        for days in [-719_528, -1, 0, 19_782, 2_932_896] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        let t = Timestamp::from_unix_seconds(1_780_000_000).unwrap();
+        assert_eq!(t.as_str(), "2026-05-28T20:26:40Z");
+        assert_eq!(t.as_str().parse::<Timestamp>().unwrap(), t);
+        assert!(Timestamp::from_unix_seconds(253_402_300_800).is_none());
+        assert!(Timestamp::from_unix_seconds(-62_167_219_201).is_none());
+    }
     use serde_json::json;
 
     const MODEL: &[u8] = include_bytes!("../tests/data/declarations/model-release.json");

@@ -35,22 +35,10 @@ fn days_ago(days: f64) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let secs = now - (days * 86_400.0) as i64;
-    let (d, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = d + 719_468;
-    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    glasslog::declaration::Timestamp::from_unix_seconds(now - (days * 86_400.0) as i64)
+        .unwrap()
+        .as_str()
+        .to_string()
 }
 
 /// A manifest of one file with `content`, and its root digest.

@@ -41,7 +41,7 @@ use super::examine::{DatasetFields, DeclarationFacts, EntryFacts};
 use super::finding::{Finding, FindingKind, Severity};
 use super::store::Tx;
 use super::MonitorError;
-use crate::declaration::{Digest, Kind, Reference};
+use crate::declaration::{Digest, Kind, Reference, Timestamp};
 use crate::keys::KeyId;
 
 /// The rules' settings.
@@ -413,24 +413,8 @@ fn key_list(keys: &[KeyId]) -> String {
 
 /// `ms` since the Unix epoch as RFC 3339 UTC, to the second.
 fn format_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // H. Hinnant, "chrono-Compatible Low-Level Date Algorithms", civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    Timestamp::from_unix_seconds(ms.div_euclid(1000))
+        .map_or_else(|| format!("{ms} ms after 1970"), |t| t.as_str().to_string())
 }
 
 // ---------------------------------------------------------------------------

@@ -214,25 +214,7 @@ async fn log_unchecked(
         &VerifiedEnvelope { envelope, keys },
         None,
     );
-    let appended = service.sequencer.append(pending).await?;
-    let published = &appended.batch.published;
-    let leaf_data = match appended.leaf_data() {
-        Some(d) => d.to_vec(),
-        None => service
-            .store
-            .entry(appended.index)?
-            .ok_or_else(|| ApiError::Internal("entry missing".into()))?,
-    };
-    let proof = service
-        .prover
-        .inclusion_by_index(appended.index, published.checkpoint.size)?;
-    Ok(proto::SubmitResponse {
-        index: appended.index,
-        duplicate: appended.duplicate,
-        proof: Some(proof.into()),
-        checkpoint: Some(published.as_ref().into()),
-        leaf_data,
-    })
+    service.log_and_prove(pending).await
 }
 
 #[cfg(test)]

@@ -100,6 +100,15 @@ impl LogService {
             self.check_references(d)?;
         }
         let pending = PendingEntry::new(req.envelope, &verified, declaration.as_ref());
+        self.log_and_prove(pending).await
+    }
+
+    /// Hands an admitted entry to the sequencer and answers with its index, leaf data, signed
+    /// checkpoint and inclusion proof, once it is durable and in that checkpoint.
+    pub(super) async fn log_and_prove(
+        &self,
+        pending: PendingEntry,
+    ) -> Result<proto::SubmitResponse, ApiError> {
         let appended = self.sequencer.append(pending).await?;
         let published = &appended.batch.published;
         let leaf_data = match appended.leaf_data() {
