@@ -1,4 +1,4 @@
-//! Throughput of `glasslog::manifest::hash_directory` on (a) 2 GiB in 8 files of 256 MiB and
+//! Throughput of `glasslog::admission::manifest::hash_directory` on (a) 2 GiB in 8 files of 256 MiB and
 //! (b) 10,000 small files (1 to 16 KiB, 100 directories), in release mode:
 //! `cargo bench --bench manifest`.
 //!
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use glasslog::manifest::{hash_directory, HashOptions};
+use glasslog::admission::manifest::{hash_directory, HashOptions};
 
 const LARGE_FILES: usize = 8;
 const LARGE_FILE_SIZE: usize = 256 << 20;

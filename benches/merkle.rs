@@ -1,4 +1,4 @@
-//! Benchmarks of `glasslog::merkle`: leaf hashing, the stored hashes of an append, proving over an
+//! Benchmarks of `glasslog::tlog::merkle`: leaf hashing, the stored hashes of an append, proving over an
 //! in-memory tree of 1,000,000 leaves (built once), verifying, and a monitor's compact range.
 //! In memory only, so these measure the math, not the storage. About 30 s in all:
 //! `cargo bench --bench merkle`.
@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use glasslog::merkle::{
+use glasslog::tlog::merkle::{
     leaf_hash, prove_consistency, prove_inclusion, root_hash, stored_hashes_for_record_hash,
     verify_consistency, verify_inclusion, CompactRange, Hash, MemoryTree,
 };

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use glasslog::checkpoint::{Checkpoint, LogSigner, LogVerifier, Origin};
-use glasslog::declaration;
-use glasslog::dsse::{self, Envelope};
+use glasslog::admission::declaration;
+use glasslog::admission::dsse::{self, Envelope};
+use glasslog::admission::keys::{KeyType, PrivateKey, PublicKey};
 use glasslog::entry::PendingEntry;
-use glasslog::keys::{KeyType, PrivateKey, PublicKey};
-use glasslog::merkle::{self, CompactRange};
-use glasslog::storage::Store;
+use glasslog::server::storage::Store;
+use glasslog::tlog::checkpoint::{Checkpoint, LogSigner, LogVerifier, Origin};
+use glasslog::tlog::merkle::{self, CompactRange};
 
 /// A signed envelope of about 1 KiB, as the load generator makes them.
 fn envelope(key: &PrivateKey, n: u64) -> Vec<u8> {

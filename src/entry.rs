@@ -5,14 +5,14 @@
 //! as stored (`SHA-256(0x00 || leaf_data)`, RFC 6962 §2.1); nobody re-encodes, so protobuf's
 //! freedom in encoding never changes a leaf hash.
 //!
-//! This module does not verify signatures (see [`crate::dsse`]) and does no I/O.
+//! This module does not verify signatures (see [`crate::admission::dsse`]) and does no I/O.
 
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::declaration::Declaration;
-use crate::dsse::{VerifiedEnvelope, MAX_KEYS};
-use crate::keys::{CachedKey, KeyCache, KeyError, KeyId};
+use crate::admission::declaration::Declaration;
+use crate::admission::dsse::{VerifiedEnvelope, MAX_KEYS};
+use crate::admission::keys::{CachedKey, KeyCache, KeyError, KeyId};
 pub use crate::proto::LogEntry;
 
 /// What the sequencer needs to log one verified submission.
@@ -24,12 +24,12 @@ pub struct PendingEntry {
     pub public_keys: Vec<String>,
     /// Identifies the submission up to re-encoding and re-signing; see [`dedup_key`].
     pub dedup_key: [u8; 32],
-    /// The search prefixes the entry is indexed under ([`crate::search::index_prefixes`]).
+    /// The search prefixes the entry is indexed under ([`crate::server::search::index_prefixes`]).
     pub search_prefixes: Vec<Vec<u8>>,
 }
 
 impl PendingEntry {
-    /// Builds the entry for an envelope whose signatures [`crate::dsse::verify`] accepted and
+    /// Builds the entry for an envelope whose signatures [`crate::admission::dsse::verify`] accepted and
     /// whose payload was admitted as `declaration` (`None` for an operator-allowed extra type).
     /// `envelope_json` must be the bytes that were parsed into `verified`.
     pub fn new(
@@ -39,7 +39,7 @@ impl PendingEntry {
     ) -> PendingEntry {
         let key_ids: Vec<KeyId> = verified.keys.iter().map(|k| k.key_id()).collect();
         PendingEntry {
-            search_prefixes: crate::search::index_prefixes(declaration, &key_ids),
+            search_prefixes: crate::server::search::index_prefixes(declaration, &key_ids),
             dedup_key: dedup_key(
                 &verified.envelope.payload_type,
                 &verified.envelope.payload,
@@ -118,12 +118,12 @@ pub fn logged_keys(pems: &[String], cache: &KeyCache) -> Result<Vec<CachedKey>, 
 /// the admission rules changed or the store is damaged).
 pub fn logged_declaration(leaf_data: &[u8]) -> Result<Option<Declaration>, String> {
     let entry = decode_leaf(leaf_data).map_err(|e| format!("leaf: {e}"))?;
-    let env =
-        crate::dsse::Envelope::parse(&entry.envelope).map_err(|e| format!("envelope: {e}"))?;
-    if env.payload_type != crate::declaration::PAYLOAD_TYPE {
+    let env = crate::admission::dsse::Envelope::parse(&entry.envelope)
+        .map_err(|e| format!("envelope: {e}"))?;
+    if env.payload_type != crate::admission::declaration::PAYLOAD_TYPE {
         return Ok(None);
     }
-    match crate::declaration::parse_statement(&env.payload) {
+    match crate::admission::declaration::parse_statement(&env.payload) {
         Ok(d) => Ok(Some(d)),
         Err(_) if !is_declaration_type(&env.payload) => Ok(None),
         Err(e) => Err(format!("statement: {e}")),
@@ -133,7 +133,8 @@ pub fn logged_declaration(leaf_data: &[u8]) -> Result<Option<Declaration>, Strin
 /// Whether a statement names one of the two glasslog declaration predicate types.
 fn is_declaration_type(payload: &[u8]) -> bool {
     statement_predicate_type(payload).is_some_and(|t| {
-        t == crate::declaration::MODEL_RELEASE || t == crate::declaration::TRAINING_DATA
+        t == crate::admission::declaration::MODEL_RELEASE
+            || t == crate::admission::declaration::TRAINING_DATA
     })
 }
 
@@ -204,7 +205,7 @@ mod tests {
 
     #[test]
     fn logged_keys_must_be_as_the_log_writes_them() {
-        use crate::keys::{KeyType, PrivateKey};
+        use crate::admission::keys::{KeyType, PrivateKey};
         let mut keys: Vec<_> = (0..3)
             .map(|i| {
                 let t = [KeyType::Ed25519, KeyType::P256][i % 2];

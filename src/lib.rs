@@ -29,27 +29,15 @@
 //! - [`audit`]: checking a log from the outside: a whole-log audit, and verifying a declaration.
 //! - [`cli`]: the `glasslog` command line.
 
+pub mod admission;
 pub mod audit;
-pub mod bundle;
-pub mod checkpoint;
 pub mod cli;
 pub mod client;
-pub mod config;
-pub mod declaration;
-pub mod dsse;
 pub mod entry;
-pub mod keys;
-pub mod logkey;
-pub mod manifest;
-pub mod merkle;
 pub mod monitor;
-pub mod prover;
-pub mod search;
-pub mod sequencer;
 pub mod server;
-pub mod storage;
-pub mod strict_json;
-pub mod trust_state;
+pub mod tlog;
+pub mod verify;
 
 /// Types generated from `proto/glasslog/v1/log.proto`.
 pub mod proto {

@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{Publisher, TestServer, ORIGIN, TEST_PREDICATE};
-use glasslog::checkpoint::{LogSigner, Origin};
+use glasslog::admission::declaration;
+use glasslog::admission::dsse::Envelope;
+use glasslog::admission::keys::KeyType;
+use glasslog::admission::manifest::{hash_directory, HashOptions};
+use glasslog::client::trust_state::{Accepted, TrustState};
 use glasslog::client::LogClient;
-use glasslog::declaration;
-use glasslog::dsse::Envelope;
-use glasslog::keys::KeyType;
-use glasslog::manifest::{hash_directory, HashOptions};
-use glasslog::trust_state::{Accepted, TrustState};
+use glasslog::tlog::checkpoint::{LogSigner, Origin};
 use serde_json::{json, Value};
 
 /// Runs glasslog with its config directory inside `home` (so no test touches the user's).
@@ -616,7 +616,7 @@ async fn audit_passes_an_honest_log_and_catches_altered_entries() {
     // Alter a stored entry behind the server's back: the log no longer matches its checkpoint.
     assert!(server.terminate().success());
     {
-        let store = glasslog::storage::Store::open(&data.join("db")).unwrap();
+        let store = glasslog::server::storage::Store::open(&data.join("db")).unwrap();
         let leaf = store.entry(2).unwrap().unwrap();
         let mut entry = glasslog::entry::decode_leaf(&leaf).unwrap();
         entry.integrated_time_ms = 0;
@@ -625,7 +625,7 @@ async fn audit_passes_an_honest_log_and_catches_altered_entries() {
         batch.put_entry(
             2,
             &altered,
-            &glasslog::merkle::leaf_hash(&altered),
+            &glasslog::tlog::merkle::leaf_hash(&altered),
             &[0; 32],
         );
         store.commit(batch).unwrap();

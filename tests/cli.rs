@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{TestServer, ORIGIN};
-use glasslog::bundle::{BundleError, ProofBundle, VerifiedBundle};
-use glasslog::checkpoint::{LogSigner, Origin};
-use glasslog::declaration::{self, Declaration, Digest, Role};
-use glasslog::dsse::Envelope;
-use glasslog::keys::{PrivateKey, PublicKey};
-use glasslog::manifest::{hash_directory, HashOptions};
+use glasslog::admission::declaration::{self, Declaration, Digest, Role};
+use glasslog::admission::dsse::Envelope;
+use glasslog::admission::keys::{PrivateKey, PublicKey};
+use glasslog::admission::manifest::{hash_directory, HashOptions};
+use glasslog::client::bundle::{BundleError, ProofBundle, VerifiedBundle};
+use glasslog::tlog::checkpoint::{LogSigner, Origin};
 
 fn glasslog<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
     // The split-view state that submit keeps by default goes to a scratch config directory, not

@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Publisher, TestServer, ORIGIN};
-use glasslog::checkpoint::Checkpoint;
+use glasslog::admission::keys::KeyType;
 use glasslog::client::LogClient;
-use glasslog::keys::KeyType;
 use glasslog::proto;
+use glasslog::tlog::checkpoint::Checkpoint;
 
 /// Kill/restart rounds; each round kills the server at a different moment.
 const ROUNDS: u64 = 12;

@@ -6,10 +6,10 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::{Publisher, TestServer, ORIGIN};
-use glasslog::declaration::{self, Declaration};
-use glasslog::dsse::Envelope;
+use glasslog::admission::declaration::{self, Declaration};
+use glasslog::admission::dsse::Envelope;
+use glasslog::admission::keys::{KeyType, PublicKey};
 use glasslog::entry::{decode_leaf, logged_declaration};
-use glasslog::keys::{KeyType, PublicKey};
 use glasslog::proto::{self, search_request::Query};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

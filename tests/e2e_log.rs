@@ -4,12 +4,12 @@
 mod common;
 
 use common::{Publisher, TestServer, ORIGIN};
+use glasslog::admission::dsse::Envelope;
+use glasslog::admission::keys::KeyType;
 use glasslog::client::decode_hashes;
-use glasslog::dsse::Envelope;
 use glasslog::entry::decode_leaf;
-use glasslog::keys::KeyType;
-use glasslog::merkle;
 use glasslog::proto::{self, get_inclusion_proof_request::Leaf, tail_event::Event};
+use glasslog::tlog::merkle;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -134,7 +134,7 @@ async fn duplicates_return_the_original_entry() {
     // Same statement, same key: a fresh signature and a re-encoded envelope (URL-safe base64,
     // different field order and whitespace) are still the same submission.
     let env = Envelope::sign(
-        glasslog::declaration::PAYLOAD_TYPE,
+        glasslog::admission::declaration::PAYLOAD_TYPE,
         &common::statement(payload),
         &[&publisher.key],
     );
@@ -322,10 +322,10 @@ async fn tail_streams_history_then_live_entries_with_covering_checkpoints() {
             let client = glasslog::client::LogClient::connect(&url, verifier)
                 .await
                 .unwrap();
-            let key = glasslog::keys::PrivateKey::from_pkcs8_pem(&key).unwrap();
+            let key = glasslog::admission::keys::PrivateKey::from_pkcs8_pem(&key).unwrap();
             for n in 5..25 {
                 let env = Envelope::sign(
-                    glasslog::declaration::PAYLOAD_TYPE,
+                    glasslog::admission::declaration::PAYLOAD_TYPE,
                     &common::statement(&n.to_string()),
                     &[&key],
                 )

@@ -1,4 +1,4 @@
-//! Compatibility of `glasslog::manifest` with the OpenSSF reference tool, `model_signing` 1.1.1.
+//! Compatibility of `glasslog::admission::manifest` with the OpenSSF reference tool, `model_signing` 1.1.1.
 //!
 //! The tree described by `tests/data/manifest/fixture.json` is built in a temporary directory
 //! and hashed; the result must equal, case by case, what the reference tool produced for the
@@ -14,7 +14,7 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use glasslog::manifest::{
+use glasslog::admission::manifest::{
     diff, hash_directory, HashOptions, Manifest, ManifestError, DEFAULT_IGNORE_PATHS,
 };
 use serde_json::Value;

@@ -14,11 +14,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Publisher, TestServer, ORIGIN, TEST_PREDICATE};
+use glasslog::admission::declaration::{MODEL_RELEASE, PAYLOAD_TYPE, TRAINING_DATA};
+use glasslog::admission::dsse::Envelope;
+use glasslog::admission::keys::{KeyType, PrivateKey};
+use glasslog::client::trust_state::TrustState;
 use glasslog::client::LogClient;
-use glasslog::declaration::{MODEL_RELEASE, PAYLOAD_TYPE, TRAINING_DATA};
-use glasslog::dsse::Envelope;
-use glasslog::keys::{KeyType, PrivateKey};
-use glasslog::trust_state::TrustState;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -35,7 +35,7 @@ fn days_ago(days: f64) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    glasslog::declaration::Timestamp::from_unix_seconds(now - (days * 86_400.0) as i64)
+    glasslog::admission::declaration::Timestamp::from_unix_seconds(now - (days * 86_400.0) as i64)
         .unwrap()
         .as_str()
         .to_string()
@@ -985,10 +985,10 @@ async fn merkle_only(client: &LogClient, size: u64) -> String {
         .await
         .unwrap()
         .into_inner();
-    let mut range = glasslog::merkle::CompactRange::new();
+    let mut range = glasslog::tlog::merkle::CompactRange::new();
     while range.size() < size {
         match stream.message().await.unwrap().unwrap().event.unwrap() {
-            Event::Entry(e) => range.append(glasslog::merkle::leaf_hash(&e.leaf_data)),
+            Event::Entry(e) => range.append(glasslog::tlog::merkle::leaf_hash(&e.leaf_data)),
             Event::Checkpoint(c) => {
                 assert_eq!(client.verify_checkpoint(&c).unwrap().root, range.root())
             }

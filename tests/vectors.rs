@@ -1,4 +1,4 @@
-//! Known-answer tests of [`glasslog::merkle`] and [`glasslog::checkpoint`] against the shared
+//! Known-answer tests of [`glasslog::tlog::merkle`] and [`glasslog::tlog::checkpoint`] against the shared
 //! test vectors in `tests/data` (RFC 6962 trees and proofs from transparency-dev/merkle, signed
 //! notes from golang.org/x/mod sumdb/note and transparency-dev/formats, checkpoint bodies from
 //! C2SP and transparency-dev/formats, and generated trees, proofs and signed checkpoints; every
@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
-use glasslog::checkpoint::{Checkpoint, CheckpointError, LogSigner, LogVerifier, Origin};
-use glasslog::merkle::{
+use glasslog::tlog::checkpoint::{Checkpoint, CheckpointError, LogSigner, LogVerifier, Origin};
+use glasslog::tlog::merkle::{
     hash_from_slice, leaf_hash, prove_consistency, prove_inclusion, root_hash, stored_hash_index,
     verify_consistency, verify_inclusion, CompactRange, Hash, HashReader, MemoryTree, MerkleError,
     EMPTY_HASH,

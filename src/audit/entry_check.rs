@@ -7,11 +7,13 @@
 
 use std::time::Duration;
 
-use crate::declaration::{self, Declaration, DeclarationError, Digest, Kind, Name, Reference};
-use crate::dsse::{self, Envelope};
+use crate::admission::declaration::{
+    self, Declaration, DeclarationError, Digest, Kind, Name, Reference,
+};
+use crate::admission::dsse::{self, Envelope};
+use crate::admission::keys::{KeyCache, KeyId, PublicKey};
 use crate::entry::{decode_leaf, dedup_key, logged_keys};
-use crate::keys::{KeyCache, KeyId, PublicKey};
-use crate::merkle::{self, Hash};
+use crate::tlog::merkle::{self, Hash};
 
 use super::finding::Finding;
 
@@ -231,8 +233,8 @@ fn predicate_type(payload: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::keys::{KeyType, PrivateKey};
     use crate::entry::LogEntry;
-    use crate::keys::{KeyType, PrivateKey};
     use prost::Message;
 
     const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");

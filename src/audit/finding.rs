@@ -8,7 +8,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::trust_state::SplitView;
+use crate::client::trust_state::SplitView;
 
 /// One failed check.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{MergeOperands, Options, WriteBatch, WriteOptions, DB};
 
-use crate::declaration::{Digest, Kind, Name};
-use crate::keys::KeyId;
+use crate::admission::declaration::{Digest, Kind, Name};
+use crate::admission::keys::KeyId;
 
 use super::entry_check::{Class, Declared, Facts};
 use super::finding::Finding;
@@ -382,7 +382,7 @@ fn decode_target(v: &[u8]) -> Result<Target, AuditError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::declaration::{parse_statement, Declaration};
+    use crate::admission::declaration::{parse_statement, Declaration};
 
     const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");
     const DATASET: &[u8] = include_bytes!("../../tests/data/declarations/training-data.json");
@@ -396,7 +396,7 @@ mod tests {
             } else {
                 Class::Other("t".into())
             },
-            leaf_hash: crate::merkle::EMPTY_HASH,
+            leaf_hash: crate::tlog::merkle::EMPTY_HASH,
             declared: d.as_ref().map(Declared::of),
             key_ids: vec![KeyId([dedup % 2; 32])],
             dedup: Some([dedup; 32]),
@@ -413,14 +413,16 @@ mod tests {
             digest: Digest([index as u8; 32]),
             references: refs
                 .iter()
-                .map(|&(at, kind, name)| crate::declaration::Reference {
-                    field: format!("$.ref{at}"),
-                    kind,
-                    name: Some(name.parse().unwrap()),
-                    digest: Digest([at as u8; 32]),
-                    log_index: Some(at),
-                    same_name_required: false,
-                })
+                .map(
+                    |&(at, kind, name)| crate::admission::declaration::Reference {
+                        field: format!("$.ref{at}"),
+                        kind,
+                        name: Some(name.parse().unwrap()),
+                        digest: Digest([at as u8; 32]),
+                        log_index: Some(at),
+                        same_name_required: false,
+                    },
+                )
                 .collect(),
         });
         f

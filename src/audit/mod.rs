@@ -4,7 +4,7 @@
 //!
 //! An audit streams every entry up to a signed checkpoint and
 //!
-//! 1. recomputes the Merkle tree's root from the leaves ([`crate::merkle::CompactRange`]) and
+//! 1. recomputes the Merkle tree's root from the leaves ([`crate::tlog::merkle::CompactRange`]) and
 //!    compares it with the checkpoint's (signed by the pinned key, which the caller checked):
 //!    the log's commitment covers exactly these entries, in this order;
 //! 2. re-runs, on every entry, the admission checks the server ran at Submit
@@ -29,14 +29,13 @@
 //!
 //! What an audit is not: a witness of what other clients were shown. It proves that the
 //! checkpoint it was given commits to a well-formed log; split views are caught by comparing
-//! checkpoints ([`crate::trust_state`]), which the command line does before auditing.
+//! checkpoints ([`crate::client::trust_state`]), which the command line does before auditing.
 
 pub mod entry_check;
 mod fetch;
 pub mod finding;
 pub mod ledger;
 pub mod references;
-pub mod verify;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -46,9 +45,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::checkpoint::Checkpoint;
 use crate::client::LogClient;
-use crate::merkle::{CompactRange, Hash};
+use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::merkle::{CompactRange, Hash};
 
 pub use entry_check::Facts;
 use fetch::{FetchError, Run};

@@ -11,7 +11,7 @@
 //!
 //! This module does no I/O.
 
-use crate::declaration::{Digest, Kind, Name, Reference};
+use crate::admission::declaration::{Digest, Kind, Name, Reference};
 
 /// What the log holds at a referenced index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +34,7 @@ pub struct Broken {
     pub reason: String,
 }
 
-/// Checks `references` ([`crate::declaration::Declaration::references`]) of the declaration of `name` at `index`
+/// Checks `references` ([`crate::admission::declaration::Declaration::references`]) of the declaration of `name` at `index`
 /// against the entries before it (`lookup` is asked only for indexes below `index`).
 pub fn check(
     name: &Name,
@@ -97,11 +97,13 @@ fn judge(own: &Name, r: &Reference, at: u64, target: Target) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::declaration::{parse_statement, Declaration, Supersedes, TrainingDataRef};
+    use crate::admission::declaration::{
+        parse_statement, Declaration, Supersedes, TrainingDataRef,
+    };
 
     const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");
 
-    fn model() -> crate::declaration::ModelRelease {
+    fn model() -> crate::admission::declaration::ModelRelease {
         match parse_statement(MODEL).unwrap() {
             Declaration::Model(m) => m,
             _ => panic!("not a model"),
@@ -127,7 +129,7 @@ mod tests {
         m.training_data = vec![TrainingDataRef {
             name: "org/data".parse().unwrap(),
             digest: data,
-            role: crate::declaration::Role::Pretraining,
+            role: crate::admission::declaration::Role::Pretraining,
             log_index: Some(3),
         }];
         m.base_models.clear();

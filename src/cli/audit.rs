@@ -2,7 +2,7 @@
 //!
 //! Takes the log's latest checkpoint (its signature checked against `--log-key`, never a key the
 //! server announces), checks it against the last checkpoint this client accepted for the log
-//! (split views, [`crate::trust_state`]), then streams every entry up to it and runs the checks
+//! (split views, [`crate::client::trust_state`]), then streams every entry up to it and runs the checks
 //! of [`crate::audit`]: the Merkle root recomputed from the entries, every entry re-validated with
 //! the admission code, every reference between entries, duplicates and time order. Findings are
 //! printed as they are made (text, or one JSON object per line with `--json`), then a summary;
@@ -17,8 +17,8 @@ use clap::Args;
 use super::CliError;
 use crate::audit::finding::{Finding, Printer};
 use crate::audit::{self, Options};
-use crate::checkpoint::LogVerifier;
-use crate::trust_state::{Accepted, TrustError, TrustState};
+use crate::client::trust_state::{Accepted, TrustError, TrustState};
+use crate::tlog::checkpoint::LogVerifier;
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {

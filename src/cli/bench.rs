@@ -18,14 +18,14 @@ use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 
 use super::CliError;
-use crate::checkpoint::LogVerifier;
+use crate::admission::declaration;
+use crate::admission::dsse::Envelope;
+use crate::admission::keys::{KeyType, PrivateKey};
 use crate::client::{decode_hashes, LogClient};
-use crate::declaration;
-use crate::dsse::Envelope;
-use crate::keys::{KeyType, PrivateKey};
-use crate::merkle;
 use crate::proto;
-use crate::storage::Store;
+use crate::server::storage::Store;
+use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::merkle;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -516,10 +516,14 @@ mod tests {
         let (envelopes, _) = super::presign(3, 1024);
         for env in &envelopes {
             assert!((1000..1300).contains(&env.len()), "{} bytes", env.len());
-            let e = crate::dsse::Envelope::parse(env).unwrap();
-            crate::declaration::validate_envelope_payload(&e.payload_type, &e.payload, &[])
-                .unwrap()
-                .unwrap();
+            let e = crate::admission::dsse::Envelope::parse(env).unwrap();
+            crate::admission::declaration::validate_envelope_payload(
+                &e.payload_type,
+                &e.payload,
+                &[],
+            )
+            .unwrap()
+            .unwrap();
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `glasslog declare model|dataset`: hash a directory, write a signed declaration.
 //!
-//! The directory is hashed into an OpenSSF Model Signing manifest ([`crate::manifest`]), the
-//! declaration is built with the typed structs of [`crate::declaration`] (or, with `--from`, read
+//! The directory is hashed into an OpenSSF Model Signing manifest ([`crate::admission::manifest`]), the
+//! declaration is built with the typed structs of [`crate::admission::declaration`] (or, with `--from`, read
 //! from a JSON file of predicate fields), checked with the validation the server applies, signed
 //! as a DSSE envelope over the in-toto statement, and written to `--out`. Nothing is sent
 //! anywhere: `glasslog submit` does that.
@@ -26,16 +26,16 @@ use serde_json::{json, Value};
 
 use super::keygen::{public_key_path, write_new};
 use super::CliError;
-use crate::bundle::ProofBundle;
-use crate::declaration::{
+use crate::admission::declaration::{
     self, BaseModel, DataDisclosure, Declaration, Digest, Kind, LicenseExpression, ModelRelease,
     Name, PersonalData, PersonalDataPresence, Relation, Role, Source, SourceCategory, Supersedes,
     Timestamp, TrainingData, TrainingDataRef, Uri, PAYLOAD_TYPE,
 };
-use crate::dsse::{self, Envelope};
-use crate::keys::PrivateKey;
-use crate::manifest::{self, HashOptions, Manifest};
-use crate::strict_json::{self, Map};
+use crate::admission::dsse::{self, Envelope};
+use crate::admission::keys::PrivateKey;
+use crate::admission::manifest::{self, HashOptions, Manifest};
+use crate::admission::strict_json::{self, Map};
+use crate::client::bundle::ProofBundle;
 
 /// Largest `--from` file read.
 const MAX_FROM_BYTES: u64 = 1 << 20;

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use clap::{Args, ValueEnum};
 
 use super::CliError;
-use crate::keys::{KeyType, PrivateKey};
+use crate::admission::keys::{KeyType, PrivateKey};
 
 #[derive(Args, Debug)]
 pub struct KeygenArgs {

@@ -13,9 +13,9 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::CliError;
-use crate::checkpoint::LogVerifier;
-use crate::declaration::Name;
+use crate::admission::declaration::Name;
 use crate::monitor::{self, Config, ExamineOptions};
+use crate::tlog::checkpoint::LogVerifier;
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {

@@ -8,14 +8,14 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::CliError;
+use crate::admission::keys::PublicKey;
 use crate::entry::{decode_leaf, logged_declaration};
-use crate::keys::PublicKey;
-use crate::storage::Store;
+use crate::server::storage::Store;
 
 #[derive(Args, Debug)]
 pub struct ReindexArgs {
     /// The server's data directory.
-    #[arg(long, default_value = crate::config::DEFAULT_DATA_DIR)]
+    #[arg(long, default_value = crate::server::config::DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
 }
 
@@ -62,7 +62,7 @@ fn prefixes_of(leaf: &[u8]) -> Result<Vec<Vec<u8>>, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     let declaration = logged_declaration(leaf)?;
-    Ok(crate::search::index_prefixes(
+    Ok(crate::server::search::index_prefixes(
         declaration.as_ref(),
         &key_ids,
     ))

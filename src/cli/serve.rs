@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::CliError;
-use crate::config::{FileConfig, ServerConfig};
+use crate::server::config::{FileConfig, ServerConfig};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {

@@ -4,10 +4,10 @@
 //! declaration rules), then submitted. The reply's checkpoint is verified against the log's key
 //! (`--log-key`, or the key the server announces, which is then printed so that it can be pinned),
 //! and its inclusion proof against that checkpoint. The proof is written as a proof bundle
-//! ([`crate::bundle`]) beside the declaration: it proves the entry's inclusion offline, for good.
+//! ([`crate::client::bundle`]) beside the declaration: it proves the entry's inclusion offline, for good.
 //!
 //! The reply's checkpoint is also checked against the last one this user accepted for the log
-//! (the split-view state, [`crate::trust_state`], shared with `verify` and `audit`): the log must
+//! (the split-view state, [`crate::client::trust_state`], shared with `verify` and `audit`): the log must
 //! prove it consistent before it is stored. A log that cannot is reported as
 //! `inconsistent-checkpoint` with both signed checkpoints, and `submit` exits 1; the bundle is
 //! still written, since it proves what the log signed.
@@ -23,14 +23,14 @@ use clap::Args;
 use tonic::transport::Endpoint;
 
 use super::CliError;
+use crate::admission::declaration::{self, Declaration};
+use crate::admission::dsse;
 use crate::audit::Finding;
-use crate::bundle::ProofBundle;
-use crate::checkpoint::LogVerifier;
+use crate::client::bundle::ProofBundle;
+use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::{ClientError, LogClient, Submitted};
-use crate::declaration::{self, Declaration};
-use crate::dsse;
 use crate::proto::{self, transparency_log_client::TransparencyLogClient};
-use crate::trust_state::{Accepted, TrustError, TrustState};
+use crate::tlog::checkpoint::LogVerifier;
 
 /// Largest declaration read; the server's own limit is usually lower (1 MiB by default).
 const MAX_ENVELOPE_BYTES: u64 = 16 << 20;

@@ -1,7 +1,7 @@
 //! `glasslog verify`: is this directory what the log says was released under this name?
 //!
 //! Online, `glasslog verify DIR --name N [--version V] --server URL --log-key VKEY`: the checks
-//! of [`crate::audit::verify::verify_name`] — every declaration of the name found through the
+//! of [`crate::verify::verify_name`] — every declaration of the name found through the
 //! log's Search verified (signatures, admission rules, inclusion in a checkpoint signed by
 //! `--log-key`), that checkpoint checked against the last one accepted for the log (split views),
 //! and one declaration compared with the directory file by file. Which one: the latest in log
@@ -24,12 +24,12 @@ use serde_json::json;
 use tonic::transport::Endpoint;
 
 use super::CliError;
+use crate::admission::declaration::Name;
 use crate::audit::finding::Printer;
-use crate::audit::verify::{self, Report, TrustNote};
-use crate::checkpoint::LogVerifier;
+use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::LogClient;
-use crate::declaration::Name;
-use crate::trust_state::{Accepted, TrustError, TrustState};
+use crate::tlog::checkpoint::LogVerifier;
+use crate::verify::{self, Report, TrustNote};
 
 /// HTTP/2 flow-control windows of the client's connection.
 const STREAM_WINDOW: u32 = 8 << 20;

@@ -23,9 +23,9 @@ use super::rules::{self, RuleOptions};
 use super::state::{LogState, VerifiedCheckpoint};
 use super::store::{Store, Tx};
 use super::{Config, Finding, FindingKind, MonitorError, Severity};
-use crate::checkpoint::LogVerifier;
-use crate::merkle::{self, CompactRange, Hash};
 use crate::proto;
+use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::merkle::{self, CompactRange, Hash};
 
 /// Most entries between two checkpoints of a stream (the server's are at most a few thousand).
 pub const MAX_RUN_ENTRIES: usize = 1 << 18;

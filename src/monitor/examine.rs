@@ -8,13 +8,13 @@
 
 use sha2::{Digest as _, Sha256};
 
-use crate::declaration::{
+use crate::admission::declaration::{
     self, Declaration, Digest, Kind, Reference, Supersedes, Timestamp, TrainingData,
 };
-use crate::dsse::{self, Envelope};
+use crate::admission::dsse::{self, Envelope};
+use crate::admission::keys::{KeyCache, KeyId};
 use crate::entry::{decode_leaf, logged_keys};
-use crate::keys::{KeyCache, KeyId};
-use crate::merkle::{self, Hash};
+use crate::tlog::merkle::{self, Hash};
 
 /// Runs shorter than this are examined on the calling thread.
 const PARALLEL_MIN: usize = 64;
@@ -243,8 +243,8 @@ fn declaration_facts(d: &Declaration) -> DeclarationFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::keys::{KeyType, PrivateKey};
     use crate::entry::LogEntry;
-    use crate::keys::{KeyType, PrivateKey};
     use prost::Message;
 
     const TEST_TYPE: &str = "https://example.org/test/v1";

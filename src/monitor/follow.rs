@@ -20,10 +20,10 @@ use super::examine::{Examined, Examiner};
 use super::report::Reporter;
 use super::state::VerifiedCheckpoint;
 use super::{Config, MonitorError};
+use crate::client::trust_state::{TrustError, TrustState};
 use crate::client::{decode_hashes, LogClient};
-use crate::merkle;
 use crate::proto::{self, tail_event::Event};
-use crate::trust_state::{TrustError, TrustState};
+use crate::tlog::merkle;
 
 /// Entries examined and handed from the reader to the engine at once, at most: half of the
 /// server's catch-up runs (4,096 entries), so that examining a chunk on all cores and the engine

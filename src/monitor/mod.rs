@@ -14,7 +14,7 @@
 //!
 //! The monitor also compares notes with the user's other glasslog commands: after catching up,
 //! and then at most once a minute while following, it holds its latest verified checkpoint to
-//! the split-view state that `submit`, `verify` and `audit` keep ([`crate::trust_state`]), and
+//! the split-view state that `submit`, `verify` and `audit` keep ([`crate::client::trust_state`]), and
 //! stores it there. A log that showed those commands a tree that no consistency proof joins to
 //! the monitor's is reported as `inconsistent-checkpoint`, with both signed notes.
 //!
@@ -55,7 +55,7 @@ pub use examine::{DatasetFields, ExamineOptions};
 pub use finding::{Finding, FindingKind, Severity};
 pub use follow::{run, Summary};
 
-use crate::checkpoint::LogVerifier;
+use crate::tlog::checkpoint::LogVerifier;
 
 /// Default `--backdate-window`, in days.
 pub const DEFAULT_BACKDATE_WINDOW_DAYS: u32 = 7;
@@ -80,7 +80,7 @@ pub struct Config {
     /// What to check of each entry.
     pub examine: ExamineOptions,
     /// The split-view state shared with `submit`, `verify` and `audit`
-    /// ([`crate::trust_state`]): the file, or `None` for the default one of the log's key.
+    /// ([`crate::client::trust_state`]): the file, or `None` for the default one of the log's key.
     pub split_view_state: Option<PathBuf>,
 }
 
@@ -125,7 +125,7 @@ pub enum MonitorError {
     Output(std::io::Error),
     /// The split-view state shared with the other commands cannot be used.
     #[error("{0}")]
-    SplitViewState(crate::trust_state::TrustError),
+    SplitViewState(crate::client::trust_state::TrustError),
 }
 
 impl MonitorError {

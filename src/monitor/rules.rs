@@ -41,8 +41,8 @@ use super::examine::{DatasetFields, DeclarationFacts, EntryFacts};
 use super::finding::{Finding, FindingKind, Severity};
 use super::store::Tx;
 use super::MonitorError;
-use crate::declaration::{Digest, Kind, Reference, Timestamp};
-use crate::keys::KeyId;
+use crate::admission::declaration::{Digest, Kind, Reference, Timestamp};
+use crate::admission::keys::KeyId;
 
 /// The rules' settings.
 #[derive(Clone, Copy, Debug)]

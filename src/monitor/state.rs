@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::MonitorError;
-use crate::checkpoint::{Checkpoint, LogVerifier};
-use crate::merkle::{self, CompactRange, Hash};
+use crate::tlog::checkpoint::{Checkpoint, LogVerifier};
+use crate::tlog::merkle::{self, CompactRange, Hash};
 
 /// How many of the last verified leaf hashes are kept, to compare with what the server serves
 /// again when the monitor reconnects (the Tail stream is resumed this many entries early).
@@ -232,7 +232,7 @@ fn temp_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{LogSigner, Origin};
+    use crate::tlog::checkpoint::{LogSigner, Origin};
 
     fn signed(signer: &LogSigner, range: &CompactRange) -> VerifiedCheckpoint {
         let checkpoint = Checkpoint {

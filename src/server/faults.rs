@@ -26,13 +26,13 @@ use base64::Engine as _;
 use prost::Message;
 
 use super::{ApiError, LogService};
-use crate::checkpoint::{Checkpoint, LogSigner};
-use crate::dsse::{Envelope, VerifiedEnvelope};
+use crate::admission::dsse::{Envelope, VerifiedEnvelope};
+use crate::admission::keys::PublicKey;
 use crate::entry::{decode_leaf, PendingEntry};
-use crate::keys::PublicKey;
-use crate::merkle::{self, CompactRange};
 use crate::proto::{self, tail_event::Event};
-use crate::storage::Store;
+use crate::server::storage::Store;
+use crate::tlog::checkpoint::{Checkpoint, LogSigner};
+use crate::tlog::merkle::{self, CompactRange};
 
 /// The fault this server runs with.
 pub enum Fault {
@@ -220,7 +220,7 @@ async fn log_unchecked(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{LogVerifier, Origin};
+    use crate::tlog::checkpoint::{LogVerifier, Origin};
 
     #[test]
     fn a_corrupted_signature_does_not_verify_and_the_body_is_kept() {

@@ -5,11 +5,17 @@
 //! commits and answers what is queued, refuses the rest (UNAVAILABLE: nothing is half-written,
 //! and a retry is deduplicated), and the database closes.
 
+pub mod config;
 /// Test-only lies for hostile-server fixtures (the `fault-injection` feature, never in a normal build).
 #[cfg(feature = "fault-injection")]
 mod faults;
+pub mod logkey;
+pub mod prover;
+pub mod search;
+pub mod sequencer;
 mod service;
 mod status;
+pub mod storage;
 mod tail;
 
 use std::future::Future;
@@ -20,14 +26,14 @@ use tokio::sync::{watch, Semaphore};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 
-use crate::config::ServerConfig;
-use crate::logkey::{self, LogKeyError};
 use crate::proto::transparency_log_server::TransparencyLogServer;
-use crate::prover::Prover;
-use crate::sequencer::{Sequencer, SequencerError};
-use crate::storage::{schema, StorageError, Store};
+use config::ServerConfig;
+use logkey::LogKeyError;
+use prover::Prover;
+use sequencer::{Sequencer, SequencerError};
 pub use service::{Limits, LogService, MAX_REPLY_BYTES};
 pub use status::ApiError;
+use storage::{schema, StorageError, Store};
 pub use tail::CATCH_UP_RUN;
 
 /// How long in-flight rpcs may run after shutdown begins.
@@ -139,7 +145,7 @@ pub async fn serve(
         limits: config.limits.clone(),
         tail_permits: Arc::new(Semaphore::new(config.limits.max_tail_streams)),
         shutdown: stop_rx,
-        keys: crate::keys::KeyCache::default(),
+        keys: crate::admission::keys::KeyCache::default(),
     };
     // Decode limit above the envelope limit, so that the service's own check answers with the
     // limit named, not the transport.

@@ -10,16 +10,16 @@ use tonic::{Request, Response, Status};
 
 use super::status::ApiError;
 use super::tail;
-use crate::declaration::{self, Declaration};
-use crate::dsse;
+use crate::admission::declaration::{self, Declaration};
+use crate::admission::dsse;
+use crate::admission::keys::KeyCache;
 use crate::entry::{logged_declaration, PendingEntry};
-use crate::keys::KeyCache;
 use crate::proto::transparency_log_server::TransparencyLog;
 use crate::proto::{self, get_inclusion_proof_request::Leaf};
-use crate::prover::{Inclusion, Prover};
-use crate::search;
-use crate::sequencer::{Published, Sequencer};
-use crate::storage::Store;
+use crate::server::prover::{Inclusion, Prover};
+use crate::server::search;
+use crate::server::sequencer::{Published, Sequencer};
+use crate::server::storage::Store;
 
 #[cfg(feature = "fault-injection")]
 use super::faults;

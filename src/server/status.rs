@@ -7,10 +7,10 @@
 
 use tonic::Status;
 
-use crate::dsse::DsseError;
-use crate::prover::ProofError;
-use crate::sequencer::SequencerError;
-use crate::storage::StorageError;
+use crate::admission::dsse::DsseError;
+use crate::server::prover::ProofError;
+use crate::server::sequencer::SequencerError;
+use crate::server::storage::StorageError;
 
 /// An rpc's failure, by the gRPC code it maps to.
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +123,7 @@ mod tests {
             Code::InvalidArgument
         );
         assert_eq!(
-            code(ProofError::UnknownLeafHash(crate::merkle::EMPTY_HASH)),
+            code(ProofError::UnknownLeafHash(crate::tlog::merkle::EMPTY_HASH)),
             Code::NotFound
         );
     }

@@ -19,10 +19,10 @@ use tonic::Status;
 
 use super::service::MAX_REPLY_BYTES;
 use super::status::ApiError;
-use crate::checkpoint::Checkpoint;
 use crate::proto::{self, tail_event::Event, TailEvent};
-use crate::sequencer::{CommittedBatch, Published, Sequencer};
-use crate::storage::{Store, StoredCheckpoint};
+use crate::server::sequencer::{CommittedBatch, Published, Sequencer};
+use crate::server::storage::{Store, StoredCheckpoint};
+use crate::tlog::checkpoint::Checkpoint;
 
 /// The stream type of the Tail rpc.
 pub type TailStream = Pin<Box<dyn Stream<Item = Result<TailEvent, Status>> + Send>>;
@@ -86,8 +86,8 @@ enum Ended {
     Failed(ApiError),
 }
 
-impl From<crate::storage::StorageError> for Ended {
-    fn from(e: crate::storage::StorageError) -> Self {
+impl From<crate::server::storage::StorageError> for Ended {
+    fn from(e: crate::server::storage::StorageError) -> Self {
         Ended::Failed(e.into())
     }
 }

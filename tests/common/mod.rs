@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use glasslog::checkpoint::LogVerifier;
+use glasslog::admission::dsse::Envelope;
+use glasslog::admission::keys::{KeyType, PrivateKey};
 use glasslog::client::LogClient;
-use glasslog::dsse::Envelope;
-use glasslog::keys::{KeyType, PrivateKey};
+use glasslog::tlog::checkpoint::LogVerifier;
 
 /// A running server.
 pub struct TestServer {
@@ -142,7 +142,7 @@ impl Publisher {
     /// A signed in-toto statement of [`TEST_PREDICATE`] carrying `text`.
     pub fn envelope(&self, text: &str) -> Vec<u8> {
         Envelope::sign(
-            glasslog::declaration::PAYLOAD_TYPE,
+            glasslog::admission::declaration::PAYLOAD_TYPE,
             &statement(text),
             &[&self.key],
         )
@@ -154,7 +154,7 @@ impl Publisher {
 pub fn statement(text: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": "test", "digest": {"sha256": hex::encode(glasslog::merkle::leaf_hash(text.as_bytes()).0)}}],
+        "subject": [{"name": "test", "digest": {"sha256": hex::encode(glasslog::tlog::merkle::leaf_hash(text.as_bytes()).0)}}],
         "predicateType": TEST_PREDICATE,
         "predicate": {"text": text},
     }))

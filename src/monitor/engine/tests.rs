@@ -1,9 +1,9 @@
 use super::*;
-use crate::checkpoint::{Checkpoint, LogSigner, Origin};
-use crate::dsse::Envelope;
+use crate::admission::dsse::Envelope;
+use crate::admission::keys::{KeyType, PrivateKey};
 use crate::entry::LogEntry;
-use crate::keys::{KeyType, PrivateKey};
 use crate::monitor::ExamineOptions;
+use crate::tlog::checkpoint::{Checkpoint, LogSigner, Origin};
 use prost::Message;
 
 const TEST_TYPE: &str = "https://example.org/test/v1";
@@ -29,8 +29,12 @@ impl Log {
             "subject": [{"name": "t", "digest": {"sha256": hex::encode([1u8; 32])}}],
             "predicateType": TEST_TYPE, "predicate": {"text": text}}))
         .unwrap();
-        let envelope =
-            Envelope::sign(crate::declaration::PAYLOAD_TYPE, &statement, &[signer]).to_json();
+        let envelope = Envelope::sign(
+            crate::admission::declaration::PAYLOAD_TYPE,
+            &statement,
+            &[signer],
+        )
+        .to_json();
         LogEntry {
             envelope,
             public_keys: vec![self.key.public_key().to_pem()],

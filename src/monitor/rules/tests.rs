@@ -1,5 +1,5 @@
 use super::*;
-use crate::declaration::{Name, Supersedes, Timestamp};
+use crate::admission::declaration::{Name, Supersedes, Timestamp};
 use crate::monitor::store::Store;
 
 const WEEK_MS: i64 = 7 * 86_400_000;

@@ -33,21 +33,21 @@
 //!   are accepted and ignored, except a member whose name equals a defined one
 //!   up to letter case, which is refused: a case-insensitive decoder (Go's
 //!   `encoding/json`) would read it as the defined field. (Inside the manifest,
-//!   [`crate::manifest`]'s rules apply.) Unknown members at the top of the
+//!   [`crate::admission::manifest`]'s rules apply.) Unknown members at the top of the
 //!   predicate are kept in `extensions`; the statement and its subject admit
 //!   no members beyond those in-toto defines.
 //! - `null` is never the same as absent: an optional member is either absent
 //!   or of its type; and no string member may be empty.
 //!
-//! Input goes through [`crate::strict_json`], so duplicate and case-variant
+//! Input goes through [`crate::admission::strict_json`], so duplicate and case-variant
 //! keys are refused before any of the rules above are read. Every error names
 //! the JSON path of the offending value ([`DeclarationError::path`]).
 //!
-//! What this module is not: it does not verify signatures ([`crate::dsse`]),
+//! What this module is not: it does not verify signatures ([`crate::admission::dsse`]),
 //! check that referenced entries exist in the log (it lists them, see
 //! [`Declaration::references`], for the server to check), check license
 //! identifiers against the SPDX license list, or compute manifests from files
-//! ([`crate::manifest`]).
+//! ([`crate::admission::manifest`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -56,8 +56,8 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
-use crate::manifest::{Manifest, ManifestError};
-use crate::strict_json::{self, element_path, member_path, JsonError, Map, ROOT};
+use crate::admission::manifest::{Manifest, ManifestError};
+use crate::admission::strict_json::{self, element_path, member_path, JsonError, Map, ROOT};
 
 /// The DSSE `payloadType` of a declaration: an in-toto statement in JSON.
 pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -152,7 +152,7 @@ const PERSONAL_DATA_FIELDS: [&str; 2] = ["containsPersonalData", "handling"];
 ///
 /// Every variant but [`DeclarationError::PayloadType`] and some
 /// [`DeclarationError::Json`] syntax errors names the JSON path of the
-/// offending value, in [`crate::strict_json`]'s path syntax.
+/// offending value, in [`crate::admission::strict_json`]'s path syntax.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DeclarationError {
     /// The payload is not strict JSON, or a member is missing, of the wrong
@@ -1617,7 +1617,7 @@ fn read_personal_data(entry: &Map, path: &str) -> Result<PersonalData, Declarati
 // ---------------------------------------------------------------------------
 // Typed member access, every error located.
 
-/// Letter case is folded as [`crate::strict_json`] folds duplicate keys.
+/// Letter case is folded as [`crate::admission::strict_json`] folds duplicate keys.
 fn fold_case(key: &str) -> String {
     key.to_lowercase().to_uppercase().to_lowercase()
 }
@@ -1972,9 +1972,10 @@ mod tests {
     }
     use serde_json::json;
 
-    const MODEL: &[u8] = include_bytes!("../tests/data/declarations/model-release.json");
-    const DATASET: &[u8] = include_bytes!("../tests/data/declarations/training-data.json");
-    const PRIVATE: &[u8] = include_bytes!("../tests/data/declarations/training-data-private.json");
+    const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");
+    const DATASET: &[u8] = include_bytes!("../../tests/data/declarations/training-data.json");
+    const PRIVATE: &[u8] =
+        include_bytes!("../../tests/data/declarations/training-data-private.json");
 
     /// The example salt and manifest root behind the private example's
     /// commitment (see `tests/data/declarations/make_examples.py`).

@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use crate::merkle::{self, Hash, MerkleError};
-use crate::storage::{StorageError, Store};
+use crate::server::storage::{StorageError, Store};
+use crate::tlog::merkle::{self, Hash, MerkleError};
 
 /// Errors of proof requests; each names the values that made the request invalid.
 #[derive(Debug, thiserror::Error)]

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! and every signature is over `PAE(payloadType, payload)` (`protocol.md`,
-//! "Signature Definition"). Parsing goes through [`crate::strict_json`], so an
+//! "Signature Definition"). Parsing goes through [`crate::admission::strict_json`], so an
 //! envelope that another decoder would read differently (duplicate or
 //! case-variant keys) is refused, and so is any field the specification does
 //! not define.
@@ -35,8 +35,8 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 use thiserror::Error;
 
-use crate::keys::{KeyError, KeyId, PrivateKey, PublicKey};
-use crate::strict_json::{self, JsonError, ROOT};
+use crate::admission::keys::{KeyError, KeyId, PrivateKey, PublicKey};
+use crate::admission::strict_json::{self, JsonError, ROOT};
 
 /// Most signatures one envelope may carry.
 pub const MAX_SIGNATURES: usize = 8;
@@ -363,7 +363,7 @@ pub fn verify_submission_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeyType;
+    use crate::admission::keys::KeyType;
 
     /// Built by hand with Python's `cryptography` 48.0 (no DSSE library):
     /// `pae = b"DSSEv1 %d %s %d %s" % (len(t), t, len(body), body)`, then an

@@ -24,12 +24,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
-use crate::declaration::{self, Declaration, DeclarationError};
-use crate::dsse::{self, DsseError, VerifiedEnvelope};
+use crate::admission::declaration::{self, Declaration, DeclarationError};
+use crate::admission::dsse::{self, DsseError, VerifiedEnvelope};
+use crate::admission::strict_json::{self, element_path, member_path, JsonError, ROOT};
 use crate::entry::{decode_leaf, LogEntry};
-use crate::merkle::{self, Hash, MerkleError};
-use crate::strict_json::{self, element_path, member_path, JsonError, ROOT};
+use crate::tlog::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
+use crate::tlog::merkle::{self, Hash, MerkleError};
 
 /// The members of a bundle, and the only ones accepted.
 const FIELDS: [&str; 6] = [

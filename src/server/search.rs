@@ -11,8 +11,8 @@
 
 use base64::Engine;
 
-use crate::declaration::{Declaration, Name};
-use crate::keys::KeyId;
+use crate::admission::declaration::{Declaration, Name};
+use crate::admission::keys::KeyId;
 use crate::proto::search_request::Query as ProtoQuery;
 
 /// One thing an entry can be found by.

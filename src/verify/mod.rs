@@ -5,7 +5,7 @@
 //! admission rules, the inclusion proof against the latest checkpoint the search saw, whose
 //! signature is checked against the caller's pinned key (never one the server announces) — and
 //! that checkpoint must be consistent with the last one this client accepted
-//! ([`crate::trust_state`]). Then one declaration is compared with the directory, file by file.
+//! ([`crate::client::trust_state`]). Then one declaration is compared with the directory, file by file.
 //!
 //! Which one, when no version is given: the latest in log order whose manifest matches the
 //! directory; if none matches, the latest, so that the differences shown are those from the
@@ -22,18 +22,18 @@
 
 use std::path::Path;
 
-use crate::bundle::ProofBundle;
-use crate::checkpoint::{Checkpoint, LogVerifier};
+use crate::admission::declaration::{self, Declaration, Kind, Name};
+use crate::admission::dsse;
+use crate::admission::keys::KeyId;
+use crate::admission::manifest::{self, HashOptions, Manifest, ManifestDiff, ManifestError};
+use crate::client::bundle::ProofBundle;
+use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::{ClientError, LogClient};
-use crate::declaration::{self, Declaration, Kind, Name};
-use crate::dsse;
 use crate::entry::decode_leaf;
-use crate::keys::KeyId;
-use crate::manifest::{self, HashOptions, Manifest, ManifestDiff, ManifestError};
 use crate::proto::{self, search_request::Query};
-use crate::trust_state::{Accepted, TrustError, TrustState};
+use crate::tlog::checkpoint::{Checkpoint, LogVerifier};
 
-use super::finding::Finding;
+use crate::audit::finding::Finding;
 
 /// Search results per page asked for.
 const PAGE_SIZE: u32 = 1000;
@@ -541,8 +541,8 @@ impl LocalHashes<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::declaration::{parse_statement, ModelRelease};
-    use crate::manifest::Resource;
+    use crate::admission::declaration::{parse_statement, ModelRelease};
+    use crate::admission::manifest::Resource;
 
     const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");
 

@@ -3,8 +3,8 @@
 //!
 //! This module holds the [`Origin`] rules, the [`Checkpoint`] body and its strict reading, the
 //! signer ([`LogSigner`], with the signed-note `PRIVATE+KEY+…` and verifier key encodings) and the
-//! verifier ([`LogVerifier`]). It does no I/O (the key file is [`crate::logkey`]'s), no tree math
-//! (that is [`crate::merkle`]'s), and no witness cosignatures.
+//! verifier ([`LogVerifier`]). It does no I/O (the key file is [`crate::server::logkey`]'s), no tree math
+//! (that is [`crate::tlog::merkle`]'s), and no witness cosignatures.
 //!
 //! The note format is `signed_note`'s (the port of Go's `sumdb/note`); the body is read with
 //! `tlog_tiles::checkpoint`, which is already as strict as C2SP tlog-checkpoint asks for a SHA-256
@@ -25,7 +25,7 @@ use signed_note::{
     Note, NoteError, StandardVerifier, VerificationError, Verifier, VerifierError, Verifiers,
 };
 
-use crate::merkle::Hash;
+use crate::tlog::merkle::Hash;
 
 /// The longest origin accepted, in bytes.
 pub const MAX_ORIGIN_LEN: usize = 255;
@@ -517,7 +517,7 @@ impl Verifiers for OneKey<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::merkle::{leaf_hash, EMPTY_HASH};
+    use crate::tlog::merkle::{leaf_hash, EMPTY_HASH};
 
     const SEED: [u8; 32] = [7; 32];
 

@@ -16,7 +16,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use crate::checkpoint::{LogSigner, Origin};
+use crate::tlog::checkpoint::{LogSigner, Origin};
 
 /// The key file's name inside the data directory.
 pub const KEY_FILE: &str = "log.key";

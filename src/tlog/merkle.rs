@@ -4,7 +4,7 @@
 //!
 //! This module is pure computation. It does no I/O: stored hashes are read through a
 //! caller-supplied [`HashReader`] (the storage implements it), and it knows nothing of
-//! encodings, signatures or checkpoints (see [`crate::checkpoint`]).
+//! encodings, signatures or checkpoints (see [`crate::tlog::checkpoint`]).
 //!
 //! # Two implementations that check each other
 //!

@@ -22,7 +22,7 @@ use rocksdb::{
     IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 
-use crate::merkle::{Hash, HashReader};
+use crate::tlog::merkle::{Hash, HashReader};
 use schema::*;
 
 /// Errors of the storage layer.

@@ -28,10 +28,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::checkpoint::{Checkpoint, LogSigner, LogVerifier};
 use crate::entry::{decode_leaf, PendingEntry};
-use crate::merkle::{self, Hash, HashReader};
-use crate::storage::{StorageError, Store};
+use crate::server::storage::{StorageError, Store};
+use crate::tlog::checkpoint::{Checkpoint, LogSigner, LogVerifier};
+use crate::tlog::merkle::{self, Hash, HashReader};
 
 /// Errors of the sequencer.
 #[derive(Debug, thiserror::Error)]
@@ -423,7 +423,7 @@ impl State {
     /// Step 3 and 4: signs the checkpoint for `size` and writes the batch durably.
     fn sign_and_write(
         &self,
-        mut batch: crate::storage::CommitBatch<'_>,
+        mut batch: crate::server::storage::CommitBatch<'_>,
         overlay: &Overlay<'_>,
         size: u64,
     ) -> Result<Arc<Published>, SequencerError> {

@@ -1,9 +1,9 @@
 //! Sequencer tests on a real RocksDB store in a temporary directory.
 
 use super::*;
-use crate::checkpoint::Origin;
 use crate::entry::PendingEntry;
-use crate::merkle::CompactRange;
+use crate::tlog::checkpoint::Origin;
+use crate::tlog::merkle::CompactRange;
 
 fn signer() -> LogSigner {
     LogSigner::generate(&Origin::new("example.org/sequencer-test").unwrap())
@@ -13,7 +13,7 @@ fn pending(n: u64) -> PendingEntry {
     PendingEntry {
         envelope: format!("envelope {n}").into_bytes(),
         public_keys: vec![format!("key {n}")],
-        dedup_key: crate::merkle::leaf_hash(&n.to_be_bytes()).0,
+        dedup_key: crate::tlog::merkle::leaf_hash(&n.to_be_bytes()).0,
         search_prefixes: vec![vec![1, (n % 3) as u8]],
     }
 }
@@ -39,7 +39,7 @@ fn check_root(store: &Store, published: &Published) {
         .entries(0, published.checkpoint.size, usize::MAX)
         .unwrap()
     {
-        range.append(crate::merkle::leaf_hash(&leaf));
+        range.append(crate::tlog::merkle::leaf_hash(&leaf));
     }
     assert_eq!(range.size(), published.checkpoint.size);
     assert_eq!(range.root(), published.checkpoint.root);
@@ -60,11 +60,11 @@ async fn appends_are_durable_signed_and_provable() {
         assert!(p.checkpoint.size > n);
         let leaf = a.leaf_data().unwrap();
         assert_eq!(store.entry(n).unwrap().as_deref(), Some(leaf));
-        let proof = crate::merkle::prove_inclusion(n, p.checkpoint.size, &*store).unwrap();
-        crate::merkle::verify_inclusion(
+        let proof = crate::tlog::merkle::prove_inclusion(n, p.checkpoint.size, &*store).unwrap();
+        crate::tlog::merkle::verify_inclusion(
             n,
             p.checkpoint.size,
-            &crate::merkle::leaf_hash(leaf),
+            &crate::tlog::merkle::leaf_hash(leaf),
             &proof,
             &p.checkpoint.root,
         )

@@ -35,9 +35,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
+use crate::admission::strict_json::{self, ROOT};
 use crate::client::{ClientError, LogClient};
-use crate::strict_json::{self, ROOT};
+use crate::tlog::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
 
 /// Largest state file read; a checkpoint note is well under 1 KiB.
 const MAX_STATE_BYTES: u64 = 1 << 20;
@@ -508,8 +508,8 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<(), TrustError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{LogSigner, Origin};
-    use crate::merkle::Hash;
+    use crate::tlog::checkpoint::{LogSigner, Origin};
+    use crate::tlog::merkle::Hash;
 
     fn signer() -> LogSigner {
         LogSigner::generate(&Origin::new("example.org/log").unwrap())

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::sequencer::SequencerConfig;
+use crate::server::sequencer::SequencerConfig;
 use crate::server::Limits;
 
 /// Errors reading the configuration.

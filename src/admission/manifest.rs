@@ -108,7 +108,7 @@
 //!
 //! # What this is not
 //!
-//! Not a signer or verifier of OMS bundles (signatures live in [`crate::dsse`]), not the
+//! Not a signer or verifier of OMS bundles (signatures live in [`crate::admission::dsse`]), not the
 //! `shards` serialization, not BLAKE2/BLAKE3 digests, not the deprecated v0.1 predicate. It
 //! does not interpret `.gitignore` files. Hashing reads each file once, while it may change
 //! under us: the result describes the bytes read, not a snapshot.
@@ -127,7 +127,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::strict_json::{self, element_path, member_path, JsonError};
+use crate::admission::strict_json::{self, element_path, member_path, JsonError};
 
 /// The only serialization method glasslog accepts.
 pub const METHOD_FILES: &str = "files";

@@ -19,7 +19,7 @@ pub const DEDUP: &str = "dedup";
 pub const CHECKPOINTS: &str = "checkpoints";
 /// `meta`: small named values, keys below.
 pub const META: &str = "meta";
-/// `search`: `prefix ‖ index (u64 BE)` → empty, where the prefix is a [`crate::search::Query`]'s
+/// `search`: `prefix ‖ index (u64 BE)` → empty, where the prefix is a [`crate::server::search::Query`]'s
 /// tag and term. Written in the same batch as the entry; rebuilt from `entries` by `reindex`.
 pub const SEARCH: &str = "search";
 

@@ -4,14 +4,17 @@
 //!
 //! Used by the CLI, the load generator and the end-to-end tests.
 
+pub mod bundle;
+pub mod trust_state;
+
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use tonic::transport::{Channel, Endpoint};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
-use crate::merkle::{self, Hash, MerkleError};
 use crate::proto::{self, transparency_log_client::TransparencyLogClient};
+use crate::tlog::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
+use crate::tlog::merkle::{self, Hash, MerkleError};
 
 /// Errors of a verifying client.
 #[derive(Debug, thiserror::Error)]
