@@ -126,7 +126,7 @@ pub fn parse(bytes: &[u8]) -> Result<Value, JsonError> {
 /// that share a capital (U+017F and "s", U+03C2 final sigma and U+03C3), and the
 /// final lowercase makes the result readable. The result is at least as coarse
 /// as Go's folding: refusing a pair Go would keep apart is harmless here.
-fn fold_case(key: &str) -> String {
+pub fn fold_case(key: &str) -> String {
     // ASCII keys (nearly all) fold to their ASCII lowercase: one allocation, not three.
     if key.is_ascii() {
         return key.to_ascii_lowercase();
@@ -328,8 +328,8 @@ impl<'de> Visitor<'de> for Node<'_> {
     }
 }
 
-/// The JSON type of `value`, as an error message names it.
-fn type_name(value: &Value) -> &'static str {
+/// The JSON type of `value`, as an error message names it ("a string").
+pub fn type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -340,7 +340,8 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
-fn wrong_type(value: &Value, path: &str, expected: &'static str) -> JsonError {
+/// The error for `value` (at `path`) not being of the `expected` type.
+pub fn wrong_type(value: &Value, path: &str, expected: &'static str) -> JsonError {
     JsonError::WrongType {
         path: path.to_owned(),
         expected,
@@ -425,6 +426,22 @@ pub fn deny_unknown_fields(map: &Map, allowed: &[&str], path: &str) -> Result<()
         }),
         None => Ok(()),
     }
+}
+
+/// The 32 bytes of a SHA-256 digest written, as every digest in glasslog's
+/// documents is (in-toto `DigestSet`, OMS manifest), as exactly 64 lowercase
+/// hex digits. `Err` says what is wrong, in words for the caller's message.
+pub fn sha256_hex(s: &str) -> Result<[u8; 32], String> {
+    if s.len() != 64 {
+        return Err(format!("it has {} characters", s.chars().count()));
+    }
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err("it has uppercase letters".into());
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(s, &mut bytes)
+        .map_err(|_| "it has characters that are not hex digits".to_owned())?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

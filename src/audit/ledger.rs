@@ -417,10 +417,9 @@ mod tests {
                     |&(at, kind, name)| crate::admission::declaration::Reference {
                         field: format!("$.ref{at}"),
                         kind,
-                        name: Some(name.parse().unwrap()),
+                        name: crate::admission::declaration::NameRule::Is(name.parse().unwrap()),
                         digest: Digest([at as u8; 32]),
                         log_index: Some(at),
-                        same_name_required: false,
                     },
                 )
                 .collect(),

@@ -77,10 +77,7 @@ fn judge(own: &Name, r: &Reference, at: u64, target: Target) -> Option<String> {
             r.kind
         ));
     }
-    if r.same_name_required && &name != own {
-        return Some(format!("entry {at} declares \"{name}\", not \"{own}\""));
-    }
-    if let Some(want) = &r.name {
+    if let Some(want) = r.name.required(own) {
         if &name != want {
             return Some(format!("entry {at} declares \"{name}\", not \"{want}\""));
         }

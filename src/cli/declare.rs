@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Subcommand};
 use rand_core::{OsRng, RngCore};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::keygen::{public_key_path, write_new};
 use super::CliError;
@@ -226,13 +226,13 @@ fn run_model(m: &ModelArgs) -> Result<ExitCode, CliError> {
             append(
                 p,
                 "trainingData",
-                training.iter().map(training_ref_json),
+                training.iter().map(TrainingDataRef::to_json_value),
                 file,
             )?;
             append(
                 p,
                 "baseModels",
-                base_models.iter().map(base_model_json),
+                base_models.iter().map(BaseModel::to_json_value),
                 file,
             )?;
         }
@@ -363,8 +363,7 @@ fn describe(c: &CommonArgs, kind: Kind) -> Result<Described, CliError> {
             )
             .into());
         }
-        let value = json!({"logIndex": s.log_index, "digest": {"sha256": s.digest.to_string()}});
-        p.insert("supersedes".into(), value);
+        p.insert("supersedes".into(), s.to_json_value());
     }
     Ok(Described {
         name,
@@ -544,21 +543,23 @@ fn required<T: Clone>(value: &Option<T>, flag: &str) -> Result<T, CliError> {
         .ok_or_else(|| format!("{flag} is required (or give --from FILE)").into())
 }
 
+/// [`DataDisclosure::agrees_with`], worded for the flags.
 fn check_disclosure(disclosure: DataDisclosure, listed: usize) -> Result<(), CliError> {
-    let withholding = matches!(disclosure, DataDisclosure::Withheld | DataDisclosure::None);
-    match (withholding, listed) {
-        (false, 0) => Err(format!(
+    if disclosure.agrees_with(listed) {
+        return Ok(());
+    }
+    match disclosure {
+        DataDisclosure::Full | DataDisclosure::Partial => Err(format!(
             "a model release lists its training data: give --trained-on (a dataset's proof bundle, or \
              NAME=sha256:HEX), or say --data-disclosure withheld (not listed) or none (no training data \
              of its own); --data-disclosure is {disclosure}"
         )
         .into()),
-        (true, n) if n > 0 => Err(format!(
+        DataDisclosure::Withheld | DataDisclosure::None => Err(format!(
             "--data-disclosure {disclosure} takes no --trained-on; use partial or full (the default) \
              when you list training data"
         )
         .into()),
-        _ => Ok(()),
     }
 }
 
@@ -668,42 +669,9 @@ fn from_file(
     if let Some(manifest) = manifest {
         p.insert("manifest".into(), manifest.to_json_value());
     }
-    let statement = json!({
-        "_type": declaration::STATEMENT_TYPE,
-        "subject": [{"name": name.as_str(), "digest": {"sha256": digest.to_string()}}],
-        "predicateType": kind.predicate_type(),
-        "predicate": p,
-    });
-    let declaration = declaration::parse_statement(statement.to_string().as_bytes())
-        .map_err(|e| in_file(file, &e))?;
+    let statement = declaration::statement_json(name, &digest, kind, p);
+    let declaration = declaration::parse_statement(&statement).map_err(|e| in_file(file, &e))?;
     Ok(declaration.to_statement_json())
-}
-
-fn training_ref_json(t: &TrainingDataRef) -> Value {
-    reference_json(&t.name, &t.digest, t.log_index, ("role", t.role.as_str()))
-}
-
-fn base_model_json(b: &BaseModel) -> Value {
-    reference_json(
-        &b.name,
-        &b.digest,
-        b.log_index,
-        ("relation", b.relation.as_str()),
-    )
-}
-
-fn reference_json(
-    name: &Name,
-    digest: &Digest,
-    index: Option<u64>,
-    (key, value): (&str, &str),
-) -> Value {
-    let mut v =
-        json!({"name": name.as_str(), "digest": {"sha256": digest.to_string()}, key: value});
-    if let (Some(i), Some(map)) = (index, v.as_object_mut()) {
-        map.insert("logIndex".into(), i.into());
-    }
-    v
 }
 
 // ---------------------------------------------------------------------------

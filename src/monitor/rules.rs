@@ -41,7 +41,7 @@ use super::examine::{DatasetFields, DeclarationFacts, EntryFacts};
 use super::finding::{Finding, FindingKind, Severity};
 use super::store::Tx;
 use super::MonitorError;
-use crate::admission::declaration::{Digest, Kind, Reference, Timestamp};
+use crate::admission::declaration::{Digest, Kind, NameRule, Reference, Timestamp};
 use crate::admission::keys::KeyId;
 
 /// The rules' settings.
@@ -199,10 +199,10 @@ fn reference_mismatch(r: &Reference, t: &IndexRecord, own_name: &str) -> Option<
     if t.kind != r.kind {
         return Some(format!("is a {} declaration, not a {}", t.kind, r.kind));
     }
-    let want_name = if r.same_name_required {
-        Some(own_name)
-    } else {
-        r.name.as_ref().map(|n| n.as_str())
+    let want_name = match &r.name {
+        NameRule::Any => None,
+        NameRule::SameAsReferrer => Some(own_name),
+        NameRule::Is(name) => Some(name.as_str()),
     };
     if let Some(name) = want_name.filter(|n| *n != t.name) {
         return Some(format!("declares {:?}, not {name:?}", t.name));
@@ -329,7 +329,10 @@ fn dangling(tx: &Tx<'_>, index: u64, d: &DeclarationFacts) -> Result<Vec<Finding
         if tx.get(&digest_key(r.kind, &r.digest))?.is_some() {
             continue;
         }
-        let named = r.name.as_ref().map_or("", |n| n.as_str());
+        let named = match &r.name {
+            NameRule::Is(name) => name.as_str(),
+            NameRule::Any | NameRule::SameAsReferrer => "",
+        };
         let (severity, what) = match r.kind {
             Kind::Dataset => (Severity::Warning, "training data"),
             Kind::Model => (Severity::Info, "base model"),

@@ -162,14 +162,7 @@ impl LogService {
                     r.kind
                 )));
             }
-            if r.same_name_required && target.name() != d.name() {
-                return Err(refused(format!(
-                    "entry {index} declares {:?}, not {:?}",
-                    target.name(),
-                    d.name()
-                )));
-            }
-            if let Some(name) = &r.name {
+            if let Some(name) = r.name.required(d.name()) {
                 if target.name() != name {
                     return Err(refused(format!(
                         "entry {index} declares {:?}, not {:?}",

@@ -1,5 +1,5 @@
 use super::*;
-use crate::admission::declaration::{Name, Supersedes, Timestamp};
+use crate::admission::declaration::{Name, NameRule, Supersedes, Timestamp};
 use crate::monitor::store::Store;
 
 const WEEK_MS: i64 = 7 * 86_400_000;
@@ -60,10 +60,9 @@ fn reference(kind: Kind, name: &str, d: u8, log_index: Option<u64>) -> Reference
             "$.predicate.baseModels[0]".into()
         },
         kind,
-        name: Some(name.parse::<Name>().unwrap()),
+        name: NameRule::Is(name.parse::<Name>().unwrap()),
         digest: digest(d),
         log_index,
-        same_name_required: false,
     }
 }
 
@@ -81,10 +80,9 @@ fn kinds(entries: &[EntryFacts]) -> Vec<Vec<FindingKind>> {
                 d.references.push(Reference {
                     field: "$.predicate.supersedes".into(),
                     kind: d.kind,
-                    name: None,
+                    name: NameRule::SameAsReferrer,
                     digest: s.digest,
                     log_index: Some(s.log_index),
-                    same_name_required: true,
                 });
             }
         }
