@@ -26,11 +26,13 @@
 //! - [`bundle`]: proof bundles, which prove offline that a declaration is in a log.
 //! - [`monitor`]: follows a log with Tail, verifies it, and reports what the log or publishers did wrong.
 //! - [`trust_state`]: split-view protection: the last checkpoint a client accepted for a log.
+//! - [`check`]: the findings `audit`, `verify` and `monitor` report, and the one place they are written.
 //! - [`audit`]: checking a log from the outside: a whole-log audit, and verifying a declaration.
 //! - [`cli`]: the `glasslog` command line.
 
 pub mod admission;
 pub mod audit;
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod entry;

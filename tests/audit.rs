@@ -55,7 +55,7 @@ fn write_files(dir: &Path, files: &[(&str, &[u8])]) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// The JSON lines of a `--json` run: findings, then the summary.
+/// The JSON lines of a `--json` run: findings (the monitor's shape), then the summary.
 fn json_lines(stdout: &str) -> (Vec<Value>, Value) {
     let mut lines: Vec<Value> = stdout
         .lines()
@@ -63,7 +63,12 @@ fn json_lines(stdout: &str) -> (Vec<Value>, Value) {
         .collect();
     let summary = lines.pop().expect("a summary line");
     assert_eq!(summary["type"], "summary", "{stdout}");
-    assert!(lines.iter().all(|l| l["type"] == "finding"), "{stdout}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["kind"].is_string() && l.get("type").is_none()),
+        "{stdout}"
+    );
     (lines, summary)
 }
 
@@ -254,7 +259,7 @@ fn verify_names_every_change_to_a_model_directory_and_later_releases() {
     let (findings, summary) = json_lines(&out);
     let got: Vec<(&str, &str)> = findings
         .iter()
-        .map(|f| (f["check"].as_str().unwrap(), f["file"].as_str().unwrap()))
+        .map(|f| (f["kind"].as_str().unwrap(), f["file"].as_str().unwrap()))
         .collect();
     assert_eq!(
         got,
@@ -265,7 +270,7 @@ fn verify_names_every_change_to_a_model_directory_and_later_releases() {
     );
     assert!(findings
         .iter()
-        .all(|f| f["index"] == 1 && f["name"] == "org/model"));
+        .all(|f| f["indexes"] == json!([1]) && f["names"] == json!(["org/model"])));
     assert_eq!(summary["result"], "fail");
     assert_eq!(summary["findings"], 2);
     std::fs::rename(model_dir.join("tok.json"), model_dir.join("tokenizer.json")).unwrap();
@@ -434,7 +439,7 @@ fn verify_names_every_change_to_a_model_directory_and_later_releases() {
     // Another log key.
     let other = LogSigner::generate(&Origin::new(ORIGIN).unwrap()).verifier_key();
     let out = expect(home, 1, bundle_args(&v1, &other, Some(&model_dir)));
-    assert!(out.contains("FAIL log-key"), "{out}");
+    assert!(out.contains("FAIL wrong-log-key"), "{out}");
     // A tampered bundle: another index, or one altered byte of the leaf.
     let mut bundle: Value = serde_json::from_slice(&std::fs::read(&v1).unwrap()).unwrap();
     bundle["index"] = json!(0);
@@ -442,7 +447,7 @@ fn verify_names_every_change_to_a_model_directory_and_later_releases() {
     std::fs::write(&tampered, bundle.to_string()).unwrap();
     let out = expect(home, 1, bundle_args(&tampered, &vkey, None));
     assert!(
-        out.contains("FAIL bundle (index 0): proof bundle's inclusion proof does not verify"),
+        out.contains("FAIL bad-bundle (index 0): proof bundle's inclusion proof does not verify"),
         "{out}"
     );
     let mut bundle: Value = serde_json::from_slice(&std::fs::read(&v1).unwrap()).unwrap();
@@ -452,7 +457,7 @@ fn verify_names_every_change_to_a_model_directory_and_later_releases() {
     bundle["leaf_data"] = json!(format!("{}{swapped}{}", &leaf[..at], &leaf[at + 1..]));
     std::fs::write(&tampered, bundle.to_string()).unwrap();
     let out = expect(home, 1, bundle_args(&tampered, &vkey, Some(&model_dir)));
-    assert!(out.contains("FAIL bundle"), "{out}");
+    assert!(out.contains("FAIL bad-bundle"), "{out}");
     assert_eq!(field(&out, "result"), "FAIL");
 }
 
@@ -606,8 +611,8 @@ async fn audit_passes_an_honest_log_and_catches_altered_entries() {
     // Without being told of the extra type, the statement is a finding that says what to do.
     let (findings, _) = json_lines(&audit(home, &server, "state.json", &["--json"], 1));
     assert_eq!(findings.len(), 1, "{findings:?}");
-    assert_eq!(findings[0]["check"], "predicate-type");
-    assert_eq!(findings[0]["index"], 3);
+    assert_eq!(findings[0]["kind"], "invalid-entry");
+    assert_eq!(findings[0]["indexes"], json!([3]));
     assert!(findings[0]["message"]
         .as_str()
         .unwrap()
@@ -638,13 +643,16 @@ async fn audit_passes_an_honest_log_and_catches_altered_entries() {
         &[&test_type[..], &["--json"]].concat(),
         1,
     ));
-    let checks: Vec<(&str, Option<u64>)> = findings
+    let kinds: Vec<(&str, &Value)> = findings
         .iter()
-        .map(|f| (f["check"].as_str().unwrap(), f["index"].as_u64()))
+        .map(|f| (f["kind"].as_str().unwrap(), &f["indexes"]))
         .collect();
     assert_eq!(
-        checks,
-        [("time-order", Some(2)), ("root-mismatch", None)],
+        kinds,
+        [
+            ("invalid-entry", &json!([2])),
+            ("root-mismatch", &json!([]))
+        ],
         "{findings:?}"
     );
     assert_ne!(summary["computed_root"], summary["checkpoint_root"]);
@@ -704,9 +712,9 @@ async fn split_view_state_catches_a_second_log_with_the_same_key() {
     let out = verify(home, &b, &model_dir, "org/model", &["--json"], 1);
     let (findings, summary) = json_lines(&out);
     assert_eq!(findings.len(), 1, "{out}");
-    assert_eq!(findings[0]["check"], "inconsistent-checkpoint");
-    assert_eq!(findings[0]["old_checkpoint"], note_a.as_str());
-    assert_eq!(findings[0]["new_checkpoint"], note_b.as_str());
+    assert_eq!(findings[0]["kind"], "inconsistent-checkpoint");
+    assert_eq!(findings[0]["evidence"]["old_checkpoint"], note_a.as_str());
+    assert_eq!(findings[0]["evidence"]["new_checkpoint"], note_b.as_str());
     assert_eq!(summary["split_view_check"], "inconsistent-checkpoint");
     // The stored checkpoint is unchanged, so the fork is reported again, in text with both notes.
     let out = verify(home, &b, &model_dir, "org/model", &[], 1);

@@ -15,7 +15,7 @@ use crate::admission::keys::{KeyCache, KeyId, PublicKey};
 use crate::entry::{decode_leaf, dedup_key, logged_keys};
 use crate::tlog::merkle::{self, Hash};
 
-use super::finding::Finding;
+use crate::check::{Finding, FindingKind};
 
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,8 +112,11 @@ impl Checker {
             Ok(e) => e,
             Err(e) => {
                 facts.findings.push(
-                    Finding::new("leaf", format!("the leaf is not an encoded LogEntry: {e}"))
-                        .at(index),
+                    Finding::of(
+                        FindingKind::InvalidEntry,
+                        format!("the leaf is not an encoded LogEntry: {e}"),
+                    )
+                    .at(index),
                 );
                 return facts;
             }
@@ -125,8 +128,8 @@ impl Checker {
             Ok(e) => e,
             Err(e) => {
                 facts.findings.push(
-                    Finding::new(
-                        "envelope",
+                    Finding::of(
+                        FindingKind::InvalidEntry,
                         format!("the logged DSSE envelope does not parse: {e}"),
                     )
                     .at(index),
@@ -156,7 +159,7 @@ impl Checker {
         match logged_keys(pems, &self.keys) {
             Ok(keys) => keys.iter().map(|k| k.key).collect(),
             Err(e) => {
-                findings.push(Finding::new("publisher-keys", e.to_string()).at(index));
+                findings.push(Finding::of(FindingKind::InvalidEntry, e.to_string()).at(index));
                 Vec::new()
             }
         }
@@ -175,8 +178,8 @@ impl Checker {
         self.signatures += 1;
         if let Err(e) = result {
             findings.push(
-                Finding::new(
-                    "signature",
+                Finding::of(
+                    FindingKind::InvalidEntry,
                     format!(
                         "the logged envelope does not verify under the logged publisher keys: {e}"
                     ),
@@ -197,7 +200,7 @@ impl Checker {
         let finding = match checked {
             Ok(Some(d)) => {
                 for f in &mut facts.findings {
-                    f.name = Some(d.name().to_string());
+                    f.names = vec![d.name().to_string()];
                 }
                 if facts.findings.is_empty() {
                     facts.class = Class::Declaration;
@@ -211,15 +214,15 @@ impl Checker {
                 }
                 return;
             }
-            Err(DeclarationError::PredicateType { found, .. }) => Finding::new(
-                "predicate-type",
+            Err(DeclarationError::PredicateType { found, .. }) => Finding::of(
+                FindingKind::InvalidEntry,
                 format!(
                     "the statement's predicateType is {found}, neither a glasslog declaration type nor one the \
                      auditor was told this log accepts; if the log's operator accepts it, pass \
                      --extra-predicate-type with it"
                 ),
             ),
-            Err(e) => Finding::new("declaration", format!("the logged statement does not pass the admission rules: {e}")),
+            Err(e) => Finding::of(FindingKind::InvalidEntry, format!("the logged statement does not pass the admission rules: {e}")),
         };
         facts.findings.push(finding.at(index));
     }
@@ -291,15 +294,15 @@ mod tests {
                 "declaration",
             ),
         ];
-        for (l, check) in cases {
+        for (l, case) in cases {
             let f = Checker::new(true, vec![]).check(3, &l);
             assert_eq!(
-                f.findings.first().map(|f| f.check),
-                Some(check),
-                "{:?}",
+                f.findings.first().map(|f| f.kind),
+                Some(FindingKind::InvalidEntry),
+                "{case}: {:?}",
                 f.findings
             );
-            assert_eq!(f.findings[0].index, Some(3));
+            assert_eq!(f.findings[0].indexes, [3]);
             assert_ne!(f.class, Class::Declaration);
         }
         // Without signature checks the wrong signer is not noticed; the declaration is read.
@@ -313,7 +316,7 @@ mod tests {
         let st = br#"{"_type": "https://in-toto.io/Statement/v1", "subject": [], "predicateType": "https://x/v1", "predicate": {}}"#;
         let l = leaf(signed(st, &key), vec![key.public_key().to_pem()]);
         let f = Checker::new(true, vec![]).check(1, &l);
-        assert_eq!(f.findings[0].check, "predicate-type");
+        assert_eq!(f.findings[0].kind, FindingKind::InvalidEntry);
         assert!(f.findings[0].message.contains("--extra-predicate-type"));
         let f = Checker::new(true, vec!["https://x/v1".into()]).check(1, &l);
         assert!(f.findings.is_empty());

@@ -21,9 +21,9 @@ use crate::admission::declaration::{Digest, Kind, Name};
 use crate::admission::keys::KeyId;
 
 use super::entry_check::{Class, Declared, Facts};
-use super::finding::Finding;
 use super::references::{self, Target};
 use super::AuditError;
+use crate::check::{Finding, FindingKind};
 
 const TARGET: u8 = b'i';
 const DEDUP: u8 = b'd';
@@ -165,8 +165,8 @@ impl Ledger {
         let previous = self.last_time.replace((f.index, t));
         match previous {
             Some((at, before)) if t < before => Some(
-                Finding::new(
-                    "time-order",
+                Finding::of(
+                    FindingKind::InvalidEntry,
                     format!(
                         "integrated at {t} ms since the epoch, before entry {at} ({before} ms): the log's \
                          clock must never go back as the index grows"
@@ -201,9 +201,12 @@ impl Ledger {
         Ok(broken
             .into_iter()
             .map(|b| {
-                Finding::new("reference", format!("{}: {}", b.field, b.reason))
-                    .at(f.index)
-                    .named(d.name.to_string())
+                Finding::of(
+                    FindingKind::InvalidEntry,
+                    format!("{}: {}", b.field, b.reason),
+                )
+                .at(f.index)
+                .named(d.name.to_string())
             })
             .collect())
     }
@@ -285,16 +288,18 @@ impl Drop for Ledger {
 }
 
 fn duplicate(f: &Facts, of: u64) -> Finding {
-    let mut finding = Finding::new(
-        "duplicate",
+    let finding = Finding::of(
+        FindingKind::DuplicateEntry,
         format!(
             "repeats entry {of}: the same statement signed by the same keys; the log must answer a \
              resubmission with the existing index instead of appending it again"
         ),
     )
     .at(f.index);
-    finding.name = f.declared.as_ref().map(|d| d.name.to_string());
-    finding
+    match &f.declared {
+        Some(d) => finding.named(d.name.to_string()),
+        None => finding,
+    }
 }
 
 fn prefixed(tag: u8, key: &[u8]) -> Vec<u8> {
@@ -454,19 +459,19 @@ mod tests {
             ),
         ];
         let found = ledger.absorb(&second).unwrap();
-        let got: Vec<(Option<u64>, &str)> = found
+        let got: Vec<(&[u64], &str)> = found
             .iter()
-            .map(|f| (f.index, f.message.as_str()))
+            .map(|f| (f.indexes.as_slice(), f.message.as_str()))
             .collect();
         assert_eq!(
             got,
             [
                 (
-                    Some(4),
+                    &[4][..],
                     "$.ref1: entry 1 is not a model or dataset declaration"
                 ),
                 (
-                    Some(4),
+                    &[4][..],
                     "$.ref2: entry 2 is a model declaration, not a dataset"
                 ),
             ]
@@ -508,20 +513,29 @@ mod tests {
         ];
         let found = ledger.absorb(&first).unwrap();
         assert_eq!(
-            found.iter().map(|f| (f.check, f.index)).collect::<Vec<_>>(),
-            vec![("duplicate", Some(2))]
+            found
+                .iter()
+                .map(|f| (f.kind, f.indexes.clone()))
+                .collect::<Vec<_>>(),
+            vec![(FindingKind::DuplicateEntry, vec![2])]
         );
         let second = vec![facts(3, 9, Some(model), 1)];
         let found: Vec<_> = ledger
             .absorb(&second)
             .unwrap()
             .iter()
-            .map(|f| f.check)
+            .map(|f| f.kind)
             .collect();
         // Earlier time, a repeat of entry 0 across runs, and the model's references (indexes 7, 40
         // and 41 are not before index 3).
-        assert_eq!(&found[..2], ["time-order", "duplicate"]);
-        assert!(found[2..].iter().all(|c| *c == "reference"), "{found:?}");
+        assert_eq!(
+            &found[..2],
+            [FindingKind::InvalidEntry, FindingKind::DuplicateEntry]
+        );
+        assert!(
+            found[2..].iter().all(|k| *k == FindingKind::InvalidEntry),
+            "{found:?}"
+        );
         assert_eq!(ledger.kinds.models + ledger.kinds.datasets, 2);
         assert_eq!(ledger.kinds.other.get("t"), Some(&2));
         let names = ledger.names(10).unwrap();

@@ -16,7 +16,8 @@
 //!    clock never goes back;
 //! 4. counts entries by kind, publishers (key ids) and names.
 //!
-//! Every failed check is a [`Finding`] that says what, where and why.
+//! Every failed check is a [`Finding`] that says what, where and why, in the kinds the monitor
+//! reports too ([`crate::check`]).
 //!
 //! # Throughput and memory
 //!
@@ -33,7 +34,6 @@
 
 pub mod entry_check;
 mod fetch;
-pub mod finding;
 pub mod ledger;
 pub mod references;
 
@@ -45,13 +45,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use crate::check::{Finding, FindingKind};
 use crate::client::LogClient;
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::merkle::{CompactRange, Hash};
 
 pub use entry_check::Facts;
 use fetch::{FetchError, Run};
-pub use finding::Finding;
 use ledger::{Kinds, Ledger, Top};
 
 /// Runs of entries handed to the workers and not yet taken back.
@@ -301,8 +301,8 @@ impl Stream {
                     }
                     Some(Err(e @ FetchError::BadReply { .. })) => {
                         self.findings += 1;
-                        report(&Finding::new(
-                            "entries",
+                        report(&Finding::of(
+                            FindingKind::BadReply,
                             format!("{e}; the audit stops here"),
                         ));
                         fetching = false;
@@ -367,8 +367,8 @@ fn cpu_clock(clock: libc::clockid_t) -> Duration {
 }
 
 fn root_mismatch(checkpoint: &Checkpoint, computed: Hash) -> Finding {
-    Finding::new(
-        "root-mismatch",
+    Finding::of(
+        FindingKind::RootMismatch,
         format!(
             "the checkpoint of size {} signs root {}, but the {} entries the log serves hash to {}: the log's \
              signed commitment is not to the entries it serves",
@@ -568,7 +568,7 @@ mod tests {
             root: Hash([1; 32]),
         };
         let f = root_mismatch(&c, Hash([2; 32]));
-        assert_eq!(f.check, "root-mismatch");
+        assert_eq!(f.kind, FindingKind::RootMismatch);
         assert!(f.message.contains(&Hash([1; 32]).to_string()));
         assert!(f.message.contains(&Hash([2; 32]).to_string()));
     }

@@ -5,8 +5,9 @@
 //! (split views, [`crate::client::trust_state`]), then streams every entry up to it and runs the checks
 //! of [`crate::audit`]: the Merkle root recomputed from the entries, every entry re-validated with
 //! the admission code, every reference between entries, duplicates and time order. Findings are
-//! printed as they are made (text, or one JSON object per line with `--json`), then a summary;
-//! the exit status is 1 if there was any finding, 2 if the audit could not be completed.
+//! printed as they are made (text, or with `--json` one JSON line each, as the monitor writes
+//! them, [`crate::check`]), then a summary; the exit status is 1 if there was any finding, 2 if
+//! the audit could not be completed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +16,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::CliError;
-use crate::audit::finding::{Finding, Printer};
 use crate::audit::{self, Options};
+use crate::check::{Finding, Printer};
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::tlog::checkpoint::LogVerifier;
 
@@ -85,7 +86,7 @@ fn audit(args: &AuditArgs, printer: &mut Printer) -> Result<audit::Summary, CliE
         .map_err(|e| format!("cannot get a checkpoint that verifies with --log-key: {e}"))?;
     match runtime.block_on(trust.check_and_update(&client, &checkpoint, &note)) {
         Ok(accepted) => describe_trust(&accepted, &trust, printer.json()),
-        Err(TrustError::SplitView(s)) => printer.report(&Finding::split_view(&s)),
+        Err(TrustError::SplitView(s)) => printer.report(&Finding::split_view(&s))?,
         Err(e) => return Err(e.into()),
     }
     let opts = Options {
@@ -97,8 +98,15 @@ fn audit(args: &AuditArgs, printer: &mut Printer) -> Result<audit::Summary, CliE
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         progress: !args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     };
-    let mut report = |f: &Finding| printer.report(f);
+    // The first failure to write a finding ends the output; the audit runs on to its end.
+    let mut written = Ok(());
+    let mut report = |f: &Finding| {
+        if written.is_ok() {
+            written = printer.report(f);
+        }
+    };
     let mut summary = audit::run(runtime.handle(), &client, &checkpoint, &opts, &mut report)?;
+    written?;
     summary.findings = printer.count();
     Ok(summary)
 }

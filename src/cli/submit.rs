@@ -25,7 +25,7 @@ use tonic::transport::Endpoint;
 use super::CliError;
 use crate::admission::declaration::{self, Declaration};
 use crate::admission::dsse;
-use crate::audit::Finding;
+use crate::check::Finding;
 use crate::client::bundle::ProofBundle;
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::{ClientError, LogClient, Submitted};

@@ -10,10 +10,10 @@
 //! Offline, `glasslog verify --bundle FILE --log-key VKEY [DIR]`: the same for the declaration of
 //! a proof bundle written by `submit`, whose embedded log key must equal `--log-key`.
 //!
-//! Output: findings (`FAIL ...` lines, or JSON objects with `--json`), then a summary of
-//! `key: value` lines (or one JSON object). Exit status 0 when everything verified and matched,
-//! 1 on any finding, 2 when the verification could not be completed (unreachable server,
-//! unreadable directory or state).
+//! Output: findings (`FAIL ...` lines, or with `--json` JSON lines as the monitor writes them,
+//! [`crate::check`]), then a summary of `key: value` lines (or one JSON object). Exit status 0
+//! when everything verified and matched, 1 on any finding, 2 when the verification could not be
+//! completed (unreachable server, unreadable directory or state).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,7 +25,7 @@ use tonic::transport::Endpoint;
 
 use super::CliError;
 use crate::admission::declaration::Name;
-use crate::audit::finding::Printer;
+use crate::check::Printer;
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::LogClient;
 use crate::tlog::checkpoint::LogVerifier;
@@ -81,7 +81,9 @@ pub fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
     let mut printer = Printer::new(args.json);
     match check(&args) {
         Ok((report, state_path)) => {
-            report.findings.iter().for_each(|f| printer.report(f));
+            for f in &report.findings {
+                printer.report(f)?;
+            }
             print_summary(&report, &args, state_path.as_deref());
             Ok(ExitCode::from(if report.ok() { 0 } else { 1 }))
         }
@@ -256,7 +258,7 @@ fn summary_lines(report: &Report, args: &VerifyArgs, state: Option<&Path>) -> Ve
         out.push(format!("publisher keys: {}", keys.join(", ")));
         out.push(match (c.files, args.dir.is_some()) {
             (_, false) => "files: not compared (no DIR given)".into(),
-            (Some(n), true) if report.findings.iter().all(|f| !f.check.starts_with("file-")) => {
+            (Some(n), true) if report.findings.iter().all(|f| f.file.is_none()) => {
                 format!("files: all {n} match the logged manifest")
             }
             (Some(n), true) => format!("files: the directory differs from the logged manifest of {n} files (see FAIL lines)"),

@@ -1,6 +1,7 @@
-//! Where findings go: one JSON line each on stdout, and, with `--exec`, a shell command per
-//! finding with the JSON line on its stdin (its own output goes to stderr, so stdout stays JSON
-//! lines only). Deciding whether a finding is new is the caller's (the store knows).
+//! Where findings go: one JSON line each on stdout ([`crate::check::Printer`], as `audit --json`
+//! and `verify --json` write them), and, with `--exec`, a shell command per finding with the JSON
+//! line on its stdin (its own output goes to stderr, so stdout stays JSON lines only). Deciding
+//! whether a finding is new is the caller's (the store knows).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -8,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{Finding, MonitorError};
+use crate::check::Printer;
 
 /// How long an `--exec` command may run before it is killed.
 const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
@@ -16,7 +18,8 @@ const EXEC_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct Reporter {
     watch: BTreeSet<String>,
     exec: Option<String>,
-    reported: u64,
+    /// Writes the JSON lines and counts them.
+    printer: Printer,
     /// What was reported, for unit tests.
     #[cfg(test)]
     pub(super) seen: Vec<Finding>,
@@ -27,7 +30,7 @@ impl Reporter {
         Reporter {
             watch,
             exec,
-            reported: 0,
+            printer: Printer::new(true),
             #[cfg(test)]
             seen: Vec::new(),
         }
@@ -40,7 +43,7 @@ impl Reporter {
 
     /// Findings reported so far by this process.
     pub fn reported(&self) -> u64 {
-        self.reported
+        self.printer.count()
     }
 
     /// Prints `f` and runs `--exec` on it. A failing command is logged; the finding is on
@@ -50,18 +53,12 @@ impl Reporter {
     /// [`MonitorError::Output`] if stdout cannot be written: the finding must then not be
     /// recorded as reported.
     pub fn report(&mut self, f: &Finding) -> Result<(), MonitorError> {
-        let line = f.to_json_line();
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{line}")
-            .and_then(|()| out.flush())
-            .map_err(MonitorError::Output)?;
-        drop(out);
-        self.reported += 1;
+        self.printer.report(f).map_err(MonitorError::Output)?;
         #[cfg(test)]
         self.seen.push(f.clone());
         tracing::warn!(kind = %f.kind, indexes = ?f.indexes, names = ?f.names, "finding");
         if let Some(cmd) = &self.exec {
-            if let Err(e) = run_exec(cmd, &line) {
+            if let Err(e) = run_exec(cmd, &f.to_json_line()) {
                 tracing::error!(command = %cmd, "--exec failed for a {} finding: {e}", f.kind);
             }
         }

@@ -33,7 +33,7 @@ use crate::entry::decode_leaf;
 use crate::proto::{self, search_request::Query};
 use crate::tlog::checkpoint::{Checkpoint, LogVerifier};
 
-use crate::audit::finding::Finding;
+use crate::check::{Finding, FindingKind};
 
 /// Search results per page asked for.
 const PAGE_SIZE: u32 = 1000;
@@ -207,13 +207,15 @@ pub fn verify_bundle(
     let bundle = match ProofBundle::from_json(bundle) {
         Ok(b) => b,
         Err(e) => {
-            report.findings.push(Finding::new("bundle", e.to_string()));
+            report
+                .findings
+                .push(Finding::of(FindingKind::BadBundle, e.to_string()));
             return Ok(report);
         }
     };
     if bundle.log_verifier_key != verifier.verifier_key() {
-        report.findings.push(Finding::new(
-            "log-key",
+        report.findings.push(Finding::of(
+            FindingKind::WrongLogKey,
             format!(
                 "the bundle is for the log whose key is {:?}, not the key given with --log-key ({:?}); a bundle \
                  proves nothing about a log whose key you have not pinned",
@@ -228,7 +230,7 @@ pub fn verify_bundle(
         Err(e) => {
             report
                 .findings
-                .push(Finding::new("bundle", e.to_string()).at(bundle.index));
+                .push(Finding::of(FindingKind::BadBundle, e.to_string()).at(bundle.index));
             return Ok(report);
         }
     };
@@ -282,7 +284,7 @@ async fn search_name(
             .await
             .map_err(ClientError::from)?
             .into_inner();
-        let bad = |m: String| Finding::new("search-result", m).named(name.to_string());
+        let bad = |m: String| Finding::of(FindingKind::BadReply, m).named(name.to_string());
         let Some(sc) = page.checkpoint else {
             findings.push(bad("the server's search reply carries no checkpoint".into()));
             return Ok(None);
@@ -290,8 +292,8 @@ async fn search_name(
         let checkpoint = match client.verify_checkpoint(&sc) {
             Ok(c) => c,
             Err(e) => {
-                findings.push(Finding::new(
-                    "checkpoint",
+                findings.push(Finding::of(
+                    FindingKind::BadCheckpointSignature,
                     format!("the checkpoint of the search reply does not verify with the given --log-key: {e}"),
                 ));
                 return Ok(None);
@@ -335,16 +337,16 @@ async fn check_logged(
     e: &proto::Entry,
     name: &Name,
 ) -> Result<Logged, Finding> {
-    let fail = |check, m: String| Finding::new(check, m).at(e.index).named(name.to_string());
+    let fail = |kind, m: String| Finding::of(kind, m).at(e.index).named(name.to_string());
     let entry = decode_leaf(&e.leaf_data).map_err(|err| {
         fail(
-            "leaf",
+            FindingKind::InvalidEntry,
             format!("the leaf is not an encoded LogEntry: {err}"),
         )
     })?;
     let verified = dsse::verify_submission(&entry.envelope, &entry.public_keys).map_err(|err| {
         fail(
-            "signature",
+            FindingKind::InvalidEntry,
             format!("the logged envelope does not verify under the logged publisher keys: {err}"),
         )
     })?;
@@ -354,20 +356,20 @@ async fn check_logged(
             Ok(Some(d)) => d,
             Ok(None) => {
                 return Err(fail(
-                    "search-result",
+                    FindingKind::BadReply,
                     "the server returned an entry that is not a declaration".into(),
                 ))
             }
             Err(err) => {
                 return Err(fail(
-                    "declaration",
+                    FindingKind::InvalidEntry,
                     format!("the logged statement does not pass the admission rules: {err}"),
                 ))
             }
         };
     if declaration.name() != name {
         return Err(fail(
-            "search-result",
+            FindingKind::BadReply,
             format!(
                 "the server returned an entry that declares {:?}",
                 declaration.name()
@@ -379,7 +381,7 @@ async fn check_logged(
         .await
         .map_err(|err| {
             fail(
-                "inclusion",
+                FindingKind::UnprovenInclusion,
                 format!(
                     "the entry is not proven to be in the log's checkpoint of size {}: {err}",
                     checkpoint.size
@@ -405,7 +407,7 @@ fn not_found(name: &Name, version: Option<&str>, logged: &[Logged], report: &Rep
         Some(v) => format!("the log (checkpoint size {size}) has no verified declaration of {name} version {v}, as far as its Search says"),
         None => format!("the log (checkpoint size {size}) has no verified declaration of {name}, as far as its Search says"),
     };
-    Finding::new("not-found", message).named(name.to_string())
+    Finding::of(FindingKind::NotFound, message).named(name.to_string())
 }
 
 /// Chooses among `candidates` (in log order, not empty) the one to compare with `dir`, and
@@ -439,8 +441,8 @@ fn compare(
             return Ok(None);
         };
         findings.push(
-            Finding::new(
-                "no-manifest",
+            Finding::of(
+                FindingKind::NoManifest,
                 "the declaration logs no manifest (a private dataset logs only a commitment to its files), so \
                  its files cannot be compared with the directory",
             )
@@ -458,8 +460,8 @@ fn compare(
 fn check_root(c: &Logged, root: [u8; 32], findings: &mut Vec<Finding>) {
     if root != c.declaration.subject_digest().0 {
         findings.push(
-            Finding::new(
-                "manifest-root",
+            Finding::of(
+                FindingKind::SubjectMismatch,
                 format!(
                     "the directory's files match the logged manifest, but its root digest {} is not the declared \
                      subject digest {}",
@@ -481,8 +483,8 @@ fn report_diff(
     findings: &mut Vec<Finding>,
 ) {
     let d = &c.declaration;
-    let at = |check, file: &str, m: String| {
-        Finding::new(check, m)
+    let at = |kind, file: &str, m: String| {
+        Finding::of(kind, m)
             .at(c.index)
             .named(d.name().to_string())
             .file(file)
@@ -490,14 +492,14 @@ fn report_diff(
     let release = format!("{} {} (log index {})", d.name(), d.version(), c.index);
     for f in &diff.added {
         findings.push(at(
-            "file-added",
+            FindingKind::FileAdded,
             f,
             format!("{f} is in the directory but not in the logged manifest of {release}"),
         ));
     }
     for f in &diff.removed {
         findings.push(at(
-            "file-removed",
+            FindingKind::FileRemoved,
             f,
             format!("{f} is in the logged manifest of {release} but not in the directory"),
         ));
@@ -505,7 +507,7 @@ fn report_diff(
     for f in &diff.changed {
         let digest = |m: &Manifest| m.get(f).map(|r| hex::encode(r.digest)).unwrap_or_default();
         findings.push(at(
-            "file-changed",
+            FindingKind::FileChanged,
             f,
             format!(
                 "{f} differs from the logged manifest of {release}: SHA-256 {} here, {} in the log",
@@ -602,7 +604,7 @@ mod tests {
         );
         let got: Vec<(&str, Option<&str>)> = findings
             .iter()
-            .map(|f| (f.check, f.file.as_deref()))
+            .map(|f| (f.kind.as_str(), f.file.as_deref()))
             .collect();
         assert_eq!(
             got,
@@ -615,6 +617,6 @@ mod tests {
         assert!(findings[2]
             .message
             .contains(&hex::encode(declaration::Digest::of(b"9").0)));
-        assert!(findings.iter().all(|f| f.index == Some(9)));
+        assert!(findings.iter().all(|f| f.indexes == [9]));
     }
 }
