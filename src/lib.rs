@@ -34,6 +34,7 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod entry;
+pub mod files;
 pub mod monitor;
 pub mod server;
 pub mod tlog;
