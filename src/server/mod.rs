@@ -11,6 +11,7 @@ pub mod config;
 mod faults;
 pub mod logkey;
 pub mod prover;
+mod request;
 pub mod search;
 pub mod sequencer;
 mod service;
@@ -31,7 +32,7 @@ use config::ServerConfig;
 use logkey::LogKeyError;
 use prover::Prover;
 use sequencer::{Sequencer, SequencerError};
-pub use service::{Limits, LogService, MAX_REPLY_BYTES};
+pub use service::LogService;
 pub use status::ApiError;
 use storage::{schema, StorageError, Store};
 pub use tail::CATCH_UP_RUN;
@@ -72,7 +73,7 @@ pub struct OpenLog {
 /// Key, storage or consistency failures; each says what to do.
 pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
     let signer = logkey::open_or_create(&config.data_dir, config.origin.as_deref())?;
-    let store = Arc::new(Store::open(&config.data_dir.join("db"))?);
+    let store = Arc::new(Store::open(&config::database_path(&config.data_dir))?);
     check_identity(&store, signer.origin(), &signer.verifier_key())?;
     let origin = signer.origin().to_string();
     let verifier_key = signer.verifier_key();
