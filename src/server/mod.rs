@@ -4,6 +4,14 @@
 //! listener stops accepting; in-flight rpcs get [`SHUTDOWN_GRACE`] to finish; then the sequencer
 //! commits and answers what is queued, refuses the rest (UNAVAILABLE: nothing is half-written,
 //! and a retry is deduplicated), and the database closes.
+//!
+//! # Layout
+//!
+//! An append: `service` (proto → domain, `request` checks) → admission → `sequencer` (group
+//! commit) → `storage` (one atomic batch; key schema in `storage/schema.rs`) → reply. A proof:
+//! `service` → `prover` → `storage` → reply. `tail` streams entries and checkpoints. Every
+//! failure becomes a gRPC status in `status` only. `config` is the leaf every other module may
+//! read (limits, sequencer tuning, the reply size bound) and imports none of them.
 
 pub mod config;
 /// Test-only lies for hostile-server fixtures (the `fault-injection` feature, never in a normal build).

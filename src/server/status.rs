@@ -20,7 +20,9 @@ use crate::server::sequencer::SequencerError;
 use crate::server::storage::StorageError;
 use crate::server::tail::TailError;
 
-/// An rpc's failure, by the gRPC code it maps to.
+/// An rpc's failure, by the gRPC code it maps to: the middle of the table, between a layer's
+/// error (`From<XError> for ApiError` picks the code) and the [`Status`] sent (`From<ApiError>`
+/// logs internal failures and replaces their message).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
