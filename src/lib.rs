@@ -36,6 +36,7 @@ pub mod check;
 pub mod cli;
 pub mod client;
 pub mod entry;
+pub mod files;
 pub mod monitor;
 pub mod server;
 pub mod tlog;

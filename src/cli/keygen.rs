@@ -48,9 +48,7 @@ impl From<KeyKind> for KeyType {
 
 /// `FILE.pub`: the public key's file beside the private key's `FILE`.
 pub fn public_key_path(private: &Path) -> PathBuf {
-    let mut name = private.as_os_str().to_owned();
-    name.push(".pub");
-    PathBuf::from(name)
+    crate::files::with_suffix(private, ".pub")
 }
 
 pub fn run(args: KeygenArgs) -> Result<ExitCode, CliError> {

@@ -23,12 +23,13 @@ pub struct ReindexArgs {
 const CHUNK: u64 = 10_000;
 
 pub fn run(args: ReindexArgs) -> Result<ExitCode, CliError> {
-    let store = Store::open(&args.data_dir.join("db")).map_err(|e| {
-        format!(
-            "cannot open the log at {} (is the server still running?): {e}",
-            args.data_dir.display()
-        )
-    })?;
+    let store =
+        Store::open(&crate::server::config::database_path(&args.data_dir)).map_err(|e| {
+            format!(
+                "cannot open the log at {} (is the server still running?): {e}",
+                args.data_dir.display()
+            )
+        })?;
     let size = store.latest_checkpoint()?.map_or(0, |c| c.size);
     let mut clear = store.batch();
     clear.clear_search();

@@ -29,6 +29,7 @@ use crate::check::Finding;
 use crate::client::bundle::ProofBundle;
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::{ClientError, LogClient, Submitted};
+use crate::files;
 use crate::proto::{self, transparency_log_client::TransparencyLogClient};
 use crate::tlog::checkpoint::LogVerifier;
 
@@ -75,7 +76,7 @@ struct Outcome {
 pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
     let key_files = match args.public_key.as_slice() {
         [] => {
-            let beside = suffixed(&args.file, ".pub");
+            let beside = files::with_suffix(&args.file, ".pub");
             if !beside.exists() {
                 return Err(format!(
                     "no signer public key: give --public-key FILE (declare writes {} beside the envelope)",
@@ -111,7 +112,7 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
     let path = args
         .bundle_out
         .clone()
-        .unwrap_or_else(|| suffixed(&args.file, ".bundle.json"));
+        .unwrap_or_else(|| files::with_suffix(&args.file, ".bundle.json"));
     write_replacing(&path, &bundle.to_json())?;
     report(&bundle, &submitted, &declaration, &path);
     let state = state_path.display();
@@ -152,12 +153,6 @@ fn describe(accepted: &Accepted) -> String {
             "prefix-of-{stored_size} (the stored checkpoint is newer; a proof shows this one is its prefix)"
         ),
     }
-}
-
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 fn read_envelope(path: &Path) -> Result<Vec<u8>, CliError> {
@@ -339,12 +334,14 @@ fn check_logged(
 
 /// Writes `data` to `path` through a temporary file and a rename, so a reader never sees half.
 fn write_replacing(path: &Path, data: &[u8]) -> Result<(), CliError> {
-    let tmp = suffixed(path, ".tmp");
-    let context =
-        |e: std::io::Error| format!("cannot write the proof bundle {}: {e}", path.display());
-    std::fs::write(&tmp, data).map_err(context)?;
-    std::fs::rename(&tmp, path).map_err(context)?;
-    Ok(())
+    files::write_atomically(path, data, 0o666).map_err(|e| {
+        format!(
+            "cannot write the proof bundle {}: {}",
+            path.display(),
+            e.source
+        )
+        .into()
+    })
 }
 
 fn report(bundle: &ProofBundle, submitted: &Submitted, d: &Declaration, path: &Path) {

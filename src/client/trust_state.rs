@@ -29,7 +29,7 @@
 //! with others (gossip, witnesses, monitors that see the whole log) is what closes that gap.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +37,7 @@ use serde_json::json;
 
 use crate::admission::strict_json::{self, ROOT};
 use crate::client::{ClientError, LogClient};
+use crate::files;
 use crate::tlog::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
 
 /// Largest state file read; a checkpoint note is well under 1 KiB.
@@ -445,9 +446,9 @@ fn parse_state(bytes: &[u8]) -> Result<Stored, String> {
 /// An exclusive lock on `<path>.lock`, held until the file is dropped. Blocks while another
 /// process holds it (updates take one consistency proof, so not long).
 fn lock(path: &Path) -> Result<File, TrustError> {
-    let dir = parent(path);
+    let dir = files::parent_dir(path);
     fs::create_dir_all(dir).map_err(io_error(dir))?;
-    let lock_path = suffixed(path, ".lock");
+    let lock_path = files::with_suffix(path, ".lock");
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -467,42 +468,11 @@ fn lock(path: &Path) -> Result<File, TrustError> {
     }
 }
 
-fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
-}
-
-/// Replaces `path` with `data`: a new file beside it, fsynced, renamed over it, the directory
-/// fsynced.
+/// Replaces `path` with `data` ([`files::write_atomically`]: a new file beside it, fsynced,
+/// renamed over it, the directory fsynced).
 fn write_atomically(path: &Path, data: &[u8]) -> Result<(), TrustError> {
-    let dir = parent(path);
-    fs::create_dir_all(dir).map_err(io_error(dir))?;
-    let tmp = suffixed(path, &format!(".{}.tmp", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()
-    };
-    if let Err(e) = write() {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_error(&tmp)(e));
-    }
-    fs::rename(&tmp, path).map_err(io_error(path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_error(dir))
+    files::write_atomically(path, data, 0o666)
+        .map_err(|files::FileError { path, source }| TrustError::Io { path, source })
 }
 
 #[cfg(test)]

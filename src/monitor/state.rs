@@ -14,13 +14,13 @@
 //! Saving is atomic: a temporary file beside the state file is written and fsynced, renamed over
 //! it, and the directory fsynced, so a crash leaves the old state or the new one.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::MonitorError;
+use crate::files;
 use crate::tlog::checkpoint::{Checkpoint, LogVerifier};
 use crate::tlog::merkle::{self, CompactRange, Hash};
 
@@ -187,7 +187,8 @@ impl LogState {
         let mut json =
             serde_json::to_vec_pretty(&file).map_err(|e| state_error(path, e.to_string()))?;
         json.push(b'\n');
-        write_atomically(path, &json).map_err(|e| state_error(path, e.to_string()))
+        files::write_atomically(path, &json, 0o666)
+            .map_err(|e| state_error(path, e.source.to_string()))
     }
 }
 
@@ -201,32 +202,6 @@ fn state_error(path: &Path, reason: String) -> MonitorError {
 fn parse_hash(text: &str) -> Result<Hash, String> {
     let bytes = hex::decode(text).map_err(|e| format!("hash {text:?}: {e}"))?;
     merkle::hash_from_slice(&bytes).map_err(|e| e.to_string())
-}
-
-/// Writes `contents` to `path` by way of a fsynced temporary file and a rename, then fsyncs
-/// the directory.
-fn write_atomically(path: &Path, contents: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_path(path);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(dir)?.sync_all()
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
 }
 
 #[cfg(test)]

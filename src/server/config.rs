@@ -1,5 +1,8 @@
 //! Server configuration: defaults, an optional TOML file, and command-line flags, in increasing
 //! order of precedence. `deploy/glasslog.toml` documents every option.
+//!
+//! This is the leaf of the server's modules: it holds the option types that the service
+//! ([`Limits`]) and the sequencer ([`SequencerConfig`]) read, and imports neither of them.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,8 +10,44 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::server::sequencer::SequencerConfig;
-use crate::server::Limits;
+/// Most bytes of leaf data in one GetEntries or Search reply or one Tail read, leaving room for
+/// framing under the 4 MiB that gRPC clients accept by default. Fixed, not an option: raising it
+/// would break clients that keep gRPC's default.
+pub const MAX_REPLY_BYTES: usize = (4 << 20) - (64 << 10);
+
+/// Limits and admission policy the service enforces.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Largest envelope Submit accepts, in bytes.
+    pub max_envelope_bytes: usize,
+    /// Most concurrent Tail streams.
+    pub max_tail_streams: usize,
+    /// In-toto predicate types accepted without declaration checks, besides the two glasslog
+    /// declaration types (operator's choice; empty by default).
+    pub extra_predicate_types: Vec<String>,
+}
+
+/// Tuning of the sequencer's group commit.
+#[derive(Clone, Debug)]
+pub struct SequencerConfig {
+    /// Most entries in one batch (one checkpoint, one fsync).
+    pub max_batch: usize,
+    /// Longest wait for more submissions once one has arrived. Zero takes only what is queued:
+    /// under load the previous batch's fsync is the window.
+    pub batch_window: Duration,
+    /// Submissions that may wait in the queue; further submitters wait for room.
+    pub queue_depth: usize,
+}
+
+impl Default for SequencerConfig {
+    fn default() -> Self {
+        SequencerConfig {
+            max_batch: 1024,
+            batch_window: Duration::ZERO,
+            queue_depth: 4096,
+        }
+    }
+}
 
 /// Errors reading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +127,13 @@ pub struct ServerConfig {
 }
 
 pub const DEFAULT_DATA_DIR: &str = "./glasslog-data";
+
+/// The RocksDB database inside a data directory (the other file there is the log key,
+/// [`crate::server::logkey::KEY_FILE`]).
+pub fn database_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("db")
+}
+
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_MAX_ENVELOPE_BYTES: usize = 1 << 20;
 pub const DEFAULT_MAX_TAIL_STREAMS: usize = 256;

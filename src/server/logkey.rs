@@ -11,11 +11,11 @@
 //! - the file and its directory are fsynced before [`open_or_create`] returns, so no checkpoint
 //!   is ever signed with a key that a crash could lose.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::{self, File};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use crate::files::{self, FileError};
 use crate::tlog::checkpoint::{LogSigner, Origin};
 
 /// The key file's name inside the data directory.
@@ -69,7 +69,9 @@ pub fn open_or_create(data_dir: &Path, origin: Option<&str>) -> Result<LogSigner
     .map_err(|e| LogKeyError::Origin(e.to_string()))?;
     create_dir_private(data_dir)?;
     let signer = LogSigner::generate(&origin);
-    write_new_private_file(data_dir, &path, signer.to_skey().as_bytes())?;
+    let contents = format!("{}\n", signer.to_skey());
+    files::write_atomically(&path, contents.as_bytes(), 0o600)
+        .map_err(|FileError { path, source }| LogKeyError::Io { path, source })?;
     Ok(signer)
 }
 
@@ -111,24 +113,6 @@ fn create_dir_private(dir: &Path) -> Result<(), LogKeyError> {
         }
     }
     Ok(())
-}
-
-/// Writes `contents` to a fresh 0600 file, fsyncs it, renames it to `path` and fsyncs `dir`.
-fn write_new_private_file(dir: &Path, path: &Path, contents: &[u8]) -> Result<(), LogKeyError> {
-    let tmp = dir.join(format!(".{KEY_FILE}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(contents)
-        .and_then(|()| f.write_all(b"\n"))
-        .and_then(|()| f.sync_all())
-        .map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
 /// The machine's host name, for the default origin.

@@ -4,6 +4,14 @@
 //! listener stops accepting; in-flight rpcs get [`SHUTDOWN_GRACE`] to finish; then the sequencer
 //! commits and answers what is queued, refuses the rest (UNAVAILABLE: nothing is half-written,
 //! and a retry is deduplicated), and the database closes.
+//!
+//! # Layout
+//!
+//! An append: `service` (proto → domain, `request` checks) → admission → `sequencer` (group
+//! commit) → `storage` (one atomic batch; key schema in `storage/schema.rs`) → reply. A proof:
+//! `service` → `prover` → `storage` → reply. `tail` streams entries and checkpoints. Every
+//! failure becomes a gRPC status in `status` only. `config` is the leaf every other module may
+//! read (limits, sequencer tuning, the reply size bound) and imports none of them.
 
 pub mod config;
 /// Test-only lies for hostile-server fixtures (the `fault-injection` feature, never in a normal build).
@@ -11,6 +19,7 @@ pub mod config;
 mod faults;
 pub mod logkey;
 pub mod prover;
+mod request;
 pub mod search;
 pub mod sequencer;
 mod service;
@@ -31,7 +40,7 @@ use config::ServerConfig;
 use logkey::LogKeyError;
 use prover::Prover;
 use sequencer::{Sequencer, SequencerError};
-pub use service::{Limits, LogService, MAX_REPLY_BYTES};
+pub use service::LogService;
 pub use status::ApiError;
 use storage::{schema, StorageError, Store};
 pub use tail::CATCH_UP_RUN;
@@ -72,7 +81,7 @@ pub struct OpenLog {
 /// Key, storage or consistency failures; each says what to do.
 pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
     let signer = logkey::open_or_create(&config.data_dir, config.origin.as_deref())?;
-    let store = Arc::new(Store::open(&config.data_dir.join("db"))?);
+    let store = Arc::new(Store::open(&config::database_path(&config.data_dir))?);
     check_identity(&store, signer.origin(), &signer.verifier_key())?;
     let origin = signer.origin().to_string();
     let verifier_key = signer.verifier_key();

@@ -4,11 +4,15 @@
 //! published checkpoint, so it never reads past what is durable and signed; it never waits for
 //! the sequencer. An inclusion proof reads at most ⌈log₂ n⌉ + 1 stored hashes in one RocksDB
 //! multi-get; a consistency proof about twice that.
+//!
+//! A storage failure reaches the caller as [`ProofError::Storage`] with its type intact, not as
+//! the string that the tree math's [`HashReader`] interface carries.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use crate::server::storage::{StorageError, Store};
-use crate::tlog::merkle::{self, Hash, MerkleError};
+use crate::tlog::merkle::{self, Hash, HashReader, HashReaderError, MerkleError};
 
 /// Errors of proof requests; each names the values that made the request invalid.
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +89,7 @@ impl Prover {
         }
         // The leaf hash is the stored hash at level 0.
         let leaf_hash = self.store.hashes(&[merkle::stored_hash_index(0, index)])?[0];
-        let hashes = merkle::prove_inclusion(index, tree_size, &*self.store)?;
+        let hashes = self.with_reader(|r| merkle::prove_inclusion(index, tree_size, r))?;
         Ok(Inclusion {
             index,
             tree_size,
@@ -131,6 +135,57 @@ impl Prover {
         if from_size > to_size {
             return Err(ProofError::SizeOrder { from_size, to_size });
         }
-        Ok(merkle::prove_consistency(from_size, to_size, &*self.store)?)
+        self.with_reader(|r| merkle::prove_consistency(from_size, to_size, r))
+    }
+
+    /// Runs a proof computation over the store, keeping the first storage error it hits.
+    fn with_reader<T>(
+        &self,
+        prove: impl FnOnce(&StoreReader<'_>) -> Result<T, MerkleError>,
+    ) -> Result<T, ProofError> {
+        let reader = StoreReader {
+            store: &self.store,
+            failure: RefCell::new(None),
+        };
+        prove(&reader).map_err(|e| match reader.failure.take() {
+            Some(storage) => ProofError::Storage(storage),
+            None => ProofError::Merkle(e),
+        })
+    }
+}
+
+/// The store as a [`HashReader`] that remembers the [`StorageError`] behind a failed read.
+struct StoreReader<'a> {
+    store: &'a Store,
+    failure: RefCell<Option<StorageError>>,
+}
+
+impl HashReader for StoreReader<'_> {
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, HashReaderError> {
+        self.store.hashes(indexes).map_err(|e| {
+            let message = e.to_string();
+            self.failure.borrow_mut().get_or_insert(e);
+            HashReaderError::InvalidInput(message)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_failure_keeps_its_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let prover = Prover::new(Arc::new(Store::open(dir.path()).unwrap()));
+        // No hashes are stored: the read of the audit path fails in storage.
+        assert!(matches!(
+            prover.consistency(1, 4),
+            Err(ProofError::Storage(StorageError::Corrupt(_)))
+        ));
+        assert!(matches!(
+            prover.inclusion_by_index(1, 4),
+            Err(ProofError::Storage(StorageError::Corrupt(_)))
+        ));
     }
 }

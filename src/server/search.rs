@@ -1,11 +1,11 @@
-//! The search index: which terms an entry is found under, and how a query becomes a key range.
+//! The search index: which terms an entry is found under, how a request's query becomes a key
+//! prefix, and page tokens.
 //!
-//! An index key is `tag ‖ term ‖ index`, with the entry's index as 8 big-endian bytes, so the
-//! entries of one term are contiguous and in log order, and a page resumes with a seek. Names
-//! are terminated by a 0x00 byte (names cannot contain it), so `org/m` is not a prefix of
-//! `org/m2`. The keys are computed at admission and written by the sequencer in the same batch as
-//! the entry, so the index cannot disagree with the log; `glasslog reindex` recomputes them from
-//! the entries.
+//! The byte layout of index keys (`tag ‖ term ‖ index`) is the storage schema's
+//! ([`schema::search_prefix`]); this module only says which tag and fields each [`Query`] has.
+//! The keys are computed at admission and written by the sequencer in the same batch as the
+//! entry, so the index cannot disagree with the log; `glasslog reindex` recomputes them from the
+//! entries.
 //!
 //! This module does no I/O.
 
@@ -14,6 +14,7 @@ use base64::Engine;
 use crate::admission::declaration::{Declaration, Name};
 use crate::admission::keys::KeyId;
 use crate::proto::search_request::Query as ProtoQuery;
+use crate::server::storage::schema::{self, SearchTag, TermField};
 
 /// One thing an entry can be found by.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,13 +48,6 @@ pub enum SearchError {
 pub const DEFAULT_PAGE_SIZE: u32 = 100;
 /// Largest page size a request may ask for.
 pub const MAX_PAGE_SIZE: u32 = 1000;
-
-const TAG_NAME: u8 = 1;
-const TAG_NAME_VERSION: u8 = 2;
-const TAG_SUBJECT: u8 = 3;
-const TAG_FILE: u8 = 4;
-const TAG_PUBLISHER: u8 = 5;
-const TAG_TRAINED_ON: u8 = 6;
 
 impl Query {
     /// Reads the query of a SearchRequest.
@@ -93,22 +87,22 @@ impl Query {
 
     /// The key prefix shared by every index key of this query's term.
     pub fn prefix(&self) -> Vec<u8> {
-        let (tag, term): (u8, Vec<u8>) = match self {
-            Query::Name(n) => (TAG_NAME, terminated(n.as_bytes())),
-            Query::NameVersion { name, version } => {
-                let mut t = terminated(name.as_bytes());
-                t.extend(terminated(version.as_bytes()));
-                (TAG_NAME_VERSION, t)
+        use TermField::{Digest, Text};
+        match self {
+            Query::Name(n) => schema::search_prefix(SearchTag::Name, &[Text(n.as_bytes())]),
+            Query::NameVersion { name, version } => schema::search_prefix(
+                SearchTag::NameVersion,
+                &[Text(name.as_bytes()), Text(version.as_bytes())],
+            ),
+            Query::SubjectDigest(d) => {
+                schema::search_prefix(SearchTag::SubjectDigest, &[Digest(d)])
             }
-            Query::SubjectDigest(d) => (TAG_SUBJECT, d.to_vec()),
-            Query::FileDigest(d) => (TAG_FILE, d.to_vec()),
-            Query::PublisherKey(k) => (TAG_PUBLISHER, k.0.to_vec()),
-            Query::TrainedOn(d) => (TAG_TRAINED_ON, d.to_vec()),
-        };
-        let mut key = Vec::with_capacity(1 + term.len());
-        key.push(tag);
-        key.extend(term);
-        key
+            Query::FileDigest(d) => schema::search_prefix(SearchTag::FileDigest, &[Digest(d)]),
+            Query::PublisherKey(k) => {
+                schema::search_prefix(SearchTag::PublisherKey, &[Digest(&k.0)])
+            }
+            Query::TrainedOn(d) => schema::search_prefix(SearchTag::TrainedOn, &[Digest(d)]),
+        }
     }
 }
 
@@ -116,13 +110,6 @@ fn valid_name(n: &str) -> Result<String, SearchError> {
     n.parse::<Name>()
         .map(|n| n.as_str().to_string())
         .map_err(|e| SearchError::Name(e.to_string()))
-}
-
-fn terminated(b: &[u8]) -> Vec<u8> {
-    let mut t = Vec::with_capacity(b.len() + 1);
-    t.extend_from_slice(b);
-    t.push(0);
-    t
 }
 
 /// Every index prefix an entry is found under: its signers' keys, and, for a declaration, its

@@ -24,11 +24,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::entry::{decode_leaf, PendingEntry};
+use crate::server::config::SequencerConfig;
 use crate::server::storage::{StorageError, Store};
 use crate::tlog::checkpoint::{Checkpoint, LogSigner, LogVerifier};
 use crate::tlog::merkle::{self, Hash, HashReader};
@@ -46,28 +47,6 @@ pub enum SequencerError {
     /// The state on disk contradicts itself or the log key.
     #[error("log state on disk is inconsistent: {0}")]
     Inconsistent(String),
-}
-
-/// Tuning of the group commit.
-#[derive(Clone, Debug)]
-pub struct SequencerConfig {
-    /// Most entries in one batch (one checkpoint, one fsync).
-    pub max_batch: usize,
-    /// Longest wait for more submissions once one has arrived. Zero takes only what is queued:
-    /// under load the previous batch's fsync is the window.
-    pub batch_window: Duration,
-    /// Submissions that may wait in the queue; further submitters wait for room.
-    pub queue_depth: usize,
-}
-
-impl Default for SequencerConfig {
-    fn default() -> Self {
-        SequencerConfig {
-            max_batch: 1024,
-            batch_window: Duration::ZERO,
-            queue_depth: 4096,
-        }
-    }
 }
 
 /// A checkpoint that is durable and signed, as published to readers.

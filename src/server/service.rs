@@ -2,12 +2,17 @@
 //!
 //! Writes go to the sequencer; every read is answered from the latest published checkpoint
 //! (durable and signed) and never waits for the writer.
+//!
+//! It chooses no status codes: every failure is a layer's error ([`RequestError`] for what only
+//! the service checks) and becomes a status in `status.rs`.
 
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
+use super::config::{Limits, MAX_REPLY_BYTES};
+use super::request::{self, RequestError};
 use super::status::ApiError;
 use super::tail;
 use crate::admission::declaration::{self, Declaration};
@@ -23,21 +28,6 @@ use crate::server::storage::Store;
 
 #[cfg(feature = "fault-injection")]
 use super::faults;
-/// Most bytes of leaf data in one GetEntries reply or Tail read, leaving room for framing
-/// under the 4 MiB that gRPC clients accept by default.
-pub const MAX_REPLY_BYTES: usize = (4 << 20) - (64 << 10);
-
-/// Limits and admission policy the service enforces.
-#[derive(Clone, Debug)]
-pub struct Limits {
-    /// Largest envelope Submit accepts, in bytes.
-    pub max_envelope_bytes: usize,
-    /// Most concurrent Tail streams.
-    pub max_tail_streams: usize,
-    /// In-toto predicate types accepted without declaration checks, besides the two glasslog
-    /// declaration types (operator's choice; empty by default).
-    pub extra_predicate_types: Vec<String>,
-}
 
 /// The service state shared by every rpc.
 pub struct LogService {
@@ -113,9 +103,7 @@ impl LogService {
         let published = &appended.batch.published;
         let leaf_data = match appended.leaf_data() {
             Some(d) => d.to_vec(),
-            None => self.store.entry(appended.index)?.ok_or_else(|| {
-                ApiError::Internal(format!("entry {} is missing", appended.index))
-            })?,
+            None => self.store.logged_entry(appended.index)?,
         };
         let proof = self
             .prover
@@ -183,10 +171,9 @@ impl LogService {
     }
 
     fn search(&self, req: proto::SearchRequest) -> Result<proto::SearchResponse, ApiError> {
-        let bad = |e: search::SearchError| ApiError::InvalidArgument(e.to_string());
-        let query = search::Query::from_proto(req.query).map_err(bad)?;
-        let from = search::parse_page_token(&req.page_token).map_err(bad)?;
-        let page_size = search::page_size(req.page_size).map_err(bad)?;
+        let query = search::Query::from_proto(req.query)?;
+        let from = search::parse_page_token(&req.page_token)?;
+        let page_size = search::page_size(req.page_size)?;
         let published = self.sequencer.latest();
         let size = published.checkpoint.size;
         // One more than the page, to know whether another page follows.
@@ -198,10 +185,7 @@ impl LogService {
         let mut entries = Vec::with_capacity(indexes.len());
         let mut bytes = 0;
         for &index in &indexes {
-            let leaf_data = self
-                .store
-                .entry(index)?
-                .ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
+            let leaf_data = self.store.logged_entry(index)?;
             bytes += leaf_data.len();
             if bytes > MAX_REPLY_BYTES && !entries.is_empty() {
                 break;
@@ -226,22 +210,10 @@ impl LogService {
         req: proto::GetEntriesRequest,
     ) -> Result<proto::GetEntriesResponse, ApiError> {
         let size = self.sequencer.latest().checkpoint.size;
-        if req.start >= size {
-            return Err(ApiError::OutOfRange(format!(
-                "start {} is at or past the log's size {size}",
-                req.start
-            )));
-        }
-        if req.end <= req.start {
-            return Err(ApiError::InvalidArgument(format!(
-                "end {} must be greater than start {}",
-                req.end, req.start
-            )));
-        }
-        let end = req.end.min(size);
+        let range = request::entries_range(req.start, req.end, size)?;
         let entries: Vec<proto::Entry> = self
             .store
-            .entries(req.start, end, MAX_REPLY_BYTES)?
+            .entries(range.start, range.end, MAX_REPLY_BYTES)?
             .into_iter()
             .map(|(index, leaf_data)| proto::Entry { index, leaf_data })
             .collect();
@@ -265,11 +237,7 @@ impl LogService {
         let proof = match req.leaf {
             Some(Leaf::Index(i)) => self.prover.inclusion_by_index(i, tree_size)?,
             Some(Leaf::LeafHash(h)) => self.prover.inclusion_by_hash(&h, tree_size)?,
-            None => {
-                return Err(ApiError::InvalidArgument(
-                    "set either leaf.index or leaf.leaf_hash".into(),
-                ))
-            }
+            None => return Err(RequestError::NoLeaf.into()),
         };
         Ok(proof.into())
     }
@@ -364,9 +332,8 @@ impl TransparencyLog for LogService {
         req: Request<proto::TailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
         let permit = self.tail_permits.clone().try_acquire_owned().map_err(|_| {
-            ApiError::ResourceExhausted(format!(
-                "this log serves at most {} concurrent Tail streams; try again later",
-                self.limits.max_tail_streams
+            ApiError::from(RequestError::TooManyTailStreams(
+                self.limits.max_tail_streams,
             ))
         })?;
         let stream = tail::start(

@@ -4,15 +4,25 @@
 //! OUT_OF_RANGE: ask again later or lower; NOT_FOUND; RESOURCE_EXHAUSTED: smaller or later) and a
 //! message naming the field and the value. Server-side failures are logged in full and answered
 //! with a short message that leaks no internals.
+//!
+//! Every layer has its own error enum ([`RequestError`], [`SearchError`], [`ProofError`],
+//! [`SequencerError`], [`StorageError`], [`TailError`], [`DsseError`]); the `From` impls below
+//! are the whole table from those to codes, and the service only writes `?`. This module defines
+//! no layer's errors and does no I/O.
 
 use tonic::Status;
 
 use crate::admission::dsse::DsseError;
 use crate::server::prover::ProofError;
+use crate::server::request::RequestError;
+use crate::server::search::SearchError;
 use crate::server::sequencer::SequencerError;
 use crate::server::storage::StorageError;
+use crate::server::tail::TailError;
 
-/// An rpc's failure, by the gRPC code it maps to.
+/// An rpc's failure, by the gRPC code it maps to: the middle of the table, between a layer's
+/// error (`From<XError> for ApiError` picks the code) and the [`Status`] sent (`From<ApiError>`
+/// logs internal failures and replaces their message).
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -32,6 +42,24 @@ pub enum ApiError {
 
 impl From<DsseError> for ApiError {
     fn from(e: DsseError) -> Self {
+        ApiError::InvalidArgument(e.to_string())
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(e: RequestError) -> Self {
+        match e {
+            RequestError::StartPastSize { .. } => ApiError::OutOfRange(e.to_string()),
+            RequestError::EmptyRange { .. } | RequestError::NoLeaf => {
+                ApiError::InvalidArgument(e.to_string())
+            }
+            RequestError::TooManyTailStreams(_) => ApiError::ResourceExhausted(e.to_string()),
+        }
+    }
+}
+
+impl From<SearchError> for ApiError {
+    fn from(e: SearchError) -> Self {
         ApiError::InvalidArgument(e.to_string())
     }
 }
@@ -70,6 +98,23 @@ impl From<StorageError> for ApiError {
     }
 }
 
+impl From<TailError> for ApiError {
+    fn from(e: TailError) -> Self {
+        match e {
+            TailError::ShuttingDown => ApiError::Unavailable(e.to_string()),
+            TailError::Storage(s) => s.into(),
+            TailError::Task(_) => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+/// A Tail stream's last item.
+impl From<TailError> for Status {
+    fn from(e: TailError) -> Status {
+        ApiError::from(e).into()
+    }
+}
+
 impl From<ApiError> for Status {
     fn from(e: ApiError) -> Status {
         match e {
@@ -93,9 +138,35 @@ mod tests {
     use super::*;
     use tonic::Code;
 
+    fn code(e: impl Into<ApiError>) -> Code {
+        Status::from(e.into()).code()
+    }
+
+    #[test]
+    fn request_errors_map_to_actionable_codes() {
+        assert_eq!(
+            code(RequestError::StartPastSize { start: 3, size: 3 }),
+            Code::OutOfRange
+        );
+        assert_eq!(
+            code(RequestError::EmptyRange { start: 2, end: 2 }),
+            Code::InvalidArgument
+        );
+        assert_eq!(code(RequestError::NoLeaf), Code::InvalidArgument);
+        let busy = Status::from(ApiError::from(RequestError::TooManyTailStreams(7)));
+        assert_eq!(busy.code(), Code::ResourceExhausted);
+        assert!(busy.message().contains('7'), "{}", busy.message());
+    }
+
+    #[test]
+    fn search_errors_are_invalid_arguments() {
+        assert_eq!(code(SearchError::NoQuery), Code::InvalidArgument);
+        assert_eq!(code(SearchError::PageToken), Code::InvalidArgument);
+        assert_eq!(code(SearchError::PageSize(5000)), Code::InvalidArgument);
+    }
+
     #[test]
     fn proof_errors_map_to_actionable_codes() {
-        let code = |e: ProofError| Status::from(ApiError::from(e)).code();
         assert_eq!(
             code(ProofError::IndexOutOfRange {
                 index: 5,
@@ -107,6 +178,14 @@ mod tests {
             code(ProofError::TreeSizeTooLarge {
                 requested: 9,
                 latest: 5
+            }),
+            Code::OutOfRange
+        );
+        assert_eq!(
+            code(ProofError::LeafNotInTree {
+                leaf_hash: crate::tlog::merkle::EMPTY_HASH,
+                index: 5,
+                tree_size: 3
             }),
             Code::OutOfRange
         );
@@ -126,12 +205,41 @@ mod tests {
             code(ProofError::UnknownLeafHash(crate::tlog::merkle::EMPTY_HASH)),
             Code::NotFound
         );
+        assert_eq!(
+            code(ProofError::Storage(StorageError::Corrupt("x".into()))),
+            Code::Internal
+        );
+    }
+
+    #[test]
+    fn writes_refused_after_a_stop_are_unavailable_and_say_retry_is_safe() {
+        let s = Status::from(ApiError::from(SequencerError::Unavailable(
+            "the sequencer has stopped".into(),
+        )));
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(s.message().contains("deduplicated"), "{}", s.message());
+        assert_eq!(
+            code(SequencerError::Inconsistent("root".into())),
+            Code::Internal
+        );
+        assert_eq!(code(TailError::ShuttingDown), Code::Unavailable);
     }
 
     #[test]
     fn internal_errors_do_not_leak() {
-        let s = Status::from(ApiError::Internal("rocksdb: /secret/path is broken".into()));
-        assert_eq!(s.code(), Code::Internal);
-        assert!(!s.message().contains("secret"));
+        for e in [
+            ApiError::Internal("rocksdb: /secret/path is broken".into()),
+            ApiError::from(StorageError::Corrupt("/secret/path".into())),
+            ApiError::from(TailError::Storage(StorageError::Corrupt(
+                "/secret/path".into(),
+            ))),
+            ApiError::from(SequencerError::Storage(StorageError::Corrupt(
+                "/secret/path".into(),
+            ))),
+        ] {
+            let s = Status::from(e);
+            assert_eq!(s.code(), Code::Internal);
+            assert!(!s.message().contains("secret"), "{}", s.message());
+        }
     }
 }

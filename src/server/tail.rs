@@ -17,11 +17,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
 use tonic::Status;
 
-use super::service::MAX_REPLY_BYTES;
-use super::status::ApiError;
+use super::config::MAX_REPLY_BYTES;
 use crate::proto::{self, tail_event::Event, TailEvent};
 use crate::server::sequencer::{CommittedBatch, Published, Sequencer};
-use crate::server::storage::{Store, StoredCheckpoint};
+use crate::server::storage::{StorageError, Store, StoredCheckpoint};
 use crate::tlog::checkpoint::Checkpoint;
 
 /// The stream type of the Tail rpc.
@@ -30,6 +29,21 @@ pub type TailStream = Pin<Box<dyn Stream<Item = Result<TailEvent, Status>> + Sen
 /// While catching up from storage, runs end at the first stored checkpoint at least this many
 /// entries ahead (or at the latest checkpoint).
 pub const CATCH_UP_RUN: u64 = 4096;
+
+/// Why a Tail stream ended with an error (its status is chosen in `status.rs`, reached through
+/// `Status: From<TailError>`, so this module imports no mapping).
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    /// The server is stopping; the client resumes from its position on another connection.
+    #[error("the server is shutting down; reconnect to resume")]
+    ShuttingDown,
+    /// Reading entries or checkpoints failed, or what is stored contradicts itself.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The blocking task that reads storage panicked or was cancelled.
+    #[error("tail read task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// Events buffered per stream before the task waits for the consumer.
 const STREAM_BUFFER: usize = 256;
@@ -56,21 +70,10 @@ pub fn start(
         };
         let result = tokio::select! {
             r = tail.run() => r,
-            _ = wait_for_shutdown(shutdown) => Err(Ended::Shutdown),
+            _ = wait_for_shutdown(shutdown) => Err(Ended::Failed(TailError::ShuttingDown)),
         };
-        match result {
-            Err(Ended::Failed(e)) => {
-                let _ = tail.tx.send(Err(e.into())).await;
-            }
-            Err(Ended::Shutdown) => {
-                let _ = tail
-                    .tx
-                    .send(Err(Status::unavailable(
-                        "the server is shutting down; reconnect to resume",
-                    )))
-                    .await;
-            }
-            Ok(()) | Err(Ended::ConsumerGone) => {}
+        if let Err(Ended::Failed(e)) = result {
+            let _ = tail.tx.send(Err(e.into())).await;
         }
     });
     Box::pin(ReceiverStream::new(rx))
@@ -80,14 +83,21 @@ async fn wait_for_shutdown(mut shutdown: watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|&stop| stop).await;
 }
 
+/// How a stream's task ends early: the consumer went away (nothing to send), or an error that
+/// is sent as the stream's last item.
 enum Ended {
     ConsumerGone,
-    Shutdown,
-    Failed(ApiError),
+    Failed(TailError),
 }
 
-impl From<crate::server::storage::StorageError> for Ended {
-    fn from(e: crate::server::storage::StorageError) -> Self {
+impl From<StorageError> for Ended {
+    fn from(e: StorageError) -> Self {
+        Ended::Failed(e.into())
+    }
+}
+
+impl From<tokio::task::JoinError> for Ended {
+    fn from(e: tokio::task::JoinError) -> Self {
         Ended::Failed(e.into())
     }
 }
@@ -122,7 +132,9 @@ impl Tail {
                 Ok(batch) => self.forward(&batch).await?,
                 // Overrun: what was missed is on disk; the next loop reads it from storage.
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return Err(Ended::Shutdown),
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err(Ended::Failed(TailError::ShuttingDown))
+                }
             }
         }
     }
@@ -135,19 +147,14 @@ impl Tail {
             .checkpoint_at_or_after(target)?
             .filter(|c| c.size <= latest_size)
             .ok_or_else(|| {
-                Ended::Failed(ApiError::Internal(format!(
-                    "no stored checkpoint at or after {target}"
-                )))
+                StorageError::Corrupt(format!("no stored checkpoint at or after {target}"))
             })?;
         while self.pos < checkpoint.size {
             let entries = {
                 let store = self.store.clone();
                 let (from, to) = (self.pos, checkpoint.size);
                 tokio::task::spawn_blocking(move || store.entries(from, to, MAX_REPLY_BYTES))
-                    .await
-                    .map_err(|e| {
-                        Ended::Failed(ApiError::Internal(format!("tail read task: {e}")))
-                    })??
+                    .await??
             };
             for (index, leaf_data) in entries {
                 self.send(Event::Entry(proto::Entry { index, leaf_data }))
@@ -203,13 +210,8 @@ impl Tail {
 }
 
 /// A stored checkpoint as sent on the wire, with size and root read from its own note body.
-fn stored_to_proto(c: &StoredCheckpoint) -> Result<proto::SignedCheckpoint, Ended> {
-    let corrupt = || {
-        Ended::Failed(ApiError::Internal(format!(
-            "stored checkpoint {} does not parse",
-            c.size
-        )))
-    };
+fn stored_to_proto(c: &StoredCheckpoint) -> Result<proto::SignedCheckpoint, StorageError> {
+    let corrupt = || StorageError::Corrupt(format!("stored checkpoint {} does not parse", c.size));
     let (body, _signatures) = c.note.split_once("\n\n").ok_or_else(corrupt)?;
     let checkpoint = Checkpoint::parse_body(&format!("{body}\n")).map_err(|_| corrupt())?;
     if checkpoint.size != c.size {

@@ -1,5 +1,7 @@
 //! Sequencer tests on a real RocksDB store in a temporary directory.
 
+use std::time::Duration;
+
 use super::*;
 use crate::entry::PendingEntry;
 use crate::tlog::checkpoint::Origin;

@@ -86,19 +86,16 @@ impl<'a> CommitBatch<'a> {
             .put_cf(self.store.cf(HASHES), u64_key(stored_index), hash.0);
     }
 
-    /// Indexes entry `index` under a search prefix.
+    /// Indexes entry `index` under a search prefix ([`schema::search_prefix`]).
     pub fn put_search(&mut self, prefix: &[u8], index: u64) {
-        let mut key = Vec::with_capacity(prefix.len() + 8);
-        key.extend_from_slice(prefix);
-        key.extend_from_slice(&u64_key(index));
-        self.batch.put_cf(self.store.cf(SEARCH), key, []);
+        self.batch
+            .put_cf(self.store.cf(SEARCH), search_key(prefix, index), []);
     }
 
     /// Removes every search key (for `reindex`, which then rewrites them).
     pub fn clear_search(&mut self) {
-        // Every key starts with a tag byte below 0xff.
         self.batch
-            .delete_range_cf(self.store.cf(SEARCH), &[][..], &[0xffu8][..]);
+            .delete_range_cf(self.store.cf(SEARCH), &[][..], &SEARCH_END[..]);
     }
 
     /// Adds a signed checkpoint of `size` leaves.
@@ -226,6 +223,16 @@ impl Store {
         Ok(self.db.get_cf(self.cf(ENTRIES), u64_key(index))?)
     }
 
+    /// The leaf data at `index`, which must exist: the caller took `index` from a published
+    /// checkpoint or the sequencer, so a missing entry means the store is damaged.
+    ///
+    /// # Errors
+    /// RocksDB read errors; [`StorageError::Corrupt`] if the entry is missing.
+    pub fn logged_entry(&self, index: u64) -> Result<Vec<u8>, StorageError> {
+        self.entry(index)?
+            .ok_or_else(|| StorageError::Corrupt(format!("entry {index} is missing")))
+    }
+
     /// Entries `[start, end)` in order, as many as fit in `max_bytes` of leaf data, but always
     /// the first one (if `start < end` and it exists), however large.
     ///
@@ -272,8 +279,7 @@ impl Store {
         below: u64,
         limit: usize,
     ) -> Result<Vec<u64>, StorageError> {
-        let mut start = prefix.to_vec();
-        start.extend_from_slice(&u64_key(from));
+        let start = search_key(prefix, from);
         let iter = self.db.iterator_cf(
             self.cf(SEARCH),
             IteratorMode::From(&start, Direction::Forward),
@@ -284,7 +290,7 @@ impl Store {
             if !k.starts_with(prefix) || out.len() == limit {
                 break;
             }
-            let index = decode_u64(&k[prefix.len()..]).ok_or_else(|| {
+            let index = search_key_index(prefix, &k).ok_or_else(|| {
                 StorageError::Corrupt("search key does not end in an index".into())
             })?;
             if index >= below {

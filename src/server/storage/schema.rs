@@ -19,8 +19,8 @@ pub const DEDUP: &str = "dedup";
 pub const CHECKPOINTS: &str = "checkpoints";
 /// `meta`: small named values, keys below.
 pub const META: &str = "meta";
-/// `search`: `prefix ‖ index (u64 BE)` → empty, where the prefix is a [`crate::server::search::Query`]'s
-/// tag and term. Written in the same batch as the entry; rebuilt from `entries` by `reindex`.
+/// `search`: `tag ‖ term ‖ index (u64 BE)` → empty; the key codec is [`search_prefix`] and
+/// [`search_key`]. Written in the same batch as the entry; rebuilt from `entries` by `reindex`.
 pub const SEARCH: &str = "search";
 
 /// Every column family, in the order they are opened.
@@ -54,9 +54,91 @@ pub fn decode_u64(bytes: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(bytes.try_into().ok()?))
 }
 
+/// What a search term is, as the first byte of its keys. Every tag is below 0xff, so
+/// `[0xff]` bounds the whole `search` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SearchTag {
+    Name = 1,
+    NameVersion = 2,
+    SubjectDigest = 3,
+    FileDigest = 4,
+    PublisherKey = 5,
+    TrainedOn = 6,
+}
+
+/// The end (exclusive) of the `search` key space: above every tag.
+pub const SEARCH_END: [u8; 1] = [0xff];
+
+/// One field of a search term: text ends in a 0x00 byte (no name or version contains one), so
+/// `org/m` is not a prefix of `org/m2`; a digest is fixed-length and needs no terminator.
+#[derive(Clone, Copy, Debug)]
+pub enum TermField<'a> {
+    Text(&'a [u8]),
+    Digest(&'a [u8; 32]),
+}
+
+/// The prefix shared by every `search` key of one term: `tag ‖ field ‖ field ‖ …`.
+pub fn search_prefix(tag: SearchTag, fields: &[TermField<'_>]) -> Vec<u8> {
+    let mut key = vec![tag as u8];
+    for field in fields {
+        match field {
+            TermField::Text(t) => {
+                key.extend_from_slice(t);
+                key.push(0);
+            }
+            TermField::Digest(d) => key.extend_from_slice(&d[..]),
+        }
+    }
+    key
+}
+
+/// The `search` key of entry `index` under a term's `prefix`: `prefix ‖ index (u64 BE)`, so a
+/// term's entries are contiguous and in log order, and a page resumes with a seek to
+/// `search_key(prefix, next_index)`.
+pub fn search_key(prefix: &[u8], index: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(prefix.len() + 8);
+    key.extend_from_slice(prefix);
+    key.extend_from_slice(&u64_key(index));
+    key
+}
+
+/// The entry index of a `search` key under `prefix`; `None` if the key is not under `prefix`
+/// or does not end in 8 bytes of index.
+pub fn search_key_index(prefix: &[u8], key: &[u8]) -> Option<u64> {
+    decode_u64(key.strip_prefix(prefix)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_terms_do_not_prefix_each_other() {
+        let name = |n: &str| search_prefix(SearchTag::Name, &[TermField::Text(n.as_bytes())]);
+        assert!(!name("org/m2").starts_with(&name("org/m")));
+        let nv = |v: &str| {
+            search_prefix(
+                SearchTag::NameVersion,
+                &[TermField::Text(b"org/m"), TermField::Text(v.as_bytes())],
+            )
+        };
+        assert!(!nv("10").starts_with(&nv("1")));
+        assert!(name("org/m") < SEARCH_END.to_vec());
+    }
+
+    #[test]
+    fn search_keys_order_by_index_and_round_trip() {
+        let prefix = search_prefix(SearchTag::SubjectDigest, &[TermField::Digest(&[7; 32])]);
+        assert_eq!(prefix.len(), 33);
+        assert!(search_key(&prefix, 255) < search_key(&prefix, 256));
+        assert_eq!(
+            search_key_index(&prefix, &search_key(&prefix, 42)),
+            Some(42)
+        );
+        assert_eq!(search_key_index(&prefix, &prefix), None);
+        assert_eq!(search_key_index(&[9], &search_key(&prefix, 42)), None);
+    }
 
     #[test]
     fn byte_order_is_numeric_order() {
