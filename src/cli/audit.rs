@@ -18,7 +18,7 @@ use super::CliError;
 use crate::audit::finding::{Finding, Printer};
 use crate::audit::{self, Options};
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
-use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::note::LogVerifier;
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {

@@ -15,7 +15,7 @@ use clap::Args;
 use super::CliError;
 use crate::admission::declaration::Name;
 use crate::monitor::{self, Config, ExamineOptions};
-use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::note::LogVerifier;
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {

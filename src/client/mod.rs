@@ -13,8 +13,10 @@ use std::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::{self, transparency_log_client::TransparencyLogClient};
-use crate::tlog::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
+use crate::tlog::checkpoint::{Checkpoint, CheckpointError};
 use crate::tlog::merkle::{self, Hash, MerkleError};
+use crate::tlog::note::LogVerifier;
+use crate::tlog::proof;
 
 /// Errors of a verifying client.
 #[derive(Debug, thiserror::Error)]
@@ -203,7 +205,7 @@ impl LogClient {
             ));
         }
         let hashes = decode_hashes(&proof.hashes)?;
-        merkle::verify_inclusion(
+        proof::verify_inclusion(
             reply.index,
             checkpoint.size,
             &leaf_hash,
@@ -245,7 +247,7 @@ impl LogClient {
             )));
         }
         let hashes = decode_hashes(&proof.hashes)?;
-        Ok(merkle::verify_consistency(
+        Ok(proof::verify_consistency(
             old.size, new.size, &old.root, &new.root, &hashes,
         )?)
     }
@@ -267,7 +269,7 @@ impl LogClient {
         let proof = self.rpc().get_inclusion_proof(req).await?.into_inner();
         let hashes = decode_hashes(&proof.hashes)?;
         let leaf_hash = merkle::leaf_hash(leaf_data);
-        Ok(merkle::verify_inclusion(
+        Ok(proof::verify_inclusion(
             index,
             checkpoint.size,
             &leaf_hash,

@@ -24,8 +24,9 @@ use super::state::{LogState, VerifiedCheckpoint};
 use super::store::{Store, Tx};
 use super::{Config, Finding, FindingKind, MonitorError, Severity};
 use crate::proto;
-use crate::tlog::checkpoint::LogVerifier;
-use crate::tlog::merkle::{self, CompactRange, Hash};
+use crate::tlog::compact::CompactRange;
+use crate::tlog::merkle::{self, Hash};
+use crate::tlog::note::LogVerifier;
 
 /// Most entries between two checkpoints of a stream (the server's are at most a few thousand).
 pub const MAX_RUN_ENTRIES: usize = 1 << 18;

@@ -24,6 +24,7 @@ use crate::client::trust_state::{TrustError, TrustState};
 use crate::client::{decode_hashes, LogClient};
 use crate::proto::{self, tail_event::Event};
 use crate::tlog::merkle;
+use crate::tlog::proof;
 
 /// Entries examined and handed from the reader to the engine at once, at most: half of the
 /// server's catch-up runs (4,096 entries), so that examining a chunk on all cores and the engine
@@ -337,7 +338,7 @@ impl Follower {
                 .then(|| "it has size 0 and a root other than the empty tree's".to_string())
         } else {
             let proof = self.consistency_proof(from, size).await?;
-            match proof.map(|hashes| merkle::verify_consistency(from, size, &from_root, &root, &hashes)) {
+            match proof.map(|hashes| proof::verify_consistency(from, size, &from_root, &root, &hashes)) {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) | Err(e) => Some(format!("the server's consistency proof from size {from} to {size} does not verify: {e}")),
             }
@@ -373,7 +374,7 @@ impl Follower {
                 }
             };
             let state = self.engine.state();
-            match proof.map(|p| p.and_then(|hashes| merkle::verify_consistency(from, to, &state.range.root(), &new.checkpoint.root, &hashes))) {
+            match proof.map(|p| p.and_then(|hashes| proof::verify_consistency(from, to, &state.range.root(), &new.checkpoint.root, &hashes))) {
                 Some(Ok(())) => engine::root_mismatch(state, &new, "the checkpoint is proven consistent with the verified one, so the entries are not the ones it covers"),
                 Some(Err(e)) => engine::inconsistent(state, &new, &format!("the entries served do not lead to its root, and the server's consistency proof does not verify: {e}")),
                 None => engine::root_mismatch(state, &new, "and the server gave no consistency proof to tell whether the checkpoint or the entries are wrong"),

@@ -55,7 +55,7 @@ pub use examine::{DatasetFields, ExamineOptions};
 pub use finding::{Finding, FindingKind, Severity};
 pub use follow::{run, Summary};
 
-use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::note::LogVerifier;
 
 /// Default `--backdate-window`, in days.
 pub const DEFAULT_BACKDATE_WINDOW_DAYS: u32 = 7;

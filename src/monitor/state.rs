@@ -21,8 +21,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::MonitorError;
-use crate::tlog::checkpoint::{Checkpoint, LogVerifier};
-use crate::tlog::merkle::{self, CompactRange, Hash};
+use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::compact::CompactRange;
+use crate::tlog::merkle::{self, Hash};
+use crate::tlog::note::LogVerifier;
 
 /// How many of the last verified leaf hashes are kept, to compare with what the server serves
 /// again when the monitor reconnects (the Tail stream is resumed this many entries early).
@@ -232,7 +234,8 @@ fn temp_path(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::checkpoint::{LogSigner, Origin};
+    use crate::tlog::checkpoint::Origin;
+    use crate::tlog::note::LogSigner;
 
     fn signed(signer: &LogSigner, range: &CompactRange) -> VerifiedCheckpoint {
         let checkpoint = Checkpoint {

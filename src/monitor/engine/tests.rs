@@ -3,7 +3,8 @@ use crate::admission::dsse::Envelope;
 use crate::admission::keys::{KeyType, PrivateKey};
 use crate::entry::LogEntry;
 use crate::monitor::ExamineOptions;
-use crate::tlog::checkpoint::{Checkpoint, LogSigner, Origin};
+use crate::tlog::checkpoint::{Checkpoint, Origin};
+use crate::tlog::note::LogSigner;
 use prost::Message;
 
 const TEST_TYPE: &str = "https://example.org/test/v1";
