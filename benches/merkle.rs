@@ -7,10 +7,12 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use glasslog::tlog::compact::CompactRange;
 use glasslog::tlog::merkle::{
-    leaf_hash, prove_consistency, prove_inclusion, root_hash, stored_hashes_for_record_hash,
-    verify_consistency, verify_inclusion, CompactRange, Hash, MemoryTree,
+    leaf_hash, prove_consistency, prove_inclusion, root_hash, stored_hashes_for_record_hash, Hash,
+    MemoryTree,
 };
+use glasslog::tlog::proof::{verify_consistency, verify_inclusion};
 
 const TREE_SIZE: u64 = 1_000_000;
 

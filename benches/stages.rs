@@ -15,8 +15,10 @@ use glasslog::admission::dsse::{self, Envelope};
 use glasslog::admission::keys::{KeyType, PrivateKey, PublicKey};
 use glasslog::entry::PendingEntry;
 use glasslog::server::storage::Store;
-use glasslog::tlog::checkpoint::{Checkpoint, LogSigner, LogVerifier, Origin};
-use glasslog::tlog::merkle::{self, CompactRange};
+use glasslog::tlog::checkpoint::{Checkpoint, Origin};
+use glasslog::tlog::compact::CompactRange;
+use glasslog::tlog::merkle;
+use glasslog::tlog::note::{LogSigner, LogVerifier};
 
 /// A signed envelope of about 1 KiB, as the load generator makes them.
 fn envelope(key: &PrivateKey, n: u64) -> Vec<u8> {

@@ -17,7 +17,8 @@ use glasslog::admission::keys::KeyType;
 use glasslog::admission::manifest::{hash_directory, HashOptions};
 use glasslog::client::trust_state::{Accepted, TrustState};
 use glasslog::client::LogClient;
-use glasslog::tlog::checkpoint::{LogSigner, Origin};
+use glasslog::tlog::checkpoint::Origin;
+use glasslog::tlog::note::LogSigner;
 use serde_json::{json, Value};
 
 /// Runs glasslog with its config directory inside `home` (so no test touches the user's).

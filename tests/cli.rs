@@ -15,7 +15,8 @@ use glasslog::admission::dsse::Envelope;
 use glasslog::admission::keys::{PrivateKey, PublicKey};
 use glasslog::admission::manifest::{hash_directory, HashOptions};
 use glasslog::client::bundle::{BundleError, ProofBundle, VerifiedBundle};
-use glasslog::tlog::checkpoint::{LogSigner, Origin};
+use glasslog::tlog::checkpoint::Origin;
+use glasslog::tlog::note::LogSigner;
 
 fn glasslog<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
     // The split-view state that submit keeps by default goes to a scratch config directory, not

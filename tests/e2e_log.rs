@@ -9,7 +9,9 @@ use glasslog::admission::keys::KeyType;
 use glasslog::client::decode_hashes;
 use glasslog::entry::decode_leaf;
 use glasslog::proto::{self, get_inclusion_proof_request::Leaf, tail_event::Event};
+use glasslog::tlog::compact::CompactRange;
 use glasslog::tlog::merkle;
+use glasslog::tlog::proof;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -90,7 +92,7 @@ async fn submit_prove_and_read_back() {
             .unwrap()
             .into_inner();
         assert_eq!((p.index, p.tree_size), (a.index, 12));
-        merkle::verify_inclusion(
+        proof::verify_inclusion(
             a.index,
             12,
             &merkle::leaf_hash(&a.leaf_data),
@@ -349,7 +351,7 @@ async fn tail_streams_history_then_live_entries_with_covering_checkpoints() {
             Event::Checkpoint(c) => {
                 let cp = client.verify_checkpoint(&c).unwrap();
                 assert_eq!(cp.size, next, "the checkpoint covers exactly what was sent");
-                let mut range = merkle::CompactRange::new();
+                let mut range = CompactRange::new();
                 for l in &range_leaves[..next as usize] {
                     range.append(merkle::leaf_hash(l));
                 }
@@ -486,7 +488,7 @@ async fn a_tail_consumer_that_falls_behind_catches_up_from_storage() {
         );
     }
     let mut next = 0u64;
-    let mut range = merkle::CompactRange::new();
+    let mut range = CompactRange::new();
     while next < 300 {
         match stream.next().await.unwrap().unwrap().event.unwrap() {
             Event::Entry(e) => {

@@ -985,7 +985,7 @@ async fn merkle_only(client: &LogClient, size: u64) -> String {
         .await
         .unwrap()
         .into_inner();
-    let mut range = glasslog::tlog::merkle::CompactRange::new();
+    let mut range = glasslog::tlog::compact::CompactRange::new();
     while range.size() < size {
         match stream.message().await.unwrap().unwrap().event.unwrap() {
             Event::Entry(e) => range.append(glasslog::tlog::merkle::leaf_hash(&e.leaf_data)),

@@ -12,12 +12,14 @@
 use std::path::Path;
 
 use ed25519_dalek::SigningKey;
-use glasslog::tlog::checkpoint::{Checkpoint, CheckpointError, LogSigner, LogVerifier, Origin};
+use glasslog::tlog::checkpoint::{Checkpoint, CheckpointError, Origin};
+use glasslog::tlog::compact::CompactRange;
 use glasslog::tlog::merkle::{
     hash_from_slice, leaf_hash, prove_consistency, prove_inclusion, root_hash, stored_hash_index,
-    verify_consistency, verify_inclusion, CompactRange, Hash, HashReader, MemoryTree, MerkleError,
-    EMPTY_HASH,
+    Hash, HashReader, MemoryTree, MerkleError, EMPTY_HASH,
 };
+use glasslog::tlog::note::{LogSigner, LogVerifier};
+use glasslog::tlog::proof::{verify_consistency, verify_inclusion};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 

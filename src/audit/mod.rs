@@ -4,7 +4,7 @@
 //!
 //! An audit streams every entry up to a signed checkpoint and
 //!
-//! 1. recomputes the Merkle tree's root from the leaves ([`crate::tlog::merkle::CompactRange`]) and
+//! 1. recomputes the Merkle tree's root from the leaves ([`crate::tlog::compact::CompactRange`]) and
 //!    compares it with the checkpoint's (signed by the pinned key, which the caller checked):
 //!    the log's commitment covers exactly these entries, in this order;
 //! 2. re-runs, on every entry, the admission checks the server ran at Submit
@@ -48,7 +48,8 @@ use serde_json::{json, Value};
 use crate::check::{Finding, FindingKind};
 use crate::client::LogClient;
 use crate::tlog::checkpoint::Checkpoint;
-use crate::tlog::merkle::{CompactRange, Hash};
+use crate::tlog::compact::CompactRange;
+use crate::tlog::merkle::Hash;
 
 pub use entry_check::Facts;
 use fetch::{FetchError, Run};

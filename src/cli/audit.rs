@@ -19,7 +19,7 @@ use super::CliError;
 use crate::audit::{self, Options};
 use crate::check::{Finding, Printer};
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
-use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::note::LogVerifier;
 
 #[derive(Args, Debug)]
 pub struct AuditArgs {

@@ -24,8 +24,9 @@ use crate::admission::keys::{KeyType, PrivateKey};
 use crate::client::{decode_hashes, LogClient};
 use crate::proto;
 use crate::server::storage::Store;
-use crate::tlog::checkpoint::LogVerifier;
 use crate::tlog::merkle;
+use crate::tlog::note::LogVerifier;
+use crate::tlog::proof;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
@@ -359,7 +360,7 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
                     };
                     let p = client.rpc().get_inclusion_proof(req).await?.into_inner();
                     let leaf = merkle::hash_from_slice(&p.leaf_hash)?;
-                    merkle::verify_inclusion(
+                    proof::verify_inclusion(
                         index,
                         latest.size,
                         &leaf,
@@ -374,7 +375,7 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
                     };
                     let p = client.rpc().get_consistency_proof(req).await?.into_inner();
                     let hashes = decode_hashes(&p.hashes)?;
-                    merkle::verify_consistency(
+                    proof::verify_consistency(
                         from.size,
                         latest.size,
                         &from.root,

@@ -99,3 +99,21 @@ fn init_logging(format: LogFormat) {
 
 /// A boxed error for the command line's top level, where every layer's error ends up printed.
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Completes on the first SIGINT (ctrl-c) or SIGTERM: the shutdown signal that `serve` and a
+/// following `monitor` stop on. Without a SIGTERM handler, only SIGINT.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

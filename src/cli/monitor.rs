@@ -15,7 +15,7 @@ use clap::Args;
 use super::CliError;
 use crate::admission::declaration::Name;
 use crate::monitor::{self, Config, ExamineOptions};
-use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::note::LogVerifier;
 
 #[derive(Args, Debug)]
 pub struct MonitorArgs {
@@ -64,7 +64,16 @@ pub fn run(args: MonitorArgs) -> Result<ExitCode, CliError> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    match runtime.block_on(monitor::run(config)) {
+    let outcome = runtime.block_on(async {
+        if once {
+            // An interrupted --once has not caught up and must not exit 0 or 1: SIGINT and
+            // SIGTERM keep their default action and end the process.
+            monitor::run(config, std::future::pending()).await
+        } else {
+            monitor::run(config, super::shutdown_signal()).await
+        }
+    });
+    match outcome {
         Ok(s) if once && (s.reported > 0 || s.blocked) => Ok(ExitCode::from(1)),
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) => {

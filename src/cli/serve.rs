@@ -81,23 +81,7 @@ async fn serve(config: ServerConfig) -> Result<(), CliError> {
     println!("verifier key: {}", log.verifier_key);
     println!("listening on {addr}");
     tracing::info!(origin = %log.origin, verifier_key = %log.verifier_key, %addr, data_dir = %config.data_dir.display(), "serving");
-    crate::server::serve(log, &config, listener, shutdown_signal()).await?;
+    crate::server::serve(log, &config, listener, super::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }

@@ -31,7 +31,7 @@ use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::{ClientError, LogClient, Submitted};
 use crate::files;
 use crate::proto::{self, transparency_log_client::TransparencyLogClient};
-use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::note::LogVerifier;
 
 /// Largest declaration read; the server's own limit is usually lower (1 MiB by default).
 const MAX_ENVELOPE_BYTES: u64 = 16 << 20;

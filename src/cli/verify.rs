@@ -28,7 +28,7 @@ use crate::admission::declaration::Name;
 use crate::check::Printer;
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::LogClient;
-use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::note::LogVerifier;
 use crate::verify::{self, Report, TrustNote};
 
 /// HTTP/2 flow-control windows of the client's connection.

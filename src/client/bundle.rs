@@ -28,8 +28,10 @@ use crate::admission::declaration::{self, Declaration, DeclarationError};
 use crate::admission::dsse::{self, DsseError, VerifiedEnvelope};
 use crate::admission::strict_json::{self, element_path, member_path, JsonError, ROOT};
 use crate::entry::{decode_leaf, LogEntry};
-use crate::tlog::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
+use crate::tlog::checkpoint::{Checkpoint, CheckpointError};
 use crate::tlog::merkle::{self, Hash, MerkleError};
+use crate::tlog::note::LogVerifier;
+use crate::tlog::proof;
 
 /// The members of a bundle, and the only ones accepted.
 const FIELDS: [&str; 6] = [
@@ -210,7 +212,7 @@ impl ProofBundle {
             });
         }
         let leaf = merkle::leaf_hash(&self.leaf_data);
-        merkle::verify_inclusion(
+        proof::verify_inclusion(
             self.index,
             checkpoint.size,
             &leaf,

@@ -13,8 +13,10 @@ use std::sync::Mutex;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::proto::{self, transparency_log_client::TransparencyLogClient};
-use crate::tlog::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
+use crate::tlog::checkpoint::{Checkpoint, CheckpointError};
 use crate::tlog::merkle::{self, Hash, MerkleError};
+use crate::tlog::note::LogVerifier;
+use crate::tlog::proof;
 
 /// Errors of a verifying client.
 #[derive(Debug, thiserror::Error)]
@@ -109,15 +111,7 @@ impl LogClient {
         sc: &proto::SignedCheckpoint,
     ) -> Result<Checkpoint, ClientError> {
         let checkpoint = self.verify_note(&sc.note)?;
-        if checkpoint.size != sc.size || checkpoint.root.0.as_slice() != sc.root_hash.as_slice() {
-            return Err(ClientError::Mismatch(format!(
-                "checkpoint fields (size {}, root {}) differ from its signed note (size {}, root {})",
-                sc.size,
-                hex::encode(&sc.root_hash),
-                checkpoint.size,
-                checkpoint.root
-            )));
-        }
+        check_checkpoint_fields(sc, &checkpoint)?;
         Ok(checkpoint)
     }
 
@@ -203,7 +197,7 @@ impl LogClient {
             ));
         }
         let hashes = decode_hashes(&proof.hashes)?;
-        merkle::verify_inclusion(
+        proof::verify_inclusion(
             reply.index,
             checkpoint.size,
             &leaf_hash,
@@ -238,16 +232,7 @@ impl LogClient {
             to_size: new.size,
         };
         let proof = self.rpc().get_consistency_proof(req).await?.into_inner();
-        if proof.from_size != old.size || proof.to_size != new.size {
-            return Err(ClientError::Mismatch(format!(
-                "asked for a proof from {} to {}, got one from {} to {}",
-                old.size, new.size, proof.from_size, proof.to_size
-            )));
-        }
-        let hashes = decode_hashes(&proof.hashes)?;
-        Ok(merkle::verify_consistency(
-            old.size, new.size, &old.root, &new.root, &hashes,
-        )?)
+        verify_consistency_reply(&proof, old.size, new.size, &old.root, &new.root)
     }
 
     /// Fetches and verifies the inclusion of `leaf_data` at `index` in a verified checkpoint.
@@ -267,7 +252,7 @@ impl LogClient {
         let proof = self.rpc().get_inclusion_proof(req).await?.into_inner();
         let hashes = decode_hashes(&proof.hashes)?;
         let leaf_hash = merkle::leaf_hash(leaf_data);
-        Ok(merkle::verify_inclusion(
+        Ok(proof::verify_inclusion(
             index,
             checkpoint.size,
             &leaf_hash,
@@ -275,6 +260,53 @@ impl LogClient {
             &checkpoint.root,
         )?)
     }
+}
+
+/// Checks that a served checkpoint's convenience `size` and `root_hash` fields are those of its
+/// verified note.
+///
+/// # Errors
+/// [`ClientError::Mismatch`] naming both.
+pub fn check_checkpoint_fields(
+    sc: &proto::SignedCheckpoint,
+    checkpoint: &Checkpoint,
+) -> Result<(), ClientError> {
+    if checkpoint.size != sc.size || checkpoint.root.0.as_slice() != sc.root_hash.as_slice() {
+        return Err(ClientError::Mismatch(format!(
+            "checkpoint fields (size {}, root {}) differ from its signed note (size {}, root {})",
+            sc.size,
+            hex::encode(&sc.root_hash),
+            checkpoint.size,
+            checkpoint.root
+        )));
+    }
+    Ok(())
+}
+
+/// Checks, offline, a `GetConsistencyProof` reply asked for `from..to`: it is for those sizes and
+/// proves the tree of root `from_root` a prefix of the tree of root `to_root` (RFC 9162
+/// §2.1.4.2).
+///
+/// # Errors
+/// [`ClientError::Mismatch`] for a reply about other sizes; [`ClientError::Proof`] for a
+/// malformed hash or a proof that does not verify.
+pub fn verify_consistency_reply(
+    proof: &proto::ConsistencyProof,
+    from: u64,
+    to: u64,
+    from_root: &Hash,
+    to_root: &Hash,
+) -> Result<(), ClientError> {
+    if proof.from_size != from || proof.to_size != to {
+        return Err(ClientError::Mismatch(format!(
+            "asked for a proof from {from} to {to}, got one from {} to {}",
+            proof.from_size, proof.to_size
+        )));
+    }
+    let hashes = decode_hashes(&proof.hashes)?;
+    Ok(proof::verify_consistency(
+        from, to, from_root, to_root, &hashes,
+    )?)
 }
 
 /// Decodes proof hashes, each exactly 32 bytes.

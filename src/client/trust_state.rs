@@ -38,7 +38,8 @@ use serde_json::json;
 use crate::admission::strict_json::{self, ROOT};
 use crate::client::{ClientError, LogClient};
 use crate::files;
-use crate::tlog::checkpoint::{Checkpoint, CheckpointError, LogVerifier};
+use crate::tlog::checkpoint::{Checkpoint, CheckpointError};
+use crate::tlog::note::LogVerifier;
 
 /// Largest state file read; a checkpoint note is well under 1 KiB.
 const MAX_STATE_BYTES: u64 = 1 << 20;
@@ -478,8 +479,9 @@ fn write_atomically(path: &Path, data: &[u8]) -> Result<(), TrustError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::checkpoint::{LogSigner, Origin};
+    use crate::tlog::checkpoint::Origin;
     use crate::tlog::merkle::Hash;
+    use crate::tlog::note::LogSigner;
 
     fn signer() -> LogSigner {
         LogSigner::generate(&Origin::new("example.org/log").unwrap())

@@ -1,13 +1,18 @@
-//! The monitor's synchronous core: it takes what a `Tail` stream delivers (runs of entries, each
-//! closed by a checkpoint), verifies each run against its checkpoint, applies the per-entry and
-//! per-name checks, reports findings and commits state. No networking: [`super::follow`] feeds it
-//! and fetches the proofs it needs to explain a failure.
+//! The monitor's decisions, without networking: it takes what a `Tail` stream delivers (runs of
+//! entries, each closed by a checkpoint) and what `GetCheckpoint` answers, verifies each
+//! checkpoint's signature and each run against its checkpoint, checks smaller checkpoints
+//! against the verified one, applies the per-entry and per-name checks, reports findings and
+//! commits state. When it cannot decide without a consistency proof it says so
+//! ([`Verdict::NeedsProof`]); [`super::follow`] fetches the proof and hands the server's answer
+//! back ([`Engine::consistency_proof`]). It opens no connection and never waits for one.
 //!
 //! Invariants:
 //! - the state ([`LogState`]) only ever moves to a checkpoint whose signature verified and whose
 //!   root the monitor recomputed from its previous compact range and the entries received;
 //! - no per-name state, and no finding about an entry's contents, comes from entries whose
 //!   checkpoint did not verify;
+//! - a consistency proof is only ever checked against the question it was asked for: the
+//!   question travels inside the [`ProofRequest`];
 //! - memory: one run's leaf hashes and entry facts (a run is capped at [`MAX_RUN_ENTRIES`]), the
 //!   chunks of leaf data the stream reader has examined ahead (a few, each capped in entries and
 //!   bytes, see [`super::follow`]), and the store's bounded cache and memtables.
@@ -23,26 +28,68 @@ use super::rules::{self, RuleOptions};
 use super::state::{LogState, VerifiedCheckpoint};
 use super::store::{Store, Tx};
 use super::{Config, Finding, FindingKind, MonitorError, Severity};
+use crate::client::trust_state::SplitView;
+use crate::client::{self, ClientError};
 use crate::proto;
-use crate::tlog::checkpoint::LogVerifier;
-use crate::tlog::merkle::{self, CompactRange, Hash};
+use crate::tlog::compact::CompactRange;
+use crate::tlog::merkle::{self, Hash};
+use crate::tlog::note::LogVerifier;
 
 /// Most entries between two checkpoints of a stream (the server's are at most a few thousand).
 pub const MAX_RUN_ENTRIES: usize = 1 << 18;
 
-/// What became of a checkpoint.
+/// What became of a checkpoint handed to the engine.
 #[derive(Debug)]
 pub enum Verdict {
-    /// Verified and accepted: the state moved to it (or it equals the state's).
+    /// The state is at the checkpoint (it moved to it, or was there), and a `GetCheckpoint`
+    /// answer the state has reached is consistent with it.
     Verified,
+    /// Consistent with the verified state, which did not move: a checkpoint no larger than the
+    /// verified one, or a larger `GetCheckpoint` answer kept to be checked once reached.
+    Consistent,
     /// Refused, and the finding reported.
     Rejected,
-    /// Its signature verified, but the entries received do not lead from the verified checkpoint
-    /// to its root: the caller asks for a consistency proof to tell which is wrong.
+    /// Undecided without a consistency proof: the caller asks the server for
+    /// `GetConsistencyProof(from, to)` and hands the answer to [`Engine::consistency_proof`].
+    NeedsProof(ProofRequest),
+}
+
+/// A consistency proof the engine needs, with the question it answers and the roots it is to
+/// join (taken when asked, so the answer is judged against what was asked).
+#[derive(Debug)]
+pub struct ProofRequest {
+    /// The smaller tree's size (never 0: every tree extends the empty one).
+    pub from: u64,
+    /// The larger tree's size.
+    pub to: u64,
+    from_root: Hash,
+    to_root: Hash,
+    question: Question,
+}
+
+/// What a consistency proof is asked for.
+#[derive(Debug)]
+enum Question {
+    /// Is `other`, smaller than the verified checkpoint, consistent with it? If not the log
+    /// forked (`inconsistent-checkpoint`); if so, go on with `then`.
+    Older {
+        other: VerifiedCheckpoint,
+        then: Then,
+    },
+    /// The run's entries do not lead from the verified checkpoint to this checkpoint's root: is
+    /// it consistent with the verified one (then the entries are wrong, `root-mismatch`) or not
+    /// (the checkpoints fork, `inconsistent-checkpoint`)?
     Mismatch(VerifiedCheckpoint),
-    /// Its signature verified and it is smaller than the verified checkpoint (a stream resumed
-    /// early closed a run before reaching it): the caller checks it with a consistency proof.
-    Behind(VerifiedCheckpoint),
+}
+
+/// What follows a checkpoint found consistent with the verified state.
+#[derive(Clone, Copy, Debug)]
+enum Then {
+    /// Nothing moved: [`Verdict::Consistent`].
+    Consistent,
+    /// The state moved, or a checkpoint at it arrived: a pending `GetCheckpoint` answer the state
+    /// has reached is checked now.
+    Progressed,
 }
 
 /// The entries of the stream since the last checkpoint.
@@ -67,6 +114,10 @@ pub struct Engine {
     examiner: Arc<Examiner>,
     rules: RuleOptions,
     run: Run,
+    /// A checkpoint from `GetCheckpoint` larger than the verified state, checked once reached.
+    pending: Option<VerifiedCheckpoint>,
+    /// The largest size `GetCheckpoint` answered with a checkpoint whose signature verified.
+    latest_size: u64,
     progress: Progress,
 }
 
@@ -116,6 +167,8 @@ impl Engine {
                 backdate_window_ms: config.backdate_window_ms,
             },
             run,
+            pending: None,
+            latest_size: 0,
             progress,
         })
     }
@@ -230,75 +283,243 @@ impl Engine {
         Ok(findings)
     }
 
-    /// Takes the checkpoint that closes a run: verifies its signature, then its root against the
-    /// verified compact range and the run's entries, then checks and commits the run.
+    /// Takes the checkpoint that closes a run of the stream: its size must be the stream's
+    /// position; then its signature is verified (`bad-checkpoint-signature`). One no larger than
+    /// the verified checkpoint is checked against it; a larger one must have the root recomputed
+    /// from the verified compact range and the run's entries, and then the run is checked and
+    /// committed. Entries that do not lead to its root are `root-mismatch` from the empty tree,
+    /// else a consistency proof tells whether the entries or the checkpoint are wrong.
     ///
     /// # Errors
-    /// [`MonitorError::Protocol`] for a checkpoint whose unsigned fields disagree with its note or
-    /// whose size is not the stream's position; store, state and output errors.
+    /// [`MonitorError::Protocol`] for a checkpoint whose size is not the stream's position or
+    /// whose unsigned fields disagree with its note; store, state and output errors.
     pub fn checkpoint(
         &mut self,
         sc: proto::SignedCheckpoint,
         reporter: &mut Reporter,
     ) -> Result<Verdict, MonitorError> {
+        if sc.size != self.run.next {
+            return Err(MonitorError::Protocol(format!(
+                "a checkpoint of size {} closed a run at stream position {}",
+                sc.size, self.run.next
+            )));
+        }
+        let Some(new) = self.verify_signed(sc, reporter)? else {
+            return Ok(Verdict::Rejected);
+        };
+        let size = self.state.size();
+        if new.checkpoint.size == size {
+            if self.state.checkpoint.is_none() && new.checkpoint.root == self.state.range.root() {
+                self.state.checkpoint = Some(new.clone());
+                self.state.save(&self.state_path, &self.verifier)?;
+            }
+            return self.older(new, Then::Progressed, reporter);
+        }
+        if new.checkpoint.size < size {
+            // A stream resumed early closed a run before reaching the verified size.
+            return self.older(new, Then::Consistent, reporter);
+        }
+        if self.run.range.root() != new.checkpoint.root {
+            if size == 0 {
+                let f = root_mismatch(&self.state, &new, "recomputed from the first entry");
+                return self.reject(f, reporter);
+            }
+            return Ok(Verdict::NeedsProof(ProofRequest {
+                from: size,
+                to: new.checkpoint.size,
+                from_root: self.state.range.root(),
+                to_root: new.checkpoint.root,
+                question: Question::Mismatch(new),
+            }));
+        }
+        self.accept(new, reporter)?;
+        self.progressed(reporter)
+    }
+
+    /// Takes the checkpoint `GetCheckpoint` answered: its signature must verify
+    /// (`bad-checkpoint-signature`); no larger than the verified checkpoint, it is checked
+    /// against it now, larger, once the state reaches it (see [`Engine::caught_up`]).
+    ///
+    /// # Errors
+    /// [`MonitorError::Protocol`] for unsigned fields that disagree with the note; store and
+    /// output errors.
+    pub fn latest(
+        &mut self,
+        sc: proto::SignedCheckpoint,
+        reporter: &mut Reporter,
+    ) -> Result<Verdict, MonitorError> {
+        let Some(latest) = self.verify_signed(sc, reporter)? else {
+            return Ok(Verdict::Rejected);
+        };
+        self.latest_size = self.latest_size.max(latest.checkpoint.size);
+        if latest.checkpoint.size <= self.state.size() {
+            return self.older(latest, Then::Consistent, reporter);
+        }
+        self.pending = Some(latest);
+        Ok(Verdict::Consistent)
+    }
+
+    /// Whether the verified state has reached every checkpoint `GetCheckpoint` answered.
+    pub fn caught_up(&self) -> bool {
+        self.state.size() >= self.latest_size
+    }
+
+    /// Takes the server's answer to a [`ProofRequest`] and decides its question:
+    /// - an older checkpoint is consistent with the verified one if the proof verifies, and
+    ///   `inconsistent-checkpoint` if it does not;
+    /// - a checkpoint the entries do not lead to is `root-mismatch` if the proof verifies (the
+    ///   entries are wrong) or if there is no proof (nothing tells which is wrong), and
+    ///   `inconsistent-checkpoint` if the proof does not verify.
+    ///
+    /// # Errors
+    /// The rpc's failure when checking an older checkpoint (nothing is decided: the caller
+    /// retries the connection); store and output errors.
+    pub fn consistency_proof(
+        &mut self,
+        request: ProofRequest,
+        reply: Result<proto::ConsistencyProof, tonic::Status>,
+        reporter: &mut Reporter,
+    ) -> Result<Verdict, MonitorError> {
+        let ProofRequest {
+            from,
+            to,
+            from_root,
+            to_root,
+            question,
+        } = request;
+        let checked = reply.map(|p| {
+            client::verify_consistency_reply(&p, from, to, &from_root, &to_root)
+                .map_err(proof_failure)
+        });
+        match question {
+            Question::Older { other, then } => match checked? {
+                Ok(()) => self.then(then, reporter),
+                Err(e) => {
+                    let why = format!(
+                        "the server's consistency proof from size {from} to {to} does not verify: {e}"
+                    );
+                    self.reject(inconsistent(&self.state, &other, &why), reporter)
+                }
+            },
+            Question::Mismatch(new) => {
+                let state = &self.state;
+                let f = match checked {
+                    Ok(Ok(())) => root_mismatch(state, &new, "the checkpoint is proven consistent with the verified one, so the entries are not the ones it covers"),
+                    Ok(Err(e)) => inconsistent(state, &new, &format!("the entries served do not lead to its root, and the server's consistency proof does not verify: {e}")),
+                    Err(status) => {
+                        tracing::warn!("no consistency proof from {from} to {to}: {status}");
+                        root_mismatch(state, &new, "and the server gave no consistency proof to tell whether the checkpoint or the entries are wrong")
+                    }
+                };
+                self.reject(f, reporter)
+            }
+        }
+    }
+
+    /// Reports a split view that the state shared with the user's other commands
+    /// ([`crate::client::trust_state`], the file at `path`) found between a checkpoint they
+    /// accepted and the one this monitor verified: `inconsistent-checkpoint`, with both notes.
+    ///
+    /// # Errors
+    /// Store and output errors.
+    pub fn split_view(
+        &self,
+        split: &SplitView,
+        path: &str,
+        reporter: &mut Reporter,
+    ) -> Result<(), MonitorError> {
+        let f = Finding::about_log(
+            FindingKind::InconsistentCheckpoint,
+            &split.old_note,
+            format!(
+                "{}: the checkpoint this monitor verified does not fit the one the \
+                 user's other glasslog commands accepted (split-view state {path}); both \
+                 are signed by the log's key. Accepted before:\n{}\nVerified by this \
+                 monitor:\n{}",
+                split.reason, split.old_note, split.new_note
+            ),
+        );
+        self.report_now(vec![f], reporter)
+    }
+
+    /// A served checkpoint whose signature verified under the pinned key, or `None` when it did
+    /// not (reported: `bad-checkpoint-signature`).
+    ///
+    /// # Errors
+    /// [`MonitorError::Protocol`] for unsigned fields that disagree with the note; store and
+    /// output errors.
+    fn verify_signed(
+        &self,
+        sc: proto::SignedCheckpoint,
+        reporter: &mut Reporter,
+    ) -> Result<Option<VerifiedCheckpoint>, MonitorError> {
         let checkpoint = match self.verifier.verify(&sc.note) {
             Ok(c) => c,
             Err(e) => {
                 let f = bad_signature(&self.state, &sc.note, &e.to_string());
                 self.report_now(vec![f], reporter)?;
-                return Ok(Verdict::Rejected);
+                return Ok(None);
             }
         };
-        if checkpoint.size != sc.size || checkpoint.root.0.as_slice() != sc.root_hash.as_slice() {
-            return Err(MonitorError::Protocol(format!(
-                "a checkpoint's size and root fields ({}, {}) differ from its signed note's",
-                sc.size,
-                hex::encode(&sc.root_hash)
-            )));
-        }
-        if checkpoint.size != self.run.next {
-            return Err(MonitorError::Protocol(format!(
-                "a checkpoint of size {} closed a run at stream position {}",
-                checkpoint.size, self.run.next
-            )));
-        }
-        let new = VerifiedCheckpoint {
+        client::check_checkpoint_fields(&sc, &checkpoint)
+            .map_err(|e| MonitorError::Protocol(e.to_string()))?;
+        Ok(Some(VerifiedCheckpoint {
             checkpoint,
             note: sc.note,
-        };
-        if new.checkpoint.size < self.state.size() {
-            return Ok(Verdict::Behind(new));
-        }
-        if new.checkpoint.size == self.state.size() {
-            return self.same_size(new, reporter);
-        }
-        if self.run.range.root() != new.checkpoint.root {
-            return Ok(Verdict::Mismatch(new));
-        }
-        self.accept(new, reporter)?;
-        Ok(Verdict::Verified)
+        }))
     }
 
-    /// A checkpoint of the verified size: its root must be the verified root.
-    fn same_size(
+    /// Checks `other`, no larger than the verified checkpoint, against it: the same root at the
+    /// same size, the empty tree's root at size 0, else a consistency proof is needed.
+    fn older(
         &mut self,
-        new: VerifiedCheckpoint,
+        other: VerifiedCheckpoint,
+        then: Then,
         reporter: &mut Reporter,
     ) -> Result<Verdict, MonitorError> {
-        if new.checkpoint.root != self.state.range.root() {
-            let f = inconsistent(
-                &self.state,
-                &new,
-                "it has the same size as the verified checkpoint and another root",
-            );
-            self.report_now(vec![f], reporter)?;
-            return Ok(Verdict::Rejected);
+        let (size, root) = (self.state.size(), self.state.range.root());
+        let (from, from_root) = (other.checkpoint.size, other.checkpoint.root);
+        let why = if from == size {
+            if from_root == root {
+                return self.then(then, reporter);
+            }
+            "it has the same size as the verified checkpoint and another root"
+        } else if from == 0 {
+            if from_root == merkle::EMPTY_HASH {
+                return self.then(then, reporter);
+            }
+            "it has size 0 and a root other than the empty tree's"
+        } else {
+            return Ok(Verdict::NeedsProof(ProofRequest {
+                from,
+                to: size,
+                from_root,
+                to_root: root,
+                question: Question::Older { other, then },
+            }));
+        };
+        self.reject(inconsistent(&self.state, &other, why), reporter)
+    }
+
+    fn then(&mut self, then: Then, reporter: &mut Reporter) -> Result<Verdict, MonitorError> {
+        match then {
+            Then::Consistent => Ok(Verdict::Consistent),
+            Then::Progressed => self.progressed(reporter),
         }
-        if self.state.checkpoint.is_none() {
-            self.state.checkpoint = Some(new);
-            self.state.save(&self.state_path, &self.verifier)?;
+    }
+
+    /// After the state moved: a pending `GetCheckpoint` answer it has reached is checked now.
+    fn progressed(&mut self, reporter: &mut Reporter) -> Result<Verdict, MonitorError> {
+        let size = self.state.size();
+        match self.pending.take_if(|p| p.checkpoint.size <= size) {
+            Some(p) => self.older(p, Then::Progressed, reporter),
+            None => Ok(Verdict::Verified),
         }
-        Ok(Verdict::Verified)
+    }
+
+    fn reject(&self, f: Finding, reporter: &mut Reporter) -> Result<Verdict, MonitorError> {
+        self.report_now(vec![f], reporter)?;
+        Ok(Verdict::Rejected)
     }
 
     /// Applies the checks to the run's entries, reports, and commits store then state file.
@@ -402,6 +623,14 @@ fn report_all(
     Ok(())
 }
 
+/// Why a consistency proof reply does not verify, in words for a finding.
+fn proof_failure(e: ClientError) -> String {
+    match e {
+        ClientError::Proof(e) => e.to_string(),
+        e => e.to_string(),
+    }
+}
+
 fn invalid(index: u64, reason: String) -> Finding {
     Finding::new(
         FindingKind::InvalidEntry,
@@ -413,7 +642,7 @@ fn invalid(index: u64, reason: String) -> Finding {
 }
 
 /// `bad-checkpoint-signature` for `note`, anchored at the verified state.
-pub fn bad_signature(state: &LogState, note: &str, error: &str) -> Finding {
+fn bad_signature(state: &LogState, note: &str, error: &str) -> Finding {
     Finding::about_log(
         FindingKind::BadCheckpointSignature,
         state.note(),
@@ -422,7 +651,7 @@ pub fn bad_signature(state: &LogState, note: &str, error: &str) -> Finding {
 }
 
 /// `inconsistent-checkpoint` between the verified checkpoint and `other`, with both notes.
-pub fn inconsistent(state: &LogState, other: &VerifiedCheckpoint, why: &str) -> Finding {
+fn inconsistent(state: &LogState, other: &VerifiedCheckpoint, why: &str) -> Finding {
     let verified = match &state.checkpoint {
         Some(c) => format!("size {}:\n{}", c.checkpoint.size, c.note),
         None => "size 0 (the empty tree, no note)".to_string(),
@@ -439,7 +668,7 @@ pub fn inconsistent(state: &LogState, other: &VerifiedCheckpoint, why: &str) -> 
 }
 
 /// `root-mismatch`: the entries `[state size, other size)` do not hash to `other`'s root.
-pub fn root_mismatch(state: &LogState, other: &VerifiedCheckpoint, why: &str) -> Finding {
+fn root_mismatch(state: &LogState, other: &VerifiedCheckpoint, why: &str) -> Finding {
     Finding::about_log(
         FindingKind::RootMismatch,
         state.note(),

@@ -1,13 +1,16 @@
-//! The monitor's network side: connects, follows `Tail` from the verified position, feeds the
-//! [`Engine`], fetches the consistency proofs that explain a failure, checks what
-//! `GetCheckpoint` says against what was verified, and reconnects with exponential backoff when
-//! the server goes away or a checkpoint fails.
+//! The monitor's network side, and nothing else: it connects, follows `Tail` from the verified
+//! position, polls `GetCheckpoint`, fetches the consistency proofs the [`Engine`] asks for, and
+//! reconnects with exponential backoff when the server goes away or a checkpoint fails. What
+//! anything it receives means (a checkpoint verified, rejected, consistent or not, a finding) is
+//! the engine's decision; this file hands the engine what the server said and acts on its
+//! [`Verdict`].
 //!
-//! A stream is read by its own task, which checks the Tail contract (consecutive indexes; each
-//! checkpoint's size is the stream's position) and hands entries over in chunks, each examined on
-//! blocking threads (all cores) meanwhile, so that reading and examining the next run overlaps
-//! with the engine checking and committing the last one. CPU work runs on the runtime's blocking sections.
+//! A stream is read by its own task, which checks the Tail framing it needs to cut the stream
+//! into chunks (consecutive indexes) and hands entries over in chunks, each examined on blocking
+//! threads (all cores) meanwhile, so that reading and examining the next run overlaps with the
+//! engine checking and committing the last one. CPU work runs on the runtime's blocking sections.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,15 +18,13 @@ use tokio::sync::mpsc;
 use tonic::transport::Endpoint;
 use tonic::Streaming;
 
-use super::engine::{self, Engine, Verdict};
+use super::engine::{Engine, Verdict};
 use super::examine::{Examined, Examiner};
 use super::report::Reporter;
-use super::state::VerifiedCheckpoint;
 use super::{Config, MonitorError};
 use crate::client::trust_state::{TrustError, TrustState};
-use crate::client::{decode_hashes, LogClient};
+use crate::client::LogClient;
 use crate::proto::{self, tail_event::Event};
-use crate::tlog::merkle;
 
 /// Entries examined and handed from the reader to the engine at once, at most: half of the
 /// server's catch-up runs (4,096 entries), so that examining a chunk on all cores and the engine
@@ -57,12 +58,18 @@ pub struct Summary {
     pub verified_size: u64,
 }
 
-/// Follows the log of `config` until SIGINT or SIGTERM, or with `--once` until it has verified
-/// the checkpoint `GetCheckpoint` returned at the start (or is blocked by a finding).
+/// Follows the log of `config` until `shutdown` completes, or with `--once` until it has
+/// verified the checkpoint `GetCheckpoint` returned at the start (or is blocked by a finding).
+/// Stopped by `shutdown`, it returns at once: everything verified is already committed (each
+/// checkpoint's findings and state are made durable before the next is read), and a run of
+/// entries not yet closed by a checkpoint is read again by the next run.
 ///
 /// # Errors
 /// Local failures (state, store, stdout); with `--once`, also a server that stays unreachable.
-pub async fn run(config: Config) -> Result<Summary, MonitorError> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Summary, MonitorError> {
     let engine = Engine::open(&config)?;
     let endpoint = Endpoint::from_shared(config.server.clone())
         .map_err(|e| MonitorError::Url {
@@ -90,27 +97,20 @@ pub async fn run(config: Config) -> Result<Summary, MonitorError> {
         client,
         engine,
         reporter,
-        pending: None,
-        goal: 0,
         blocked: false,
         trust,
         shared_size: None,
     };
-    let result = if config.once {
-        match follower.follow().await {
-            Ok(()) => follower.share_checkpoint().await,
-            Err(e) => Err(e),
-        }
-    } else {
-        tokio::select! {
-            r = follower.follow() => r,
-            () = shutdown_signal() => {
-                tracing::info!("stopping");
-                Ok(())
+    tokio::select! {
+        r = async {
+            follower.follow().await?;
+            if follower.once {
+                follower.share_checkpoint().await?;
             }
-        }
-    };
-    result?;
+            Ok::<(), MonitorError>(())
+        } => r?,
+        () = shutdown => tracing::info!("stopping"),
+    }
     let (entries, secs) = follower.engine.throughput();
     let size = follower.engine.state().size();
     tracing::info!(
@@ -126,14 +126,6 @@ pub async fn run(config: Config) -> Result<Summary, MonitorError> {
     })
 }
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => std::future::pending().await } } => {}
-    }
-}
-
 /// How a session (one connection's stream) ended.
 enum End {
     /// With `--once`: verified up to the goal.
@@ -147,10 +139,6 @@ struct Follower {
     client: LogClient,
     engine: Engine,
     reporter: Reporter,
-    /// A checkpoint from `GetCheckpoint` beyond the verified size, checked once reached.
-    pending: Option<VerifiedCheckpoint>,
-    /// With `--once`: the size to verify up to.
-    goal: u64,
     blocked: bool,
     /// The split-view state shared with `submit`, `verify` and `audit`, if there is one.
     trust: Option<TrustState>,
@@ -207,10 +195,7 @@ impl Follower {
             return Ok(end);
         }
         let start = self.engine.begin_stream();
-        if self.once
-            && self.engine.state().size() >= self.goal
-            && start == self.engine.state().size()
-        {
+        if self.once && self.engine.caught_up() && start == self.engine.state().size() {
             return Ok(End::CaughtUp);
         }
         let stream = self
@@ -253,40 +238,13 @@ impl Follower {
                     tokio::task::block_in_place(|| engine.checkpoint(sc, reporter))?
                 }
             };
-            match verdict {
-                Verdict::Verified => {
-                    if let Some(end) = self.after_progress().await? {
-                        return Ok(end);
-                    }
-                }
-                Verdict::Rejected => return Ok(End::Blocked),
-                Verdict::Behind(older) => {
-                    if let Some(end) = self.check_against_verified(older).await? {
-                        return Ok(end);
-                    }
-                }
-                Verdict::Mismatch(new) => {
-                    self.explain_mismatch(new).await?;
-                    return Ok(End::Blocked);
-                }
+            if let Some(end) = self.settle(verdict).await? {
+                return Ok(end);
             }
         }
     }
 
-    /// After the state moved: checks a pending `GetCheckpoint` answer now reached, and whether
-    /// `--once` is done.
-    async fn after_progress(&mut self) -> Result<Option<End>, MonitorError> {
-        let size = self.engine.state().size();
-        if let Some(p) = self.pending.take_if(|p| p.checkpoint.size <= size) {
-            if let Some(end) = self.check_against_verified(p).await? {
-                return Ok(Some(end));
-            }
-        }
-        Ok((self.once && size >= self.goal).then_some(End::CaughtUp))
-    }
-
-    /// Fetches the latest checkpoint: its signature must verify, and it must be consistent with
-    /// the verified state (checked now if not beyond it, else once the state reaches it).
+    /// Hands `GetCheckpoint`'s answer to the engine and acts on its verdict.
     async fn check_latest(&mut self) -> Result<Option<End>, MonitorError> {
         let sc = self
             .client
@@ -294,117 +252,44 @@ impl Follower {
             .get_checkpoint(proto::GetCheckpointRequest {})
             .await?
             .into_inner();
-        let checkpoint = match self.client.verifier().verify(&sc.note) {
-            Ok(c) => c,
-            Err(e) => {
-                let f = engine::bad_signature(self.engine.state(), &sc.note, &e.to_string());
-                self.report(f)?;
-                return Ok(Some(End::Blocked));
-            }
-        };
-        if checkpoint.size != sc.size || checkpoint.root.0.as_slice() != sc.root_hash.as_slice() {
-            return Err(MonitorError::Protocol(
-                "GetCheckpoint's size and root fields differ from its signed note's".into(),
-            ));
-        }
-        self.goal = self.goal.max(checkpoint.size);
-        let latest = VerifiedCheckpoint {
-            checkpoint,
-            note: sc.note,
-        };
-        if latest.checkpoint.size <= self.engine.state().size() {
-            return self.check_against_verified(latest).await;
-        }
-        self.pending = Some(latest);
-        Ok(None)
+        let (engine, reporter) = (&mut self.engine, &mut self.reporter);
+        let verdict = tokio::task::block_in_place(|| engine.latest(sc, reporter))?;
+        self.settle(verdict).await
     }
 
-    /// Checks a signed checkpoint no larger than the verified state against it: equal roots at
-    /// equal sizes, else a consistency proof from it to the verified checkpoint.
-    async fn check_against_verified(
-        &mut self,
-        other: VerifiedCheckpoint,
-    ) -> Result<Option<End>, MonitorError> {
-        let state = self.engine.state();
-        let (size, root) = (state.size(), state.range.root());
-        let (from, from_root) = (other.checkpoint.size, other.checkpoint.root);
-        let failure = if from == size {
-            (from_root != root).then(|| {
-                "it has the same size as the verified checkpoint and another root".to_string()
-            })
-        } else if from == 0 {
-            (from_root != merkle::EMPTY_HASH)
-                .then(|| "it has size 0 and a root other than the empty tree's".to_string())
-        } else {
-            let proof = self.consistency_proof(from, size).await?;
-            match proof.map(|hashes| merkle::verify_consistency(from, size, &from_root, &root, &hashes)) {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) | Err(e) => Some(format!("the server's consistency proof from size {from} to {size} does not verify: {e}")),
-            }
-        };
-        let Some(why) = failure else { return Ok(None) };
-        let f = engine::inconsistent(self.engine.state(), &other, &why);
-        self.report(f)?;
-        Ok(Some(End::Blocked))
-    }
-
-    /// Explains a run whose entries do not lead to its checkpoint's root: if the server proves
-    /// the checkpoint consistent with the verified one, the entries were wrong (`root-mismatch`);
-    /// if its proof fails, the checkpoints fork (`inconsistent-checkpoint`).
-    async fn explain_mismatch(&mut self, new: VerifiedCheckpoint) -> Result<(), MonitorError> {
-        let state = self.engine.state();
-        let (from, to) = (state.size(), new.checkpoint.size);
-        let f = if from == 0 {
-            engine::root_mismatch(state, &new, "recomputed from the first entry")
-        } else {
-            let proof = match self
-                .client
-                .rpc()
-                .get_consistency_proof(proto::GetConsistencyProofRequest {
-                    from_size: from,
-                    to_size: to,
-                })
-                .await
-            {
-                Ok(reply) => Some(check_proof_reply(reply.into_inner(), from, to)),
-                Err(status) => {
-                    tracing::warn!("no consistency proof from {from} to {to}: {status}");
-                    None
+    /// Acts on a verdict: fetches the consistency proofs the engine asks for and hands it the
+    /// answers until it decides; ends the session when it is blocked, or with `--once` caught
+    /// up.
+    async fn settle(&mut self, mut verdict: Verdict) -> Result<Option<End>, MonitorError> {
+        loop {
+            verdict = match verdict {
+                Verdict::Verified => {
+                    return Ok((self.once && self.engine.caught_up()).then_some(End::CaughtUp))
+                }
+                Verdict::Consistent => return Ok(None),
+                Verdict::Rejected => return Ok(Some(End::Blocked)),
+                Verdict::NeedsProof(request) => {
+                    let reply = self
+                        .client
+                        .rpc()
+                        .get_consistency_proof(proto::GetConsistencyProofRequest {
+                            from_size: request.from,
+                            to_size: request.to,
+                        })
+                        .await
+                        .map(tonic::Response::into_inner);
+                    let (engine, reporter) = (&mut self.engine, &mut self.reporter);
+                    tokio::task::block_in_place(|| {
+                        engine.consistency_proof(request, reply, reporter)
+                    })?
                 }
             };
-            let state = self.engine.state();
-            match proof.map(|p| p.and_then(|hashes| merkle::verify_consistency(from, to, &state.range.root(), &new.checkpoint.root, &hashes))) {
-                Some(Ok(())) => engine::root_mismatch(state, &new, "the checkpoint is proven consistent with the verified one, so the entries are not the ones it covers"),
-                Some(Err(e)) => engine::inconsistent(state, &new, &format!("the entries served do not lead to its root, and the server's consistency proof does not verify: {e}")),
-                None => engine::root_mismatch(state, &new, "and the server gave no consistency proof to tell whether the checkpoint or the entries are wrong"),
-            }
-        };
-        self.report(f)
-    }
-
-    /// A consistency proof's hashes, or why the reply is not one.
-    async fn consistency_proof(
-        &self,
-        from: u64,
-        to: u64,
-    ) -> Result<Result<Vec<merkle::Hash>, merkle::MerkleError>, MonitorError> {
-        let req = proto::GetConsistencyProofRequest {
-            from_size: from,
-            to_size: to,
-        };
-        let reply = self
-            .client
-            .rpc()
-            .get_consistency_proof(req)
-            .await?
-            .into_inner();
-        Ok(check_proof_reply(reply, from, to))
+        }
     }
 
     /// Holds the latest verified checkpoint to the split-view state shared with the user's
-    /// other commands, which stores it if it is newer. A checkpoint those commands accepted that
-    /// no consistency proof joins to it is reported as `inconsistent-checkpoint`, with both
-    /// notes; the monitor goes on verifying its own view. A server that cannot be asked for the
+    /// other commands, which stores it if it is newer; a split view it finds is the engine's to
+    /// report. The monitor goes on verifying its own view. A server that cannot be asked for the
     /// proof now is asked again later.
     ///
     /// # Errors
@@ -430,18 +315,8 @@ impl Follower {
             }
             Err(TrustError::SplitView(split)) => {
                 self.shared_size = Some(size);
-                let f = super::Finding::about_log(
-                    super::FindingKind::InconsistentCheckpoint,
-                    &split.old_note,
-                    format!(
-                        "{}: the checkpoint this monitor verified does not fit the one the \
-                         user's other glasslog commands accepted (split-view state {path}); both \
-                         are signed by the log's key. Accepted before:\n{}\nVerified by this \
-                         monitor:\n{}",
-                        split.reason, split.old_note, split.new_note
-                    ),
-                );
-                self.report(f)
+                let (engine, reporter) = (&self.engine, &mut self.reporter);
+                tokio::task::block_in_place(|| engine.split_view(&split, &path, reporter))
             }
             Err(TrustError::Client(e)) => {
                 tracing::warn!("cannot compare the verified checkpoint with the split-view state {path} now: {e}");
@@ -450,27 +325,6 @@ impl Follower {
             Err(e) => Err(MonitorError::SplitViewState(e)),
         }
     }
-
-    fn report(&mut self, f: super::Finding) -> Result<(), MonitorError> {
-        let (engine, reporter) = (&self.engine, &mut self.reporter);
-        tokio::task::block_in_place(|| engine.report_now(vec![f], reporter))
-    }
-}
-
-/// The hashes of a consistency proof reply for `from..to`; a reply for other sizes, or with a
-/// malformed hash, cannot verify.
-fn check_proof_reply(
-    p: proto::ConsistencyProof,
-    from: u64,
-    to: u64,
-) -> Result<Vec<merkle::Hash>, merkle::MerkleError> {
-    if p.from_size != from || p.to_size != to {
-        return Err(merkle::MerkleError::SizeOrder {
-            from_size: p.from_size,
-            to_size: p.to_size,
-        });
-    }
-    decode_hashes(&p.hashes)
 }
 
 /// What the reader hands the engine.
@@ -485,8 +339,10 @@ enum TailItem {
     Checkpoint(proto::SignedCheckpoint),
 }
 
-/// Reads a Tail stream that starts at `start`, checks the stream contract, and sends entries in
-/// chunks and checkpoints in order. Ends at the first error, which it sends.
+/// Reads a Tail stream that starts at `start`, checks that entries come with consecutive indexes
+/// (what cutting the stream into chunks relies on), and sends entries in chunks and checkpoints
+/// in order; whether a checkpoint closes the stream at its size is the engine's to check. Ends at
+/// the first error, which it sends.
 ///
 /// Each chunk is handed to a blocking thread to be examined as it is sent, and the reader goes
 /// on reading: the engine checks one run of entries against its checkpoint, applies the per-name
@@ -526,14 +382,6 @@ async fn read_tail(
                     }
                 }
                 Some(Event::Checkpoint(sc)) => {
-                    let position = chunk.first + chunk.leaves.len() as u64;
-                    if sc.size != position {
-                        return Err(MonitorError::Protocol(format!(
-                            "a checkpoint of size {} was streamed after entry {}",
-                            sc.size,
-                            position.wrapping_sub(1)
-                        )));
-                    }
                     if !chunk.leaves.is_empty() {
                         send(&tx, chunk.take(&examiner)).await?;
                     }

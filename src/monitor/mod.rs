@@ -23,6 +23,15 @@
 //! checkpoint that does not extend the verified one, not as `entry-changed`. A finding is
 //! evidence for a user to publish; the monitor never stops trusting the pinned key by itself.
 //!
+//! # Layout
+//!
+//! `follow` talks to the server and nothing else: `Tail`, `GetCheckpoint`, the consistency
+//! proofs asked for, reconnection with backoff. `engine` decides: it is handed what the
+//! server sent, verifies it, says when it needs a consistency proof and judges the one it is
+//! handed, reports findings and commits state. `examine` and [`rules`] are the per-entry and
+//! per-name checks the engine applies; [`state`] and [`store`] what it keeps; `report` prints.
+//! [`run`] takes its shutdown signal as an argument, as [`crate::server::serve`] does.
+//!
 //! # State and restarts
 //!
 //! The state file ([`state`]) holds the last verified checkpoint, the compact range at it, the
@@ -55,7 +64,7 @@ pub use examine::{DatasetFields, ExamineOptions};
 pub use finding::{Finding, FindingKind, Severity};
 pub use follow::{run, Summary};
 
-use crate::tlog::checkpoint::LogVerifier;
+use crate::tlog::note::LogVerifier;
 
 /// Default `--backdate-window`, in days.
 pub const DEFAULT_BACKDATE_WINDOW_DAYS: u32 = 7;

@@ -21,8 +21,10 @@ use serde::{Deserialize, Serialize};
 
 use super::MonitorError;
 use crate::files;
-use crate::tlog::checkpoint::{Checkpoint, LogVerifier};
-use crate::tlog::merkle::{self, CompactRange, Hash};
+use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::compact::CompactRange;
+use crate::tlog::merkle::{self, Hash};
+use crate::tlog::note::LogVerifier;
 
 /// How many of the last verified leaf hashes are kept, to compare with what the server serves
 /// again when the monitor reconnects (the Tail stream is resumed this many entries early).
@@ -207,7 +209,8 @@ fn parse_hash(text: &str) -> Result<Hash, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::checkpoint::{LogSigner, Origin};
+    use crate::tlog::checkpoint::Origin;
+    use crate::tlog::note::LogSigner;
 
     fn signed(signer: &LogSigner, range: &CompactRange) -> VerifiedCheckpoint {
         let checkpoint = Checkpoint {

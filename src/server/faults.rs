@@ -31,8 +31,10 @@ use crate::admission::keys::PublicKey;
 use crate::entry::{decode_leaf, PendingEntry};
 use crate::proto::{self, tail_event::Event};
 use crate::server::storage::Store;
-use crate::tlog::checkpoint::{Checkpoint, LogSigner};
-use crate::tlog::merkle::{self, CompactRange};
+use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::compact::CompactRange;
+use crate::tlog::merkle;
+use crate::tlog::note::LogSigner;
 
 /// The fault this server runs with.
 pub enum Fault {
@@ -220,7 +222,8 @@ async fn log_unchecked(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tlog::checkpoint::{LogVerifier, Origin};
+    use crate::tlog::checkpoint::Origin;
+    use crate::tlog::note::LogVerifier;
 
     #[test]
     fn a_corrupted_signature_does_not_verify_and_the_body_is_kept() {

@@ -16,7 +16,8 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::files::{self, FileError};
-use crate::tlog::checkpoint::{LogSigner, Origin};
+use crate::tlog::checkpoint::Origin;
+use crate::tlog::note::LogSigner;
 
 /// The key file's name inside the data directory.
 pub const KEY_FILE: &str = "log.key";

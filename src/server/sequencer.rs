@@ -31,8 +31,9 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::entry::{decode_leaf, PendingEntry};
 use crate::server::config::SequencerConfig;
 use crate::server::storage::{StorageError, Store};
-use crate::tlog::checkpoint::{Checkpoint, LogSigner, LogVerifier};
+use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::merkle::{self, Hash, HashReader};
+use crate::tlog::note::{LogSigner, LogVerifier};
 
 /// Errors of the sequencer.
 #[derive(Debug, thiserror::Error)]

@@ -31,7 +31,8 @@ use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::{ClientError, LogClient};
 use crate::entry::decode_leaf;
 use crate::proto::{self, search_request::Query};
-use crate::tlog::checkpoint::{Checkpoint, LogVerifier};
+use crate::tlog::checkpoint::Checkpoint;
+use crate::tlog::note::LogVerifier;
 
 use crate::check::{Finding, FindingKind};
 

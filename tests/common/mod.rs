@@ -10,7 +10,7 @@ use std::time::Duration;
 use glasslog::admission::dsse::Envelope;
 use glasslog::admission::keys::{KeyType, PrivateKey};
 use glasslog::client::LogClient;
-use glasslog::tlog::checkpoint::LogVerifier;
+use glasslog::tlog::note::LogVerifier;
 
 /// A running server.
 pub struct TestServer {

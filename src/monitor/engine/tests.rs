@@ -3,7 +3,9 @@ use crate::admission::dsse::Envelope;
 use crate::admission::keys::{KeyType, PrivateKey};
 use crate::entry::LogEntry;
 use crate::monitor::ExamineOptions;
-use crate::tlog::checkpoint::{Checkpoint, LogSigner, Origin};
+use crate::tlog::checkpoint::{Checkpoint, Origin};
+use crate::tlog::merkle::MemoryTree;
+use crate::tlog::note::LogSigner;
 use prost::Message;
 
 const TEST_TYPE: &str = "https://example.org/test/v1";
@@ -56,15 +58,37 @@ impl Log {
         leaves
             .iter()
             .for_each(|l| range.append(merkle::leaf_hash(l)));
+        self.signed(range.size(), range.root())
+    }
+
+    /// A checkpoint signed by the log's key, whatever its root.
+    fn signed(&self, size: u64, root: Hash) -> proto::SignedCheckpoint {
         let c = Checkpoint {
             origin: self.signer.origin().into(),
-            size: range.size(),
-            root: range.root(),
+            size,
+            root,
         };
         proto::SignedCheckpoint {
             note: self.signer.sign(&c).unwrap(),
             size: c.size,
             root_hash: c.root.0.to_vec(),
+        }
+    }
+
+    /// The server's consistency proof from `from` to `to` leaves of this log.
+    fn proof(&self, from: u64, to: u64) -> proto::ConsistencyProof {
+        let mut tree = MemoryTree::new();
+        for l in &self.leaves[..to as usize] {
+            tree.append(merkle::leaf_hash(l)).unwrap();
+        }
+        proto::ConsistencyProof {
+            from_size: from,
+            to_size: to,
+            hashes: merkle::prove_consistency(from, to, &tree)
+                .unwrap()
+                .iter()
+                .map(|h| h.0.to_vec())
+                .collect(),
         }
     }
 
@@ -156,7 +180,7 @@ fn verifies_runs_and_resumes_from_the_state_file() {
 }
 
 #[test]
-fn a_changed_entry_is_a_mismatch_and_nothing_is_accepted() {
+fn a_changed_entry_from_the_empty_tree_is_a_root_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = Log::new();
     let mut r = reporter();
@@ -164,12 +188,13 @@ fn a_changed_entry_is_a_mismatch_and_nothing_is_accepted() {
     let honest = log.checkpoint();
     log.leaves[3] = log.leaf("something else", &log.key, 1003);
     let mut e = Engine::open(&config(&log, dir.path())).unwrap();
+    // No proof can tell anything from the empty tree: the entries do not lead to the root.
     assert!(matches!(
         stream(&mut e, &log, &mut r, honest),
-        Verdict::Mismatch(_)
+        Verdict::Rejected
     ));
     assert_eq!(e.state().size(), 0);
-    assert!(r.seen.is_empty());
+    assert_eq!(kinds(&r), vec![FindingKind::RootMismatch]);
 }
 
 #[test]
@@ -257,4 +282,168 @@ fn invalid_entries_and_out_of_order_streams() {
         e.checkpoint(wrong_size, &mut r),
         Err(MonitorError::Protocol(_))
     ));
+}
+
+/// Streams `log.leaves[from..to]` and the checkpoint of the first `to` leaves.
+fn stream_to(e: &mut Engine, log: &Log, r: &mut Reporter, to: usize) -> Verdict {
+    let start = e.begin_stream() as usize;
+    entries(e, start as u64, &log.leaves[start..to], r).unwrap();
+    e.checkpoint(log.checkpoint_of(&log.leaves[..to]), r)
+        .unwrap()
+}
+
+/// A log of `n` entries and an engine, in a new directory, that verified the first `verified`.
+fn verified(n: usize, verified: usize) -> (tempfile::TempDir, Log, Engine, Reporter) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::new();
+    let mut r = reporter();
+    log.append(n);
+    let mut e = Engine::open(&config(&log, dir.path())).unwrap();
+    assert!(matches!(
+        stream_to(&mut e, &log, &mut r, verified),
+        Verdict::Verified
+    ));
+    (dir, log, e, r)
+}
+
+/// Hands `e` the checkpoint `latest` from `GetCheckpoint`, which needs a proof, and `reply` for
+/// it.
+fn latest_with_proof(
+    e: &mut Engine,
+    r: &mut Reporter,
+    latest: proto::SignedCheckpoint,
+    reply: Result<proto::ConsistencyProof, tonic::Status>,
+) -> Result<Verdict, MonitorError> {
+    let Verdict::NeedsProof(request) = e.latest(latest, r).unwrap() else {
+        panic!("a smaller checkpoint needs a proof")
+    };
+    e.consistency_proof(request, reply, r)
+}
+
+#[test]
+fn a_latest_checkpoint_ahead_is_checked_once_reached() {
+    let (_dir, log, mut e, mut r) = verified(10, 4);
+    let latest = log.checkpoint_of(&log.leaves[..6]);
+    assert!(matches!(
+        e.latest(latest, &mut r).unwrap(),
+        Verdict::Consistent
+    ));
+    assert!(!e.caught_up());
+    let Verdict::NeedsProof(request) = stream_to(&mut e, &log, &mut r, 10) else {
+        panic!("the checkpoint of 6 needs a proof to the verified 10")
+    };
+    assert_eq!((request.from, request.to), (6, 10));
+    assert_eq!(e.state().size(), 10, "the run itself was accepted");
+    let reply = Ok(log.proof(6, 10));
+    assert!(matches!(
+        e.consistency_proof(request, reply, &mut r).unwrap(),
+        Verdict::Verified
+    ));
+    assert!(e.caught_up());
+    assert!(r.seen.is_empty(), "{:?}", r.seen);
+}
+
+#[test]
+fn a_forked_latest_checkpoint_is_inconsistent() {
+    let (_dir, log, mut e, mut r) = verified(10, 10);
+    // Same size, another root: no proof needed.
+    let same_size = log.signed(10, merkle::leaf_hash(b"fork"));
+    assert!(matches!(
+        e.latest(same_size, &mut r).unwrap(),
+        Verdict::Rejected
+    ));
+    assert_eq!(kinds(&r), vec![FindingKind::InconsistentCheckpoint]);
+    // Smaller, another root: the server's proof does not join it to the verified tree. The
+    // finding is the same one (same kind, same verified checkpoint): refused, not reported again.
+    let smaller = log.signed(6, merkle::leaf_hash(b"fork"));
+    let verdict = latest_with_proof(&mut e, &mut r, smaller, Ok(log.proof(6, 10)));
+    assert!(matches!(verdict.unwrap(), Verdict::Rejected));
+    assert_eq!(kinds(&r), vec![FindingKind::InconsistentCheckpoint]);
+    assert_eq!(e.state().size(), 10);
+    // From another monitor's state, the smaller fork alone is reported.
+    let (_dir, log, mut e, mut r) = verified(10, 10);
+    let smaller = log.signed(6, merkle::leaf_hash(b"fork"));
+    let verdict = latest_with_proof(&mut e, &mut r, smaller, Ok(log.proof(6, 10)));
+    assert!(matches!(verdict.unwrap(), Verdict::Rejected));
+    assert_eq!(kinds(&r), vec![FindingKind::InconsistentCheckpoint]);
+}
+
+#[test]
+fn an_older_checkpoint_without_a_proof_is_not_decided() {
+    let (_dir, log, mut e, mut r) = verified(10, 10);
+    let older = log.checkpoint_of(&log.leaves[..6]);
+    let down = Err(tonic::Status::unavailable("down"));
+    let verdict = latest_with_proof(&mut e, &mut r, older.clone(), down);
+    assert!(matches!(verdict, Err(MonitorError::Rpc(_))));
+    assert!(r.seen.is_empty());
+    // A reply for other sizes proves nothing: the checkpoints are not shown consistent.
+    let verdict = latest_with_proof(&mut e, &mut r, older, Ok(log.proof(5, 10)));
+    assert!(matches!(verdict.unwrap(), Verdict::Rejected));
+    assert_eq!(kinds(&r), vec![FindingKind::InconsistentCheckpoint]);
+}
+
+#[test]
+fn a_latest_checkpoint_with_a_bad_signature_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = Log::new();
+    let mut r = reporter();
+    log.append(3);
+    let mut forged = log.checkpoint();
+    forged.note = forged.note.replace("\n\n", "\nextension\n\n");
+    let mut e = Engine::open(&config(&log, dir.path())).unwrap();
+    assert!(matches!(
+        e.latest(forged, &mut r).unwrap(),
+        Verdict::Rejected
+    ));
+    assert_eq!(kinds(&r), vec![FindingKind::BadCheckpointSignature]);
+    let mut lying = log.checkpoint();
+    lying.size += 1;
+    assert!(matches!(
+        e.latest(lying, &mut r),
+        Err(MonitorError::Protocol(_))
+    ));
+}
+
+/// Verifies 5 of 10 entries, then streams the rest with entry 7 changed and the honest
+/// checkpoint of 10, and hands the engine `reply` to its proof request.
+fn mismatch_explained_by(
+    reply: impl FnOnce(&Log) -> Result<proto::ConsistencyProof, tonic::Status>,
+) -> Vec<FindingKind> {
+    let (_dir, mut log, mut e, mut r) = verified(10, 5);
+    let honest = log.checkpoint();
+    let reply = reply(&log);
+    log.leaves[7] = log.leaf("something else", &log.key, 1007);
+    let Verdict::NeedsProof(request) = stream(&mut e, &log, &mut r, honest) else {
+        panic!("entries that do not lead to the root need a proof")
+    };
+    assert_eq!((request.from, request.to), (5, 10));
+    assert!(matches!(
+        e.consistency_proof(request, reply, &mut r).unwrap(),
+        Verdict::Rejected
+    ));
+    assert_eq!(e.state().size(), 5);
+    kinds(&r)
+}
+
+#[test]
+fn a_mismatch_is_told_apart_by_the_consistency_proof() {
+    assert_eq!(
+        mismatch_explained_by(|log| Ok(log.proof(5, 10))),
+        vec![FindingKind::RootMismatch],
+        "proven consistent: the entries are wrong"
+    );
+    assert_eq!(
+        mismatch_explained_by(|log| {
+            let mut p = log.proof(5, 10);
+            p.hashes[0][0] ^= 1;
+            Ok(p)
+        }),
+        vec![FindingKind::InconsistentCheckpoint],
+        "no valid proof: the checkpoints fork"
+    );
+    assert_eq!(
+        mismatch_explained_by(|_| Err(tonic::Status::unavailable("down"))),
+        vec![FindingKind::RootMismatch],
+        "no proof at all: still a root mismatch"
+    );
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::*;
 use crate::entry::PendingEntry;
 use crate::tlog::checkpoint::Origin;
-use crate::tlog::merkle::CompactRange;
+use crate::tlog::compact::CompactRange;
 
 fn signer() -> LogSigner {
     LogSigner::generate(&Origin::new("example.org/sequencer-test").unwrap())
@@ -63,7 +63,7 @@ async fn appends_are_durable_signed_and_provable() {
         let leaf = a.leaf_data().unwrap();
         assert_eq!(store.entry(n).unwrap().as_deref(), Some(leaf));
         let proof = crate::tlog::merkle::prove_inclusion(n, p.checkpoint.size, &*store).unwrap();
-        crate::tlog::merkle::verify_inclusion(
+        crate::tlog::proof::verify_inclusion(
             n,
             p.checkpoint.size,
             &crate::tlog::merkle::leaf_hash(leaf),
