@@ -97,33 +97,10 @@ pub const MAX_LICENSE_DEPTH: usize = 16;
 /// Values longer than this many characters are shortened in error messages.
 const MAX_SHOWN: usize = 64;
 
-/// The members of an in-toto Statement v1; no others are accepted.
-const STATEMENT_FIELDS: [&str; 4] = ["_type", "subject", "predicateType", "predicate"];
-
-/// The members of an in-toto ResourceDescriptor, which a subject entry is.
-/// Only `name` and `digest` are read.
-const SUBJECT_FIELDS: [&str; 7] = [
-    "name",
-    "digest",
-    "uri",
-    "content",
-    "downloadLocation",
-    "mediaType",
-    "annotations",
-];
-
 /// The digest algorithm every digest set must hold.
 const SHA256: &str = "sha256";
 
-/// Path of the predicate.
-const PREDICATE: &str = "$.predicate";
-
-/// Path of the subject's name, for messages.
-const SUBJECT_NAME: &str = "$.subject[0].name";
-
-/// Path of the subject's digest, for messages.
-const SUBJECT_DIGEST: &str = "$.subject[0].digest.sha256";
-
+/// The predicate members a model release defines (read and written).
 const MODEL_FIELDS: [&str; 13] = [
     "name",
     "version",
@@ -140,6 +117,7 @@ const MODEL_FIELDS: [&str; 13] = [
     "description",
 ];
 
+/// The predicate members a training-data declaration defines (read and written).
 const DATASET_FIELDS: [&str; 14] = [
     "name",
     "version",
@@ -156,14 +134,6 @@ const DATASET_FIELDS: [&str; 14] = [
     "downloadLocation",
     "description",
 ];
-
-const TRAINING_REF_FIELDS: [&str; 4] = ["name", "digest", "role", "logIndex"];
-const BASE_MODEL_FIELDS: [&str; 4] = ["name", "digest", "relation", "logIndex"];
-const SUPERSEDES_FIELDS: [&str; 2] = ["logIndex", "digest"];
-const MODEL_CARD_FIELDS: [&str; 2] = ["uri", "digest"];
-const SOURCE_FIELDS: [&str; 5] = ["category", "name", "uri", "license", "collectionPeriod"];
-const PERIOD_FIELDS: [&str; 2] = ["start", "end"];
-const PERSONAL_DATA_FIELDS: [&str; 2] = ["containsPersonalData", "handling"];
 
 /// Why a statement was refused.
 ///

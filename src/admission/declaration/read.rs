@@ -12,6 +12,39 @@ use super::*;
 use crate::admission::manifest::{Manifest, ManifestError};
 use crate::admission::strict_json::{self, element_path, member_path, Map, ROOT};
 
+/// The members of an in-toto Statement v1; no others are accepted.
+const STATEMENT_FIELDS: [&str; 4] = ["_type", "subject", "predicateType", "predicate"];
+
+/// The members of an in-toto ResourceDescriptor, which a subject entry is.
+/// Only `name` and `digest` are read.
+const SUBJECT_FIELDS: [&str; 7] = [
+    "name",
+    "digest",
+    "uri",
+    "content",
+    "downloadLocation",
+    "mediaType",
+    "annotations",
+];
+
+/// Path of the predicate.
+const PREDICATE: &str = "$.predicate";
+
+/// Path of the subject's name, for messages.
+const SUBJECT_NAME: &str = "$.subject[0].name";
+
+/// Path of the subject's digest, for messages.
+const SUBJECT_DIGEST: &str = "$.subject[0].digest.sha256";
+
+/// The members of the predicate's objects; case variants of these are refused.
+const TRAINING_REF_FIELDS: [&str; 4] = ["name", "digest", "role", "logIndex"];
+const BASE_MODEL_FIELDS: [&str; 4] = ["name", "digest", "relation", "logIndex"];
+const SUPERSEDES_FIELDS: [&str; 2] = ["logIndex", "digest"];
+const MODEL_CARD_FIELDS: [&str; 2] = ["uri", "digest"];
+const SOURCE_FIELDS: [&str; 5] = ["category", "name", "uri", "license", "collectionPeriod"];
+const PERIOD_FIELDS: [&str; 2] = ["start", "end"];
+const PERSONAL_DATA_FIELDS: [&str; 2] = ["containsPersonalData", "handling"];
+
 /// Reads a statement that must be a declaration: strict JSON, an in-toto
 /// Statement v1 whose `predicateType` is [`MODEL_RELEASE`] or
 /// [`TRAINING_DATA`], satisfying every rule of its predicate.
