@@ -2,33 +2,29 @@
 //!
 //! # Layout
 //!
-//! The data path of an append reads from the file names:
-//! `server` (gRPC request) → `dsse` + `keys` (validation) → `entry` (the leaf) → `sequencer`
-//! (group commit) → `storage` (one atomic RocksDB batch) → `checkpoint` (signed tree head) → reply.
-//! The data path of a proof: `server` → `prover` → `storage` → `merkle` → reply.
+//! The folders are the layers; each says in its module doc what it is and what it is not.
 //!
-//! - [`merkle`]: RFC 6962 hashing, proofs and their verification. Pure math, no I/O.
-//! - [`checkpoint`]: C2SP tlog-checkpoint bodies in C2SP signed notes; the log's signer and verifier.
-//! - [`strict_json`]: JSON parsing that refuses what other decoders would read differently.
-//! - [`keys`]: publisher public and private keys (Ed25519, ECDSA P-256), key ids.
-//! - [`dsse`]: DSSE envelopes: parsing, PAE, signature verification.
-//! - [`entry`]: the logged leaf (`LogEntry`) and the deduplication key.
-//! - [`declaration`]: model-release and training-data declarations (in-toto statements) and their validation.
-//! - [`manifest`]: the OpenSSF Model Signing manifest of a directory and its root digest.
-//! - [`storage`]: the RocksDB store, its key schema and its durability contract.
-//! - [`sequencer`]: the single task that owns the tree and group-commits appends.
-//! - [`search`]: the search index's keys and queries (written atomically with the entries).
-//! - [`prover`]: inclusion and consistency proofs read from a committed checkpoint.
-//! - [`server`]: the tonic service, the Tail stream and the one mapping of errors to gRPC status.
-//! - [`logkey`]: the log's signing key file and origin, created on first start.
-//! - [`config`]: server configuration (file and flags).
-//! - [`client`]: a verifying client, used by the CLI, the benchmark and the tests.
-//! - [`bundle`]: proof bundles, which prove offline that a declaration is in a log.
-//! - [`monitor`]: follows a log with Tail, verifies it, and reports what the log or publishers did wrong.
-//! - [`trust_state`]: split-view protection: the last checkpoint a client accepted for a log.
-//! - [`check`]: the findings `audit`, `verify` and `monitor` report, and the one place they are written.
-//! - [`audit`]: checking a log from the outside: a whole-log audit, and verifying a declaration.
-//! - [`cli`]: the `glasslog` command line.
+//! - [`tlog`]: RFC 6962 / RFC 9162 Merkle hashing and proofs, C2SP tlog-checkpoint bodies and
+//!   their C2SP signed notes. Pure computation: no I/O, no tokio.
+//! - [`admission`]: what the log admits: strict JSON, publisher keys, DSSE envelopes,
+//!   declarations and manifests, and the rules between a declaration and the entries it
+//!   references. The server, `audit`, `monitor` and `verify` all judge entries with it.
+//! - [`entry`]: the logged leaf (`LogEntry`), the deduplication key, the keys as the log writes them.
+//! - [`server`]: configuration, the log key, the sequencer, storage, the prover, search, the
+//!   gRPC service and Tail stream, and the one mapping of errors to gRPC status codes.
+//! - [`client`]: a verifying client, proof bundles, and the split-view trust state.
+//! - [`check`]: what `audit`, `verify` and `monitor` share: the findings and their one writer.
+//! - [`audit`], [`monitor`], [`verify`]: checking a log from the outside.
+//! - [`cli`]: argument parsing and dispatch of the `glasslog` command line.
+//! - [`files`]: atomic file writes and `FILE.suffix` paths.
+//!
+//! The data path of an append reads from the file names:
+//! `server/service.rs` → `admission/` (`dsse.rs`, `keys/`, `declaration/`, `manifest/`,
+//! references) → `server/sequencer.rs` (group commit) → `server/storage/` (one atomic RocksDB
+//! batch) → `tlog/note.rs` (signed checkpoint) → reply with `server/prover.rs`'s proof.
+//! A proof: `server/service.rs` → `server/prover.rs` → `server/storage/` → `tlog/merkle.rs`.
+//! A monitored entry: `monitor/follow.rs` (I/O) → `monitor/examine.rs` (admission re-run) →
+//! `monitor/engine.rs` (decisions) → `monitor/rules.rs` → `check/` (findings printed).
 
 pub mod admission;
 pub mod audit;
