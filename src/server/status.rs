@@ -36,6 +36,13 @@ impl From<DsseError> for ApiError {
     }
 }
 
+/// Every admission rule is the submitter's to fix.
+impl From<crate::admission::AdmissionError> for ApiError {
+    fn from(e: crate::admission::AdmissionError) -> Self {
+        ApiError::InvalidArgument(e.to_string())
+    }
+}
+
 impl From<ProofError> for ApiError {
     fn from(e: ProofError) -> Self {
         use ProofError::*;
