@@ -124,7 +124,7 @@ fn trained_on(name: &str, digest: &[u8; 32], index: u64) -> Value {
 }
 
 fn based_on(name: &str, digest: &[u8; 32], index: u64) -> Value {
-    json!({"baseModels": [{"name": name, "digest": {"sha256": hex::encode(digest)}, "logIndex": index}]})
+    json!({"baseModels": [{"name": name, "digest": {"sha256": hex::encode(digest)}, "relation": "finetune", "logIndex": index}]})
 }
 
 fn supersedes(index: u64, digest: &[u8; 32]) -> Value {
@@ -353,8 +353,13 @@ impl Corpus {
                 self.case("a name that is not a name", &st, None)
             }
             17 => {
-                let (st, _) = model(&mname, "1", &format!("m{n}"), json!({"extra": true}));
-                self.case("an unknown predicate member", &st, None)
+                let (st, _) = model(
+                    &mname,
+                    "1",
+                    &format!("m{n}"),
+                    json!({"dataDisclosure": "everything"}),
+                );
+                self.case("a data disclosure that is none of the values", &st, None)
             }
             18 => {
                 // The boundary: the index this entry will get, then one past it.
