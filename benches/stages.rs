@@ -46,7 +46,17 @@ fn stages(c: &mut Criterion) {
     let parsed = Envelope::parse(&json).unwrap();
     let public = PublicKey::from_pem(&pem).unwrap();
     let verified = dsse::verify(parsed.clone(), &[public.clone()]).unwrap();
-    let pending = PendingEntry::new(json.clone(), &verified, None);
+    let key_ids = [public.key_id()];
+    let pending = PendingEntry {
+        envelope: json.clone(),
+        public_keys: vec![pem.clone()],
+        dedup_key: glasslog::entry::dedup_key(
+            &verified.envelope.payload_type,
+            &verified.envelope.payload,
+            &key_ids,
+        ),
+        search_prefixes: glasslog::server::search::index_prefixes(None, &key_ids),
+    };
 
     let mut g = c.benchmark_group("submit-stages");
     g.sample_size(30)

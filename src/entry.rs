@@ -10,12 +10,12 @@
 use prost::Message;
 use sha2::{Digest, Sha256};
 
-use crate::admission::declaration::Declaration;
-use crate::admission::dsse::{VerifiedEnvelope, MAX_KEYS};
+use crate::admission::dsse::MAX_KEYS;
 use crate::admission::keys::{CachedKey, KeyCache, KeyError, KeyId};
 pub use crate::proto::LogEntry;
 
-/// What the sequencer needs to log one verified submission.
+/// What the sequencer needs to log one admitted submission (built by
+/// [`crate::admission::Admitted::into_pending`]): bytes and keys, nothing of a declaration.
 #[derive(Clone, Debug)]
 pub struct PendingEntry {
     /// The DSSE envelope JSON exactly as submitted.
@@ -29,27 +29,6 @@ pub struct PendingEntry {
 }
 
 impl PendingEntry {
-    /// Builds the entry for an envelope whose signatures [`crate::admission::dsse::verify`] accepted and
-    /// whose payload was admitted as `declaration` (`None` for an operator-allowed extra type).
-    /// `envelope_json` must be the bytes that were parsed into `verified`.
-    pub fn new(
-        envelope_json: Vec<u8>,
-        verified: &VerifiedEnvelope,
-        declaration: Option<&Declaration>,
-    ) -> PendingEntry {
-        let key_ids: Vec<KeyId> = verified.keys.iter().map(|k| k.key_id()).collect();
-        PendingEntry {
-            search_prefixes: crate::server::search::index_prefixes(declaration, &key_ids),
-            dedup_key: dedup_key(
-                &verified.envelope.payload_type,
-                &verified.envelope.payload,
-                &key_ids,
-            ),
-            public_keys: verified.keys.iter().map(|k| k.to_pem()).collect(),
-            envelope: envelope_json,
-        }
-    }
-
     /// The leaf data for this entry, integrated at `integrated_time_ms`.
     pub fn encode_leaf(&self, integrated_time_ms: i64) -> Vec<u8> {
         LogEntry {
@@ -108,44 +87,6 @@ pub fn logged_keys(pems: &[String], cache: &KeyCache) -> Result<Vec<CachedKey>, 
         return Err(LoggedKeysError::Order);
     }
     Ok(keys)
-}
-
-/// The declaration logged in `leaf_data`, or `None` for an entry of an operator-allowed extra
-/// predicate type.
-///
-/// # Errors
-/// A description of what does not parse (entries in the log passed admission, so this means
-/// the admission rules changed or the store is damaged).
-pub fn logged_declaration(leaf_data: &[u8]) -> Result<Option<Declaration>, String> {
-    let entry = decode_leaf(leaf_data).map_err(|e| format!("leaf: {e}"))?;
-    let env = crate::admission::dsse::Envelope::parse(&entry.envelope)
-        .map_err(|e| format!("envelope: {e}"))?;
-    if env.payload_type != crate::admission::declaration::PAYLOAD_TYPE {
-        return Ok(None);
-    }
-    match crate::admission::declaration::parse_statement(&env.payload) {
-        Ok(d) => Ok(Some(d)),
-        Err(_) if !is_declaration_type(&env.payload) => Ok(None),
-        Err(e) => Err(format!("statement: {e}")),
-    }
-}
-
-/// Whether a statement names one of the two glasslog declaration predicate types.
-fn is_declaration_type(payload: &[u8]) -> bool {
-    statement_predicate_type(payload).is_some_and(|t| {
-        t == crate::admission::declaration::MODEL_RELEASE
-            || t == crate::admission::declaration::TRAINING_DATA
-    })
-}
-
-/// The `predicateType` of an in-toto statement, read leniently (for messages and dispatch, not
-/// for admission); `None` if the payload has none.
-pub fn statement_predicate_type(payload: &[u8]) -> Option<String> {
-    serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()?
-        .get("predicateType")?
-        .as_str()
-        .map(str::to_string)
 }
 
 /// The deduplication key of a submission: SHA-256 over a length-prefixed encoding of the payload

@@ -5,8 +5,12 @@
 //! logged entries, so that a checker judges an entry by the rules that admitted it.
 //! No I/O: the entries a declaration references are reached through a lookup the caller passes.
 
+pub mod admit;
 pub mod declaration;
 pub mod dsse;
 pub mod keys;
 pub mod manifest;
+pub mod references;
 pub mod strict_json;
+
+pub use admit::{admit, admit_logged, logged_declaration, AdmissionError, Admitted, Policy};

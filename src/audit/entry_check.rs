@@ -1,18 +1,16 @@
-//! The checks of one entry that need nothing but the entry: its leaf decodes, its publisher keys
-//! are what the log writes, its envelope parses (and, optionally, every signature verifies), and
-//! its statement passes the admission rules. The checks that relate entries to each other
-//! (references, duplicates, time order) are in [`super::ledger`].
+//! The checks of one entry that need nothing but the entry: admission re-run on the logged leaf
+//! ([`crate::admission::admit_logged`]: its keys as the log writes them, its envelope, optionally
+//! its signatures, its statement), in the server's words. The checks that relate entries to each
+//! other (references, duplicates, time order) are in [`super::ledger`].
 //!
 //! Pure computation, run on worker threads; no I/O. Nothing here panics on a hostile leaf.
 
 use std::time::Duration;
 
-use crate::admission::declaration::{
-    self, Declaration, DeclarationError, Digest, Kind, Name, Reference,
-};
-use crate::admission::dsse::{self, Envelope};
-use crate::admission::keys::{KeyCache, KeyId, PublicKey};
-use crate::entry::{decode_leaf, dedup_key, logged_keys};
+use crate::admission::declaration::{Declaration, DeclarationError, Digest, Kind, Name, Reference};
+use crate::admission::keys::{KeyCache, KeyId};
+use crate::admission::{self, AdmissionError, Policy};
+use crate::entry::decode_leaf;
 use crate::tlog::merkle::{self, Hash};
 
 use crate::check::{Finding, FindingKind};
@@ -20,11 +18,11 @@ use crate::check::{Finding, FindingKind};
 /// What an entry is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// A valid model-release or training-data declaration.
+    /// A valid model-release or training-data declaration (its references aside).
     Declaration,
     /// A statement of an extra predicate type the auditor was told the log accepts.
     Other(String),
-    /// An entry that fails a check of this module.
+    /// An entry that admission refuses.
     Invalid,
 }
 
@@ -63,22 +61,21 @@ pub struct Facts {
     /// The log's clock when the entry was sequenced (none if the leaf does not decode).
     pub time_ms: Option<i64>,
     pub class: Class,
-    /// The declaration, if the statement passed admission as one (even if a check of the
-    /// envelope failed).
+    /// The declaration of an admissible entry.
     pub declared: Option<Declared>,
-    /// The signers' key ids, in logged order (empty if a key does not parse).
+    /// The signers' key ids, sorted (empty if the entry is not admissible).
     pub key_ids: Vec<KeyId>,
-    /// The deduplication key the log would have computed at admission.
+    /// The deduplication key the log computed at admission (none if not admissible).
     pub dedup: Option<[u8; 32]>,
     pub findings: Vec<Finding>,
 }
 
 /// Checks entries; one per worker thread.
 pub struct Checker {
-    signature_checks: bool,
-    extra_types: Vec<String>,
+    policy: Policy,
     keys: KeyCache,
-    /// CPU time this thread spent verifying signatures, and how many envelopes it verified.
+    /// CPU time this thread spent re-running admission with signature checks (almost all of it
+    /// verifying signatures), and how many envelopes it verified.
     pub signature_time: Duration,
     pub signatures: u64,
 }
@@ -88,8 +85,10 @@ impl Checker {
     /// `extra_types` besides declarations.
     pub fn new(signature_checks: bool, extra_types: Vec<String>) -> Checker {
         Checker {
-            signature_checks,
-            extra_types,
+            policy: Policy {
+                extra_predicate_types: extra_types,
+                check_signatures: signature_checks,
+            },
             keys: KeyCache::default(),
             signature_time: Duration::ZERO,
             signatures: 0,
@@ -111,131 +110,57 @@ impl Checker {
         let entry = match decode_leaf(leaf) {
             Ok(e) => e,
             Err(e) => {
-                facts.findings.push(
-                    Finding::of(
-                        FindingKind::InvalidEntry,
-                        format!("the leaf is not an encoded LogEntry: {e}"),
-                    )
-                    .at(index),
-                );
+                facts
+                    .findings
+                    .push(refused(index, &AdmissionError::from(e)));
                 return facts;
             }
         };
         facts.time_ms = Some(entry.integrated_time_ms);
-        let keys = self.keys(index, &entry.public_keys, &mut facts.findings);
-        facts.key_ids = keys.iter().map(PublicKey::key_id).collect();
-        let envelope = match Envelope::parse(&entry.envelope) {
-            Ok(e) => e,
-            Err(e) => {
-                facts.findings.push(
-                    Finding::of(
-                        FindingKind::InvalidEntry,
-                        format!("the logged DSSE envelope does not parse: {e}"),
-                    )
-                    .at(index),
-                );
-                return facts;
-            }
-        };
-        if self.signature_checks && !keys.is_empty() {
-            self.verify_signatures(index, &envelope, &keys, &mut facts.findings);
-        }
-        if facts.findings.is_empty() {
-            let mut sorted = facts.key_ids.clone();
-            sorted.sort();
-            facts.dedup = Some(dedup_key(
-                &envelope.payload_type,
-                &envelope.payload,
-                &sorted,
-            ));
-        }
-        self.classify(index, &envelope, &mut facts);
-        facts
-    }
-
-    /// The logged keys, parsed; a finding if they are not as the log writes them
-    /// ([`logged_keys`]).
-    fn keys(&self, index: u64, pems: &[String], findings: &mut Vec<Finding>) -> Vec<PublicKey> {
-        match logged_keys(pems, &self.keys) {
-            Ok(keys) => keys.iter().map(|k| k.key).collect(),
-            Err(e) => {
-                findings.push(Finding::of(FindingKind::InvalidEntry, e.to_string()).at(index));
-                Vec::new()
-            }
-        }
-    }
-
-    fn verify_signatures(
-        &mut self,
-        index: u64,
-        envelope: &Envelope,
-        keys: &[PublicKey],
-        findings: &mut Vec<Finding>,
-    ) {
         let start = super::thread_cpu_time();
-        let result = dsse::verify(envelope.clone(), keys);
-        self.signature_time += super::thread_cpu_time().saturating_sub(start);
-        self.signatures += 1;
-        if let Err(e) = result {
-            findings.push(
-                Finding::of(
-                    FindingKind::InvalidEntry,
-                    format!(
-                        "the logged envelope does not verify under the logged publisher keys: {e}"
-                    ),
-                )
-                .at(index),
-            );
+        let admitted = admission::admit_logged(&entry, &self.keys, &self.policy);
+        if self.policy.check_signatures {
+            self.signature_time += super::thread_cpu_time().saturating_sub(start);
+            self.signatures += 1;
         }
-    }
-
-    /// Re-runs admission on the statement: a declaration, an accepted extra statement, or a
-    /// finding.
-    fn classify(&self, index: u64, envelope: &Envelope, facts: &mut Facts) {
-        let checked = declaration::validate_envelope_payload(
-            &envelope.payload_type,
-            &envelope.payload,
-            &self.extra_types,
-        );
-        let finding = match checked {
-            Ok(Some(d)) => {
-                for f in &mut facts.findings {
-                    f.names = vec![d.name().to_string()];
-                }
-                if facts.findings.is_empty() {
-                    facts.class = Class::Declaration;
-                }
-                facts.declared = Some(Declared::of(&d));
-                return;
+        match admitted {
+            Ok(a) => {
+                facts.dedup = Some(a.dedup_key());
+                facts.class = match &a.declaration {
+                    Some(d) => {
+                        facts.declared = Some(Declared::of(d));
+                        Class::Declaration
+                    }
+                    None => Class::Other(
+                        admission::admit::statement_predicate_type(&a.envelope.payload)
+                            .unwrap_or_default(),
+                    ),
+                };
+                facts.key_ids = a.key_ids;
             }
-            Ok(None) => {
-                if facts.findings.is_empty() {
-                    facts.class = Class::Other(predicate_type(&envelope.payload));
-                }
-                return;
-            }
-            Err(DeclarationError::PredicateType { found, .. }) => Finding::of(
-                FindingKind::InvalidEntry,
-                format!(
-                    "the statement's predicateType is {found}, neither a glasslog declaration type nor one the \
-                     auditor was told this log accepts; if the log's operator accepts it, pass \
-                     --extra-predicate-type with it"
-                ),
-            ),
-            Err(e) => Finding::of(FindingKind::InvalidEntry, format!("the logged statement does not pass the admission rules: {e}")),
-        };
-        facts.findings.push(finding.at(index));
+            Err(e) => facts.findings.push(refused(index, &e)),
+        }
+        facts
     }
 }
 
-/// The `predicateType` of a statement that passed admission as an extra type.
-fn predicate_type(payload: &[u8]) -> String {
-    crate::entry::statement_predicate_type(payload).unwrap_or_default()
+/// The finding for an entry admission refuses, named by the rule it breaks. An unknown predicate
+/// type says what to do if the log's operator accepts it.
+fn refused(index: u64, e: &AdmissionError) -> Finding {
+    let message = match e {
+        AdmissionError::Declaration(DeclarationError::PredicateType { .. }) => {
+            format!("{e}; if the log's operator accepts it, pass --extra-predicate-type with it")
+        }
+        _ => e.to_string(),
+    };
+    Finding::of(FindingKind::InvalidEntry, message).at(index)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::declaration;
+    use crate::admission::dsse::Envelope;
     use crate::admission::keys::{KeyType, PrivateKey};
     use crate::entry::LogEntry;
     use prost::Message;

@@ -1,12 +1,14 @@
 //! The checks across entries, made in log order as the audit streams the log, and the summary's
 //! counts: the integration time never decreases, no submission is logged twice, every reference
-//! to a log index holds ([`super::references`]).
+//! to a log index holds (admission's rules, [`crate::admission::references`], with the entry's
+//! own index as the size of the log before it).
 //!
 //! What they need of the past lives on disk, so that memory stays bounded whatever the size of
 //! the log: a temporary RocksDB database (in a directory of its own, removed when the ledger is
 //! dropped) maps
 //!
-//! - `i ‖ index` → kind ‖ subject digest ‖ name, for every valid declaration (reference targets);
+//! - `i ‖ index` → kind ‖ subject digest ‖ name, for every admissible declaration, references
+//!   included (reference targets);
 //! - `d ‖ dedup key` → index, for every entry (duplicates);
 //! - `p ‖ key id` and `n ‖ name` → entry count (publishers and names, by a merge operator).
 //!
@@ -17,11 +19,12 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{MergeOperands, Options, WriteBatch, WriteOptions, DB};
 
-use crate::admission::declaration::{Digest, Kind, Name};
+use crate::admission::declaration::{Digest, Kind};
 use crate::admission::keys::KeyId;
+use crate::admission::references::{self, Lookup, Target};
+use crate::admission::AdmissionError;
 
-use super::entry_check::{Class, Declared, Facts};
-use super::references::{self, Target};
+use super::entry_check::{Class, Facts};
 use super::AuditError;
 use crate::check::{Finding, FindingKind};
 
@@ -102,6 +105,7 @@ impl Ledger {
         let mut batch = WriteBatch::default();
         let mut publishers: HashMap<KeyId, u64> = HashMap::new();
         let mut names: HashMap<&str, u64> = HashMap::new();
+        let mut run_targets = HashMap::new();
         for (f, duplicate_of) in facts.iter().zip(duplicates) {
             findings.extend(f.findings.iter().cloned());
             findings.extend(self.time_order(f));
@@ -110,17 +114,27 @@ impl Ledger {
                 (None, Some(key)) => batch.put(dedup_key(key), f.index.to_be_bytes()),
                 (None, None) => {}
             }
-            findings.extend(self.references(f, facts)?);
+            let broken = self.references(f, &run_targets)?;
+            let target = match (&f.class, &f.declared) {
+                (Class::Declaration, Some(d)) if broken.is_none() => Target::Declaration {
+                    kind: d.kind,
+                    name: d.name.to_string(),
+                    digest: d.digest,
+                },
+                _ => Target::NotDeclaration,
+            };
+            findings.extend(broken);
             self.count(f);
             for id in &f.key_ids {
                 *publishers.entry(*id).or_default() += 1;
             }
             if let Some(d) = &f.declared {
                 *names.entry(d.name.as_str()).or_default() += 1;
-                if f.class == Class::Declaration {
-                    batch.put(target_key(f.index), encode_declared(d));
-                }
             }
+            if let Target::Declaration { .. } = &target {
+                batch.put(target_key(f.index), encode_target(&target));
+            }
+            run_targets.insert(f.index, target);
         }
         for (id, n) in publishers {
             batch.merge(prefixed(PUBLISHER, &id.0), n.to_le_bytes());
@@ -178,37 +192,24 @@ impl Ledger {
         }
     }
 
-    /// The reference findings of `f`, an entry of `run` (consecutive entries, in order): targets
-    /// in `run` are read from it, earlier ones from the database.
-    fn references(&self, f: &Facts, run: &[Facts]) -> Result<Vec<Finding>, AuditError> {
+    /// The reference finding of `f`, if one of its references breaks a rule: targets earlier in
+    /// the current run are read from `run`, earlier ones from the database.
+    fn references(
+        &self,
+        f: &Facts,
+        run: &HashMap<u64, Target>,
+    ) -> Result<Option<Finding>, AuditError> {
         let Some(d) = &f.declared else {
-            return Ok(Vec::new());
+            return Ok(None);
         };
-        let start = run.first().map_or(0, |r| r.index);
-        let mut failure = None;
-        let broken = references::check(&d.name, &d.references, f.index, |i| {
-            match i.checked_sub(start).and_then(|at| run.get(at as usize)) {
-                Some(target) => target_of(target),
-                None => self.target(i).unwrap_or_else(|e| {
-                    failure = Some(e);
-                    Target::NotDeclaration
-                }),
-            }
-        });
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        Ok(broken
-            .into_iter()
-            .map(|b| {
-                Finding::of(
-                    FindingKind::InvalidEntry,
-                    format!("{}: {}", b.field, b.reason),
-                )
+        let lookup = Targets { ledger: self, run };
+        let verdict = references::check(d.name.as_str(), &d.references, f.index, &lookup)?;
+        Ok(verdict.err().map(|broken| {
+            let e = AdmissionError::from(broken);
+            Finding::of(FindingKind::InvalidEntry, e.to_string())
                 .at(f.index)
                 .named(d.name.to_string())
-            })
-            .collect())
+        }))
     }
 
     fn target(&self, index: u64) -> Result<Target, AuditError> {
@@ -331,15 +332,21 @@ fn add_counts(_key: &[u8], existing: Option<&[u8]>, operands: &MergeOperands) ->
     Some(total.to_le_bytes().to_vec())
 }
 
-/// The reference target an entry of the current run is.
-fn target_of(f: &Facts) -> Target {
-    match (&f.class, &f.declared) {
-        (Class::Declaration, Some(d)) => Target::Declaration {
-            kind: d.kind,
-            name: d.name.clone(),
-            digest: d.digest,
-        },
-        _ => Target::NotDeclaration,
+/// What the audit knows of the entries before the one checked: those of the current run, then
+/// the database.
+struct Targets<'a> {
+    ledger: &'a Ledger,
+    run: &'a HashMap<u64, Target>,
+}
+
+impl Lookup for Targets<'_> {
+    type Error = AuditError;
+
+    fn target(&self, index: u64) -> Result<Target, AuditError> {
+        match self.run.get(&index) {
+            Some(t) => Ok(t.clone()),
+            None => self.ledger.target(index),
+        }
     }
 }
 
@@ -355,13 +362,16 @@ fn dedup_key(key: &[u8; 32]) -> [u8; 33] {
     k
 }
 
-/// kind (1 model, 2 dataset) ‖ subject digest ‖ name.
-fn encode_declared(d: &Declared) -> Vec<u8> {
-    let kind = match d.kind {
+/// kind (0 not a declaration, 1 model, 2 dataset) ‖ subject digest ‖ name.
+fn encode_target(t: &Target) -> Vec<u8> {
+    let Target::Declaration { kind, name, digest } = t else {
+        return vec![0];
+    };
+    let kind = match kind {
         Kind::Model => 1u8,
         Kind::Dataset => 2u8,
     };
-    [&[kind][..], &d.digest.0, d.name.as_str().as_bytes()].concat()
+    [&[kind][..], &digest.0, name.as_bytes()].concat()
 }
 
 fn decode_target(v: &[u8]) -> Result<Target, AuditError> {
@@ -377,10 +387,7 @@ fn decode_target(v: &[u8]) -> Result<Target, AuditError> {
         return Err(corrupt());
     }
     let digest = Digest(rest[..32].try_into().map_err(|_| corrupt())?);
-    let name: Name = std::str::from_utf8(&rest[32..])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(corrupt)?;
+    let name = String::from_utf8(rest[32..].to_vec()).map_err(|_| corrupt())?;
     Ok(Target::Declaration { kind, name, digest })
 }
 
@@ -388,6 +395,7 @@ fn decode_target(v: &[u8]) -> Result<Target, AuditError> {
 mod tests {
     use super::*;
     use crate::admission::declaration::{parse_statement, Declaration};
+    use crate::audit::entry_check::Declared;
 
     const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");
     const DATASET: &[u8] = include_bytes!("../../tests/data/declarations/training-data.json");
@@ -450,13 +458,11 @@ mod tests {
                 "org/n",
                 &[(0, Kind::Dataset, "org/d"), (2, Kind::Model, "org/m")],
             ),
-            // A non-declaration (1, from the earlier run), a wrong kind (2, this run).
-            declared(
-                4,
-                Kind::Model,
-                "org/o",
-                &[(1, Kind::Dataset, "org/x"), (2, Kind::Dataset, "org/m")],
-            ),
+            // A non-declaration (1, from the earlier run); a wrong kind (2, this run).
+            declared(4, Kind::Model, "org/o", &[(1, Kind::Dataset, "org/x")]),
+            declared(5, Kind::Model, "org/p", &[(2, Kind::Dataset, "org/m")]),
+            // An entry whose own reference is broken is not a target.
+            declared(6, Kind::Model, "org/q", &[(5, Kind::Model, "org/p")]),
         ];
         let found = ledger.absorb(&second).unwrap();
         let got: Vec<(&[u64], &str)> = found
@@ -468,11 +474,15 @@ mod tests {
             [
                 (
                     &[4][..],
-                    "$.ref1: entry 1 is not a model or dataset declaration"
+                    "declaration rejected: $.ref1: entry 1 is not a model or dataset declaration"
                 ),
                 (
-                    &[4][..],
-                    "$.ref2: entry 2 is a model declaration, not a dataset"
+                    &[5][..],
+                    "declaration rejected: $.ref2: entry 2 is a model declaration, not a dataset"
+                ),
+                (
+                    &[6][..],
+                    "declaration rejected: $.ref5: entry 5 is not a model or dataset declaration"
                 ),
             ]
         );
@@ -480,18 +490,12 @@ mod tests {
 
     #[test]
     fn targets_round_trip() {
-        let d = Declared {
-            kind: Kind::Dataset,
-            name: "org/x".parse().unwrap(),
-            digest: Digest([9; 32]),
-            references: vec![],
-        };
         let t = Target::Declaration {
             kind: Kind::Dataset,
-            name: "org/x".parse().unwrap(),
+            name: "org/x".into(),
             digest: Digest([9; 32]),
         };
-        assert_eq!(decode_target(&encode_declared(&d)).unwrap(), t);
+        assert_eq!(decode_target(&encode_target(&t)).unwrap(), t);
         assert_eq!(decode_target(&[0]).unwrap(), Target::NotDeclaration);
         assert!(decode_target(&[1, 2]).is_err());
     }

@@ -12,7 +12,7 @@
 //!    the DSSE envelope parses and (unless disabled) every signature verifies, and the statement
 //!    passes the declaration rules;
 //! 3. checks the entries against each other in log order ([`ledger`]): every reference to a log
-//!    index holds (the server's rules, [`references`]), no submission is logged twice, the log's
+//!    index holds (the server's rules, [`crate::admission::references`]), no submission is logged twice, the log's
 //!    clock never goes back;
 //! 4. counts entries by kind, publishers (key ids) and names.
 //!
@@ -35,7 +35,6 @@
 pub mod entry_check;
 mod fetch;
 pub mod ledger;
-pub mod references;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;

@@ -434,7 +434,7 @@ async fn bench_search(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
             .into_inner()
             .entries
             .remove(0);
-        if let Some(d) = crate::entry::logged_declaration(&e.leaf_data)? {
+        if let Some(d) = crate::admission::logged_declaration(&e.leaf_data)? {
             samples.push((
                 index,
                 d.name().as_str().to_string(),

@@ -9,7 +9,8 @@ use clap::Args;
 
 use super::CliError;
 use crate::admission::keys::PublicKey;
-use crate::entry::{decode_leaf, logged_declaration};
+use crate::admission::logged_declaration;
+use crate::entry::decode_leaf;
 use crate::server::storage::Store;
 
 #[derive(Args, Debug)]

@@ -1,6 +1,7 @@
 //! Examining one served entry on its own: its leaf hash, and whether the log's admission would
-//! have accepted it (the checks `Submit` makes, re-run on the logged envelope and keys), and the
-//! few facts about it that the per-name rules need.
+//! have accepted it ([`crate::admission::admit_logged`]: the checks `Submit` makes, re-run on the
+//! logged envelope and keys, references aside), and the few facts about it that the per-name
+//! rules need.
 //!
 //! Pure computation on the leaf bytes, so a run of entries is examined in parallel
 //! ([`examine_all`]). What needs other entries (references by log index, names, history) is
@@ -9,25 +10,20 @@
 use sha2::{Digest as _, Sha256};
 
 use crate::admission::declaration::{
-    self, Declaration, Digest, Kind, Reference, Supersedes, Timestamp, TrainingData,
+    Declaration, Digest, Kind, Reference, Supersedes, Timestamp, TrainingData,
 };
-use crate::admission::dsse::{self, Envelope};
 use crate::admission::keys::{KeyCache, KeyId};
-use crate::entry::{decode_leaf, logged_keys};
+use crate::admission::{self, AdmissionError};
+use crate::entry::decode_leaf;
 use crate::tlog::merkle::{self, Hash};
 
 /// Runs shorter than this are examined on the calling thread.
 const PARALLEL_MIN: usize = 64;
 
-/// What to check of each entry.
-#[derive(Clone, Debug)]
-pub struct ExamineOptions {
-    /// Verify every DSSE signature (the expensive part). Without it the envelope, the keys and
-    /// the declaration are still checked.
-    pub check_signatures: bool,
-    /// Predicate types the log accepts without declaration checks (its `--extra-predicate-type`).
-    pub extra_predicate_types: Vec<String>,
-}
+/// What to check of each entry: the log's admission policy (its `--extra-predicate-type`s), and
+/// whether to verify every DSSE signature (the expensive part; without it the envelope, the keys
+/// and the declaration are still checked).
+pub type ExamineOptions = admission::Policy;
 
 /// One served entry, examined.
 #[derive(Clone, Debug)]
@@ -192,34 +188,14 @@ impl Examiner {
     }
 }
 
-/// Admission's checks, re-run: `dsse::verify_submission` on the logged envelope and keys
-/// (with keys read through the cache; without `check_signatures`, the same checks but the
-/// signatures), the form in which the log stores keys, then
-/// `declaration::validate_envelope_payload`.
+/// Admission re-run on the leaf, references aside; the error is in the server's words.
 fn facts(leaf: &[u8], opts: &ExamineOptions, cache: &KeyCache) -> Result<EntryFacts, String> {
-    let entry = decode_leaf(leaf).map_err(|e| format!("the leaf is not a LogEntry: {e}"))?;
-    let envelope = if opts.check_signatures {
-        dsse::verify_submission_with(&entry.envelope, &entry.public_keys, |pem| cache.key(pem))
-            .map_err(|e| format!("envelope: {e}"))?
-            .envelope
-    } else {
-        Envelope::parse(&entry.envelope).map_err(|e| format!("envelope: {e}"))?
-    };
-    let key_ids = logged_keys(&entry.public_keys, cache)
-        .map_err(|e| e.to_string())?
-        .iter()
-        .map(|k| k.id)
-        .collect();
-    let declaration = declaration::validate_envelope_payload(
-        &envelope.payload_type,
-        &envelope.payload,
-        &opts.extra_predicate_types,
-    )
-    .map_err(|e| format!("declaration rejected: {e}"))?;
+    let entry = decode_leaf(leaf).map_err(|e| AdmissionError::from(e).to_string())?;
+    let admitted = admission::admit_logged(&entry, cache, opts).map_err(|e| e.to_string())?;
     Ok(EntryFacts {
         integrated_ms: entry.integrated_time_ms,
-        key_ids,
-        declaration: declaration.as_ref().map(declaration_facts),
+        key_ids: admitted.key_ids,
+        declaration: admitted.declaration.as_ref().map(declaration_facts),
     })
 }
 
@@ -243,6 +219,8 @@ fn declaration_facts(d: &Declaration) -> DeclarationFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::declaration;
+    use crate::admission::dsse::Envelope;
     use crate::admission::keys::{KeyType, PrivateKey};
     use crate::entry::LogEntry;
     use prost::Message;
@@ -301,7 +279,7 @@ mod tests {
         assert!(examine(&forged, &opts(true), &KeyCache::default())
             .facts
             .unwrap_err()
-            .contains("envelope"));
+            .contains("does not verify"));
         assert!(examine(&forged, &opts(false), &KeyCache::default())
             .facts
             .is_ok());

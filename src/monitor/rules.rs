@@ -41,8 +41,10 @@ use super::examine::{DatasetFields, DeclarationFacts, EntryFacts};
 use super::finding::{Finding, FindingKind, Severity};
 use super::store::Tx;
 use super::MonitorError;
-use crate::admission::declaration::{Digest, Kind, NameRule, Reference, Timestamp};
+use crate::admission::declaration::{Digest, Kind, NameRule, Timestamp};
 use crate::admission::keys::KeyId;
+use crate::admission::references::{self, Lookup, Target};
+use crate::admission::AdmissionError;
 
 /// The rules' settings.
 #[derive(Clone, Copy, Debug)]
@@ -168,51 +170,36 @@ fn record(
     );
 }
 
-/// The reason admission would refuse the references of `d` in entry `index`, if any.
+/// The reason admission would refuse the references of `d` in entry `index`, if any: admission's
+/// rules, with `index` as the size of the log before the entry.
 fn check_references(
     tx: &Tx<'_>,
     index: u64,
     d: &DeclarationFacts,
 ) -> Result<Option<String>, MonitorError> {
-    for r in &d.references {
-        let Some(target) = r.log_index else { continue };
-        if target >= index {
-            return Ok(Some(format!(
-                "{}: log index {target} is not before this entry",
-                r.field
-            )));
-        }
-        let Some(t) = read(tx, &index_key(target), IndexRecord::decode)? else {
-            return Ok(Some(format!(
-                "{}: entry {target} is not a model or dataset declaration",
-                r.field
-            )));
-        };
-        if let Some(reason) = reference_mismatch(r, &t, &d.name) {
-            return Ok(Some(format!("{}: entry {target} {reason}", r.field)));
-        }
-    }
-    Ok(None)
+    let verdict = references::check(&d.name, &d.references, index, &Recorded(tx))?;
+    Ok(verdict.err().map(|b| AdmissionError::from(b).to_string()))
 }
 
-fn reference_mismatch(r: &Reference, t: &IndexRecord, own_name: &str) -> Option<String> {
-    if t.kind != r.kind {
-        return Some(format!("is a {} declaration, not a {}", t.kind, r.kind));
-    }
-    let want_name = match &r.name {
-        NameRule::Any => None,
-        NameRule::SameAsReferrer => Some(own_name),
-        NameRule::Is(name) => Some(name.as_str()),
-    };
-    if let Some(name) = want_name.filter(|n| *n != t.name) {
-        return Some(format!("declares {:?}, not {name:?}", t.name));
-    }
-    (t.digest != r.digest).then(|| {
-        format!(
-            "has subject digest {}, the reference says {}",
-            t.digest, r.digest
+/// The monitor's [`Lookup`]: the index records of the declarations it applied (admissible ones,
+/// references included); any other index is not a declaration.
+struct Recorded<'a, 'b>(&'a Tx<'b>);
+
+impl Lookup for Recorded<'_, '_> {
+    type Error = MonitorError;
+
+    fn target(&self, index: u64) -> Result<Target, MonitorError> {
+        Ok(
+            match read(self.0, &index_key(index), IndexRecord::decode)? {
+                Some(t) => Target::Declaration {
+                    kind: t.kind,
+                    name: t.name,
+                    digest: t.digest,
+                },
+                None => Target::NotDeclaration,
+            },
         )
-    })
+    }
 }
 
 /// A private dataset's reveal: a declaration with a manifest superseding the manifest-less

@@ -14,7 +14,10 @@
 //!   checkpoint covering it is re-signed over the altered tree (needs the log's key file in
 //!   `GLASSLOG_FAULT_KEY_FILE`); consistency proofs stay honest;
 //! - `GLASSLOG_FAULT=admission`: Submit logs any parseable envelope and keys, skipping signature
-//!   verification and declaration checks.
+//!   verification and declaration checks;
+//! - `GLASSLOG_FAULT=admission-on-request`: Submit admits as usual, except a request carrying the
+//!   gRPC metadata `glasslog-fault: unchecked`, which is logged as with `admission`. A test asks
+//!   the server's verdict on an entry, then logs it anyway.
 //!
 //! An altered entry is the logged one with its integrated time one millisecond later, so it
 //! still decodes and passes every check: only the hashes tell.
@@ -26,9 +29,9 @@ use base64::Engine as _;
 use prost::Message;
 
 use super::{ApiError, LogService};
-use crate::admission::dsse::{Envelope, VerifiedEnvelope};
+use crate::admission::dsse::Envelope;
 use crate::admission::keys::PublicKey;
-use crate::entry::{decode_leaf, PendingEntry};
+use crate::entry::{decode_leaf, dedup_key, PendingEntry};
 use crate::proto::{self, tail_event::Event};
 use crate::server::storage::Store;
 use crate::tlog::checkpoint::Checkpoint;
@@ -44,7 +47,11 @@ pub enum Fault {
     Entry { index: u64 },
     Inconsistent { index: u64, signer: LogSigner },
     Admission,
+    AdmissionOnRequest,
 }
+
+/// The metadata key and value that ask an `admission-on-request` server to skip admission.
+pub const UNCHECKED_METADATA: (&str, &str) = ("glasslog-fault", "unchecked");
 
 /// The fault of this process, read from the environment once.
 pub fn active() -> &'static Fault {
@@ -85,6 +92,7 @@ fn parse(spec: &str) -> Result<Fault, String> {
             signer: signer()?,
         },
         "admission" => Fault::Admission,
+        "admission-on-request" => Fault::AdmissionOnRequest,
         other => return Err(format!("unknown fault {other:?}")),
     })
 }
@@ -186,16 +194,23 @@ fn forked(
     })
 }
 
-/// With the `admission` fault, logs the submission unchecked and answers as Submit does;
-/// otherwise `None`.
+/// With the `admission` fault (or `admission-on-request` and the request asking for it), logs
+/// the submission unchecked and answers as Submit does; otherwise `None`.
 pub async fn submit_unchecked(
     service: &LogService,
-    req: &proto::SubmitRequest,
+    req: &tonic::Request<proto::SubmitRequest>,
 ) -> Option<Result<proto::SubmitResponse, ApiError>> {
-    if !matches!(active(), Fault::Admission) {
-        return None;
+    let asked = || {
+        req.metadata()
+            .get(UNCHECKED_METADATA.0)
+            .is_some_and(|v| v == UNCHECKED_METADATA.1)
+    };
+    match active() {
+        Fault::Admission => {}
+        Fault::AdmissionOnRequest if asked() => {}
+        _ => return None,
     }
-    Some(log_unchecked(service, req).await)
+    Some(log_unchecked(service, req.get_ref()).await)
 }
 
 async fn log_unchecked(
@@ -211,11 +226,13 @@ async fn log_unchecked(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| bad(e.to_string()))?;
     keys.sort_by_key(|k| k.key_id());
-    let pending = PendingEntry::new(
-        req.envelope.clone(),
-        &VerifiedEnvelope { envelope, keys },
-        None,
-    );
+    let key_ids: Vec<_> = keys.iter().map(|k| k.key_id()).collect();
+    let pending = PendingEntry {
+        envelope: req.envelope.clone(),
+        public_keys: keys.iter().map(PublicKey::to_pem).collect(),
+        dedup_key: dedup_key(&envelope.payload_type, &envelope.payload, &key_ids),
+        search_prefixes: crate::server::search::index_prefixes(None, &key_ids),
+    };
     service.log_and_prove(pending).await
 }
 
@@ -249,6 +266,10 @@ mod tests {
         assert!(matches!(
             parse("checkpoint-signature").unwrap(),
             Fault::CheckpointSignature { from_size: 0 }
+        ));
+        assert!(matches!(
+            parse("admission-on-request").unwrap(),
+            Fault::AdmissionOnRequest
         ));
         assert!(parse("root").is_err());
         assert!(parse("nonsense").is_err());

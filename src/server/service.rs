@@ -15,10 +15,10 @@ use super::config::{Limits, MAX_REPLY_BYTES};
 use super::request::{self, RequestError};
 use super::status::ApiError;
 use super::tail;
-use crate::admission::declaration::{self, Declaration};
-use crate::admission::dsse;
 use crate::admission::keys::KeyCache;
-use crate::entry::{logged_declaration, PendingEntry};
+use crate::admission::references::{Lookup, Target};
+use crate::admission::{self, Policy};
+use crate::entry::PendingEntry;
 use crate::proto::transparency_log_server::TransparencyLog;
 use crate::proto::{self, get_inclusion_proof_request::Leaf};
 use crate::server::prover::{Inclusion, Prover};
@@ -63,7 +63,33 @@ impl From<Inclusion> for proto::InclusionProof {
     }
 }
 
+/// The server's [`Lookup`]: the entries in its store, all admitted, so reading the statement
+/// tells what an entry is.
+struct LoggedEntries<'a>(&'a Store);
+
+impl Lookup for LoggedEntries<'_> {
+    type Error = ApiError;
+
+    fn target(&self, index: u64) -> Result<Target, ApiError> {
+        let leaf = self
+            .0
+            .entry(index)?
+            .ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
+        let declaration = admission::logged_declaration(&leaf)
+            .map_err(|e| ApiError::Internal(format!("entry {index} no longer parses: {e}")))?;
+        Ok(
+            declaration.map_or(Target::NotDeclaration, |d| Target::Declaration {
+                kind: d.kind(),
+                name: d.name().as_str().to_string(),
+                digest: *d.subject_digest(),
+            }),
+        )
+    }
+}
+
 impl LogService {
+    /// Admits the envelope ([`admission::admit`], references against the latest checkpoint)
+    /// and logs it.
     async fn submit(&self, req: proto::SubmitRequest) -> Result<proto::SubmitResponse, ApiError> {
         let limit = self.limits.max_envelope_bytes;
         if req.envelope.len() > limit {
@@ -72,25 +98,22 @@ impl LogService {
                 req.envelope.len()
             )));
         }
-        #[cfg(feature = "fault-injection")]
-        if let Some(reply) = faults::submit_unchecked(self, &req).await {
-            return reply;
-        }
-        let verified = dsse::verify_submission_with(&req.envelope, &req.public_keys, |pem| {
-            self.keys.key(pem)
-        })?;
-        let env = &verified.envelope;
-        let declaration = declaration::validate_envelope_payload(
-            &env.payload_type,
-            &env.payload,
-            &self.limits.extra_predicate_types,
-        )
-        .map_err(|e| ApiError::InvalidArgument(format!("declaration rejected: {e}")))?;
-        if let Some(d) = &declaration {
-            self.check_references(d)?;
-        }
-        let pending = PendingEntry::new(req.envelope, &verified, declaration.as_ref());
-        self.log_and_prove(pending).await
+        let policy = Policy {
+            extra_predicate_types: self.limits.extra_predicate_types.clone(),
+            check_signatures: true,
+        };
+        let size = self.sequencer.latest().checkpoint.size;
+        let admitted = admission::admit(
+            &req.envelope,
+            &req.public_keys,
+            &self.keys,
+            &policy,
+            size,
+            &LoggedEntries(&self.store),
+        )??;
+        let prefixes = search::index_prefixes(admitted.declaration.as_ref(), &admitted.key_ids);
+        self.log_and_prove(admitted.into_pending(req.envelope, prefixes))
+            .await
     }
 
     /// Hands an admitted entry to the sequencer and answers with its index, leaf data, signed
@@ -115,59 +138,6 @@ impl LogService {
             checkpoint: Some(published.as_ref().into()),
             leaf_data,
         })
-    }
-
-    /// Every reference to a log index must name an existing entry of the right kind (and, for
-    /// `supersedes`, of the same name) whose subject digest matches. References by digest only
-    /// are recorded as they are.
-    fn check_references(&self, d: &Declaration) -> Result<(), ApiError> {
-        let size = self.sequencer.latest().checkpoint.size;
-        for r in d.references() {
-            let Some(index) = r.log_index else { continue };
-            let refused = |why: String| {
-                ApiError::InvalidArgument(format!("declaration rejected: {}: {why}", r.field))
-            };
-            if index >= size {
-                return Err(refused(format!(
-                    "log index {index} is not in the log (its size is {size})"
-                )));
-            }
-            let leaf = self
-                .store
-                .entry(index)?
-                .ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
-            let target = logged_declaration(&leaf)
-                .map_err(|e| ApiError::Internal(format!("entry {index} no longer parses: {e}")))?
-                .ok_or_else(|| {
-                    refused(format!(
-                        "entry {index} is not a model or dataset declaration"
-                    ))
-                })?;
-            if target.kind() != r.kind {
-                return Err(refused(format!(
-                    "entry {index} is a {} declaration, not a {}",
-                    target.kind(),
-                    r.kind
-                )));
-            }
-            if let Some(name) = r.name.required(d.name()) {
-                if target.name() != name {
-                    return Err(refused(format!(
-                        "entry {index} declares {:?}, not {:?}",
-                        target.name(),
-                        name
-                    )));
-                }
-            }
-            if target.subject_digest() != &r.digest {
-                return Err(refused(format!(
-                    "entry {index} has subject digest {}, the reference says {}",
-                    target.subject_digest(),
-                    r.digest
-                )));
-            }
-        }
-        Ok(())
     }
 
     fn search(&self, req: proto::SearchRequest) -> Result<proto::SearchResponse, ApiError> {
@@ -273,6 +243,10 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::SubmitRequest>,
     ) -> Result<Response<proto::SubmitResponse>, Status> {
+        #[cfg(feature = "fault-injection")]
+        if let Some(reply) = faults::submit_unchecked(self, &req).await {
+            return Ok(Response::new(reply?));
+        }
         Ok(Response::new(
             LogService::submit(self, req.into_inner()).await?,
         ))

@@ -58,6 +58,13 @@ impl From<RequestError> for ApiError {
     }
 }
 
+/// Every admission rule is the submitter's to fix.
+impl From<crate::admission::AdmissionError> for ApiError {
+    fn from(e: crate::admission::AdmissionError) -> Self {
+        ApiError::InvalidArgument(e.to_string())
+    }
+}
+
 impl From<SearchError> for ApiError {
     fn from(e: SearchError) -> Self {
         ApiError::InvalidArgument(e.to_string())

@@ -1,5 +1,5 @@
 use super::*;
-use crate::admission::declaration::{Name, NameRule, Supersedes, Timestamp};
+use crate::admission::declaration::{Name, NameRule, Reference, Supersedes, Timestamp};
 use crate::monitor::store::Store;
 
 const WEEK_MS: i64 = 7 * 86_400_000;
@@ -296,7 +296,7 @@ fn references_by_index_are_rechecked_as_admission_does() {
         ),
         (
             reference(Kind::Dataset, "org/data", 9, Some(5)),
-            Some("not before"),
+            Some("not in the log"),
         ),
     ];
     for (i, (r, refused)) in cases.into_iter().enumerate() {
