@@ -520,19 +520,8 @@ fn glasslog(args: &[&str]) -> (i32, String) {
     )
 }
 
-/// The admission rules of `audit`'s findings: the rule words of
-/// `glasslog::admission::AdmissionError::rule`.
-const AUDIT_ADMISSION_CHECKS: [&str; 7] = [
-    "leaf",
-    "publisher-keys",
-    "envelope",
-    "signature",
-    "predicate-type",
-    "declaration",
-    "reference",
-];
-
-/// Indexes `audit --json` finds inadmissible.
+/// Indexes `audit` finds inadmissible: its `invalid-entry` findings (the monitor's kind and
+/// JSON line shape, docs/auditing.md).
 fn audit_verdicts(server: &TestServer, home: &std::path::Path) -> BTreeMap<u64, String> {
     let state = home.join("audit.state");
     let (code, out) = glasslog(&[
@@ -553,14 +542,15 @@ fn audit_verdicts(server: &TestServer, home: &std::path::Path) -> BTreeMap<u64, 
     let mut found = BTreeMap::new();
     for line in out.lines() {
         let v: Value = serde_json::from_str(line).unwrap();
-        if v["type"] != "finding" {
+        if v["kind"] != "invalid-entry" {
             continue;
         }
-        let admission = v["check"]
-            .as_str()
-            .is_some_and(|c| AUDIT_ADMISSION_CHECKS.contains(&c))
-            || v["kind"] == "invalid-entry";
-        if let (true, Some(i)) = (admission, v["index"].as_u64()) {
+        if let [i] = v["indexes"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let i = i.as_u64().expect("an index");
             found.insert(i, v["message"].as_str().unwrap_or_default().to_string());
         }
     }

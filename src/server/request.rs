@@ -1,5 +1,6 @@
 //! The service's own checks on a request: what no lower layer validates (the range of a
-//! GetEntries, the choice of leaf in GetInclusionProof, the Tail stream cap), and their error.
+//! GetEntries, the choice of leaf in GetInclusionProof, the envelope size limit, the Tail stream
+//! cap), and their error.
 //!
 //! This module chooses no gRPC codes: [`RequestError`] is mapped in `status.rs` like every other
 //! layer's error. It does no I/O.
@@ -19,6 +20,9 @@ pub enum RequestError {
     /// GetInclusionProof without a leaf.
     #[error("set either leaf.index or leaf.leaf_hash")]
     NoLeaf,
+    /// A Submit whose envelope is over the configured limit.
+    #[error("envelope is {size} bytes; this log accepts envelopes of at most {limit} bytes")]
+    EnvelopeTooLarge { size: usize, limit: usize },
     /// Every Tail stream slot is taken.
     #[error("this log serves at most {0} concurrent Tail streams; try again later")]
     TooManyTailStreams(usize),

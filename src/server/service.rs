@@ -24,7 +24,7 @@ use crate::proto::{self, get_inclusion_proof_request::Leaf};
 use crate::server::prover::{Inclusion, Prover};
 use crate::server::search;
 use crate::server::sequencer::{Published, Sequencer};
-use crate::server::storage::Store;
+use crate::server::storage::{StorageError, Store};
 
 #[cfg(feature = "fault-injection")]
 use super::faults;
@@ -68,15 +68,14 @@ impl From<Inclusion> for proto::InclusionProof {
 struct LoggedEntries<'a>(&'a Store);
 
 impl Lookup for LoggedEntries<'_> {
-    type Error = ApiError;
+    type Error = StorageError;
 
-    fn target(&self, index: u64) -> Result<Target, ApiError> {
-        let leaf = self
-            .0
-            .entry(index)?
-            .ok_or_else(|| ApiError::Internal(format!("entry {index} missing")))?;
+    fn target(&self, index: u64) -> Result<Target, StorageError> {
+        let leaf = self.0.logged_entry(index)?;
+        // Every entry in the store passed admission: one that no longer parses means the
+        // admission rules changed or the store is damaged, never the submitter's fault.
         let declaration = admission::logged_declaration(&leaf)
-            .map_err(|e| ApiError::Internal(format!("entry {index} no longer parses: {e}")))?;
+            .map_err(|e| StorageError::Corrupt(format!("entry {index} no longer parses: {e}")))?;
         Ok(
             declaration.map_or(Target::NotDeclaration, |d| Target::Declaration {
                 kind: d.kind(),
@@ -93,10 +92,11 @@ impl LogService {
     async fn submit(&self, req: proto::SubmitRequest) -> Result<proto::SubmitResponse, ApiError> {
         let limit = self.limits.max_envelope_bytes;
         if req.envelope.len() > limit {
-            return Err(ApiError::ResourceExhausted(format!(
-                "envelope is {} bytes; this log accepts envelopes of at most {limit} bytes",
-                req.envelope.len()
-            )));
+            return Err(RequestError::EnvelopeTooLarge {
+                size: req.envelope.len(),
+                limit,
+            }
+            .into());
         }
         let policy = Policy {
             extra_predicate_types: self.limits.extra_predicate_types.clone(),

@@ -53,7 +53,9 @@ impl From<RequestError> for ApiError {
             RequestError::EmptyRange { .. } | RequestError::NoLeaf => {
                 ApiError::InvalidArgument(e.to_string())
             }
-            RequestError::TooManyTailStreams(_) => ApiError::ResourceExhausted(e.to_string()),
+            RequestError::EnvelopeTooLarge { .. } | RequestError::TooManyTailStreams(_) => {
+                ApiError::ResourceExhausted(e.to_string())
+            }
         }
     }
 }
@@ -160,6 +162,10 @@ mod tests {
             Code::InvalidArgument
         );
         assert_eq!(code(RequestError::NoLeaf), Code::InvalidArgument);
+        assert_eq!(
+            code(RequestError::EnvelopeTooLarge { size: 9, limit: 8 }),
+            Code::ResourceExhausted
+        );
         let busy = Status::from(ApiError::from(RequestError::TooManyTailStreams(7)));
         assert_eq!(busy.code(), Code::ResourceExhausted);
         assert!(busy.message().contains('7'), "{}", busy.message());
