@@ -22,10 +22,10 @@
 
 use std::path::Path;
 
-use crate::admission::declaration::{self, Declaration, Kind, Name};
-use crate::admission::dsse;
-use crate::admission::keys::KeyId;
+use crate::admission::declaration::{Declaration, Kind, Name};
+use crate::admission::keys::{KeyCache, KeyId};
 use crate::admission::manifest::{self, HashOptions, Manifest, ManifestDiff, ManifestError};
+use crate::admission::{self, Policy};
 use crate::client::bundle::ProofBundle;
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::{ClientError, LogClient};
@@ -345,29 +345,20 @@ async fn check_logged(
             format!("the leaf is not an encoded LogEntry: {err}"),
         )
     })?;
-    let verified = dsse::verify_submission(&entry.envelope, &entry.public_keys).map_err(|err| {
-        fail(
-            FindingKind::InvalidEntry,
-            format!("the logged envelope does not verify under the logged publisher keys: {err}"),
-        )
-    })?;
-    let env = &verified.envelope;
-    let declaration =
-        match declaration::validate_envelope_payload(&env.payload_type, &env.payload, &[]) {
-            Ok(Some(d)) => d,
-            Ok(None) => {
-                return Err(fail(
-                    FindingKind::BadReply,
-                    "the server returned an entry that is not a declaration".into(),
-                ))
-            }
-            Err(err) => {
-                return Err(fail(
-                    FindingKind::InvalidEntry,
-                    format!("the logged statement does not pass the admission rules: {err}"),
-                ))
-            }
-        };
+    // The log's own admission, re-run: keys as the log writes them, every signature, the
+    // statement's rules (references are the log's word here: `audit` checks them).
+    let policy = Policy {
+        extra_predicate_types: Vec::new(),
+        check_signatures: true,
+    };
+    let admitted = admission::admit_logged(&entry, &KeyCache::default(), &policy)
+        .map_err(|err| fail(FindingKind::InvalidEntry, err.to_string()))?;
+    let Some(declaration) = admitted.declaration else {
+        return Err(fail(
+            FindingKind::BadReply,
+            "the server returned an entry that is not a declaration".into(),
+        ));
+    };
     if declaration.name() != name {
         return Err(fail(
             FindingKind::BadReply,
@@ -389,7 +380,7 @@ async fn check_logged(
                 ),
             )
         })?;
-    let key_ids = verified.keys.iter().map(|k| k.key_id()).collect();
+    let key_ids = admitted.key_ids;
     Ok(Logged {
         index: e.index,
         declaration,
@@ -544,7 +535,7 @@ impl LocalHashes<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::declaration::{parse_statement, ModelRelease};
+    use crate::admission::declaration::{self, parse_statement, ModelRelease};
     use crate::admission::manifest::Resource;
 
     const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");
