@@ -33,10 +33,12 @@ pub mod cli;
 pub mod client;
 pub mod entry;
 pub mod files;
+pub mod keyfile;
 pub mod monitor;
 pub mod server;
 pub mod tlog;
 pub mod verify;
+pub mod witness;
 
 /// Types generated from `proto/glasslog/v1/log.proto`.
 pub mod proto {

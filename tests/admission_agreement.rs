@@ -19,22 +19,18 @@ mod common;
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use common::statements::{days_ago, in_toto, manifest, merged, sha};
 use common::{statement as test_statement, TestServer, ORIGIN, TEST_PREDICATE};
-use glasslog::admission::declaration::{Timestamp, MODEL_RELEASE, PAYLOAD_TYPE, TRAINING_DATA};
+use glasslog::admission::declaration::{MODEL_RELEASE, PAYLOAD_TYPE, TRAINING_DATA};
 use glasslog::admission::dsse::Envelope;
 use glasslog::admission::keys::{KeyType, PrivateKey};
 use glasslog::proto::transparency_log_client::TransparencyLogClient;
 use glasslog::proto::SubmitRequest;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 
 /// Entries in the corpus.
 const ENTRIES: usize = 300;
-
-fn sha(b: &[u8]) -> [u8; 32] {
-    Sha256::digest(b).into()
-}
 
 /// A small deterministic generator (xorshift64*), so that a failure can be replayed.
 struct Rng(u64);
@@ -61,47 +57,10 @@ struct Logged {
     digest: [u8; 32],
 }
 
-/// RFC 3339 UTC of a day ago (a release time the monitor finds unremarkable).
-fn yesterday() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    Timestamp::from_unix_seconds(now - 86_400)
-        .unwrap()
-        .as_str()
-        .to_string()
-}
-
-fn manifest(content: &str) -> (Value, [u8; 32]) {
-    let file = sha(content.as_bytes());
-    let m = json!({
-        "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": false},
-        "resources": [{"name": "data.bin", "algorithm": "sha256", "digest": hex::encode(file)}],
-    });
-    (m, sha(&file))
-}
-
-fn in_toto(predicate_type: &str, name: &str, root: &[u8; 32], predicate: Value) -> Value {
-    json!({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": name, "digest": {"sha256": hex::encode(root)}}],
-        "predicateType": predicate_type,
-        "predicate": predicate,
-    })
-}
-
-fn merged(mut base: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base
-}
-
 fn dataset(name: &str, content: &str, extra: Value) -> (Value, [u8; 32]) {
     let (m, root) = manifest(content);
     let p = json!({
-        "name": name, "version": "1", "license": "CC-BY-4.0", "releaseTime": yesterday(),
+        "name": name, "version": "1", "license": "CC-BY-4.0", "releaseTime": days_ago(1.0),
         "sources": [{"category": "publicDataset", "name": "a corpus"}],
         "processing": "deduplicated", "personalData": {"containsPersonalData": "no", "handling": "none present"},
         "manifest": m,
@@ -113,7 +72,7 @@ fn model(name: &str, version: &str, content: &str, extra: Value) -> (Value, [u8;
     let (m, root) = manifest(content);
     let p = json!({
         "name": name, "version": version, "license": "Apache-2.0",
-        "releaseTime": yesterday(), "manifest": m, "dataDisclosure": "withheld",
+        "releaseTime": days_ago(1.0), "manifest": m, "dataDisclosure": "withheld",
     });
     (in_toto(MODEL_RELEASE, name, &root, merged(p, extra)), root)
 }

@@ -5,6 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use common::statements::{in_toto as statement, sha};
 use common::{Publisher, TestServer, ORIGIN};
 use glasslog::admission::declaration::{self, Declaration};
 use glasslog::admission::dsse::Envelope;
@@ -13,12 +14,7 @@ use glasslog::admission::logged_declaration;
 use glasslog::entry::decode_leaf;
 use glasslog::proto::{self, search_request::Query};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use tonic::Code;
-
-fn sha(b: &[u8]) -> [u8; 32] {
-    Sha256::digest(b).into()
-}
 
 /// A manifest of files with the given contents, and its root digest.
 fn manifest(files: &[(&str, &[u8])]) -> (Value, [u8; 32]) {
@@ -36,15 +32,6 @@ fn manifest(files: &[(&str, &[u8])]) -> (Value, [u8; 32]) {
         "resources": resources,
     });
     (m, sha(&concat))
-}
-
-fn statement(predicate_type: &str, name: &str, root: &[u8; 32], predicate: Value) -> Value {
-    json!({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": name, "digest": {"sha256": hex::encode(root)}}],
-        "predicateType": predicate_type,
-        "predicate": predicate,
-    })
 }
 
 fn dataset(name: &str, files: &[(&str, &[u8])]) -> (Value, [u8; 32]) {

@@ -362,6 +362,9 @@ async fn tail_streams_history_then_live_entries_with_covering_checkpoints() {
                 );
                 checkpoints += 1;
             }
+            Event::Witnessed(_) => {
+                panic!("a log without a witness policy sent a witnessed checkpoint")
+            }
         }
     }
     submitter.await.unwrap();
@@ -500,6 +503,9 @@ async fn a_tail_consumer_that_falls_behind_catches_up_from_storage() {
             Event::Checkpoint(c) => {
                 let cp = client.verify_checkpoint(&c).unwrap();
                 assert_eq!((cp.size, cp.root), (range.size(), range.root()));
+            }
+            Event::Witnessed(_) => {
+                panic!("a log without a witness policy sent a witnessed checkpoint")
             }
         }
     }

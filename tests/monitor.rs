@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::statements::{days_ago, in_toto as statement, manifest, merged, sha};
 use common::{Publisher, TestServer, ORIGIN, TEST_PREDICATE};
 use glasslog::admission::declaration::{MODEL_RELEASE, PAYLOAD_TYPE, TRAINING_DATA};
 use glasslog::admission::dsse::Envelope;
@@ -20,52 +21,9 @@ use glasslog::admission::keys::{KeyType, PrivateKey};
 use glasslog::client::trust_state::TrustState;
 use glasslog::client::LogClient;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 // ---------------------------------------------------------------------------
 // Declarations.
-
-fn sha(b: &[u8]) -> [u8; 32] {
-    Sha256::digest(b).into()
-}
-
-/// RFC 3339 UTC of `days` days before now (negative: after).
-fn days_ago(days: f64) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    glasslog::admission::declaration::Timestamp::from_unix_seconds(now - (days * 86_400.0) as i64)
-        .unwrap()
-        .as_str()
-        .to_string()
-}
-
-/// A manifest of one file with `content`, and its root digest.
-fn manifest(content: &str) -> (Value, [u8; 32]) {
-    let file = sha(content.as_bytes());
-    let m = json!({
-        "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": false},
-        "resources": [{"name": "data.bin", "algorithm": "sha256", "digest": hex::encode(file)}],
-    });
-    (m, sha(&file))
-}
-
-fn statement(predicate_type: &str, name: &str, root: &[u8; 32], predicate: Value) -> Value {
-    json!({
-        "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": name, "digest": {"sha256": hex::encode(root)}}],
-        "predicateType": predicate_type,
-        "predicate": predicate,
-    })
-}
-
-fn merged(mut base: Value, extra: Value) -> Value {
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
-    }
-    base
-}
 
 /// A training-data declaration of a dataset whose one file holds `content`, released a day ago.
 fn dataset(name: &str, version: &str, content: &str, extra: Value) -> (Value, [u8; 32]) {
@@ -991,6 +949,9 @@ async fn merkle_only(client: &LogClient, size: u64) -> String {
             Event::Entry(e) => range.append(glasslog::tlog::merkle::leaf_hash(&e.leaf_data)),
             Event::Checkpoint(c) => {
                 assert_eq!(client.verify_checkpoint(&c).unwrap().root, range.root())
+            }
+            Event::Witnessed(_) => {
+                panic!("a log without a witness policy sent a witnessed checkpoint")
             }
         }
     }

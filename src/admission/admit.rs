@@ -35,6 +35,17 @@ pub struct Policy {
     pub check_signatures: bool,
 }
 
+impl Default for Policy {
+    /// glasslog's two declaration types only, signatures checked: what a client assumes of a
+    /// log whose operator configured nothing else.
+    fn default() -> Self {
+        Policy {
+            extra_predicate_types: Vec::new(),
+            check_signatures: true,
+        }
+    }
+}
+
 /// An admissible entry (the references of its declaration aside, for [`admit_logged`]).
 #[derive(Clone, Debug)]
 pub struct Admitted {
@@ -148,10 +159,7 @@ pub fn admit<L: Lookup>(
     size: u64,
     lookup: &L,
 ) -> Result<Result<Admitted, AdmissionError>, L::Error> {
-    let admitted = dsse::verify_submission_with(envelope_json, public_keys, |pem| keys.key(pem))
-        .map_err(AdmissionError::from)
-        .and_then(|v| Ok(Admitted::new(v.envelope, v.keys, policy)?));
-    let admitted = match admitted {
+    let admitted = match admit_envelope(envelope_json, public_keys, keys, policy) {
         Ok(a) => a,
         Err(e) => return Ok(Err(e)),
     };
@@ -161,6 +169,22 @@ pub fn admit<L: Lookup>(
         }
     }
     Ok(Ok(admitted))
+}
+
+/// Submit's admission with the references aside (checking them needs the log): the keys, the
+/// envelope, every signature and the statement. [`admit`] is this plus the references; clients
+/// run it before they send, so that errors name their local files.
+///
+/// # Errors
+/// The first rule the submission breaks.
+pub fn admit_envelope(
+    envelope_json: &[u8],
+    public_keys: &[String],
+    keys: &KeyCache,
+    policy: &Policy,
+) -> Result<Admitted, AdmissionError> {
+    let verified = dsse::verify_submission_with(envelope_json, public_keys, |pem| keys.key(pem))?;
+    Ok(Admitted::new(verified.envelope, verified.keys, policy)?)
 }
 
 /// Admission re-run on a logged entry, references aside: its keys as the log writes them

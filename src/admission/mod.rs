@@ -13,4 +13,6 @@ pub mod manifest;
 pub mod references;
 pub mod strict_json;
 
-pub use admit::{admit, admit_logged, logged_declaration, AdmissionError, Admitted, Policy};
+pub use admit::{
+    admit, admit_envelope, admit_logged, logged_declaration, AdmissionError, Admitted, Policy,
+};

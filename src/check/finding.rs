@@ -27,6 +27,13 @@ pub enum FindingKind {
     BadCheckpointSignature,
     /// Two signed checkpoints that no append-only log can both have signed.
     InconsistentCheckpoint,
+    /// A checkpoint that meets the witness policy (log signature and a quorum of witness
+    /// cosignatures) and is inconsistent with another checkpoint held: the log, and the
+    /// witnesses that cosigned, showed two histories.
+    WitnessEquivocation,
+    /// A checkpoint (or an entry beyond the latest witnessed checkpoint) that does not meet the
+    /// witness policy the checker was given.
+    NotWitnessed,
     /// Entries that do not hash to the signed checkpoint that covers them.
     RootMismatch,
     /// An entry served differently from how it was served (and verified) before.
@@ -78,6 +85,8 @@ impl FindingKind {
         match self {
             FindingKind::BadCheckpointSignature => "bad-checkpoint-signature",
             FindingKind::InconsistentCheckpoint => "inconsistent-checkpoint",
+            FindingKind::WitnessEquivocation => "witness-equivocation",
+            FindingKind::NotWitnessed => "not-witnessed",
             FindingKind::RootMismatch => "root-mismatch",
             FindingKind::EntryChanged => "entry-changed",
             FindingKind::InvalidEntry => "invalid-entry",

@@ -53,6 +53,10 @@ pub struct AuditArgs {
     /// Seconds to wait for the server to connect and to answer each request.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
+    /// A C2SP tlog-policy file: audit up to the latest checkpoint that carries its quorum of
+    /// witness cosignatures, instead of the latest log-signed one.
+    #[arg(long, value_name = "FILE")]
+    witness_policy: Option<PathBuf>,
 }
 
 pub fn run(args: AuditArgs) -> Result<ExitCode, CliError> {
@@ -81,9 +85,18 @@ fn audit(args: &AuditArgs, printer: &mut Printer) -> Result<audit::Summary, CliE
     let mut trust = TrustState::open(&verifier, args.state.as_deref())?;
     let timeout = Duration::from_secs(args.timeout);
     let client = runtime.block_on(super::verify::connect(&args.server, verifier, timeout))?;
-    let (checkpoint, note) = runtime
-        .block_on(client.checkpoint())
-        .map_err(|e| format!("cannot get a checkpoint that verifies with --log-key: {e}"))?;
+    let (checkpoint, note) = match args.witness_policy.as_deref() {
+        None => runtime
+            .block_on(client.checkpoint())
+            .map_err(|e| format!("cannot get a checkpoint that verifies with --log-key: {e}"))?,
+        Some(path) => {
+            let policy = super::load_witness_policy(path)?;
+            let (checkpoint, note, _) = runtime
+                .block_on(client.witnessed_checkpoint(&policy))
+                .map_err(|e| format!("cannot get a witnessed checkpoint: {e}"))?;
+            (checkpoint, note)
+        }
+    };
     match runtime.block_on(trust.check_and_update(&client, &checkpoint, &note)) {
         Ok(accepted) => describe_trust(&accepted, &trust, printer.json()),
         Err(TrustError::SplitView(s)) => printer.report(&Finding::split_view(&s))?,

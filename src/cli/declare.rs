@@ -31,11 +31,13 @@ use crate::admission::declaration::{
     Name, PersonalData, PersonalDataPresence, Relation, Role, Source, SourceCategory, Supersedes,
     Timestamp, TrainingData, TrainingDataRef, Uri, PAYLOAD_TYPE,
 };
-use crate::admission::dsse::{self, Envelope};
-use crate::admission::keys::PrivateKey;
+use crate::admission::dsse::Envelope;
+use crate::admission::keys::{KeyCache, PrivateKey};
 use crate::admission::manifest::{self, HashOptions, Manifest};
 use crate::admission::strict_json::{self, Map};
+use crate::admission::{self, Policy};
 use crate::client::bundle::ProofBundle;
+use crate::files;
 
 /// Largest `--from` file read.
 const MAX_FROM_BYTES: u64 = 1 << 20;
@@ -321,7 +323,7 @@ fn run_dataset(d: &DatasetArgs) -> Result<ExitCode, CliError> {
 
 /// `OUT.salt`, where a private dataset's salt goes.
 fn salt_path(c: &CommonArgs) -> PathBuf {
-    suffixed(&c.out, ".salt")
+    files::with_suffix(&c.out, ".salt")
 }
 
 /// Refuses outputs that exist, and loads the key.
@@ -390,18 +392,25 @@ fn finish(
         .as_ref()
         .map_or(root, |s| declaration::commitment(s, &root));
     let statement = build(manifest, digest, now()?)?;
-    let declaration = declaration::validate_envelope_payload(PAYLOAD_TYPE, &statement, &[])
-        .map_err(|e| format!("the declaration is not valid: {e}"))?
-        .ok_or("the statement is not a glasslog declaration")?;
     let envelope = Envelope::sign(PAYLOAD_TYPE, &statement, &[key]).to_json();
-    dsse::verify_submission(&envelope, &[key.public_key().to_pem()])
-        .map_err(|e| format!("the signature just made does not verify: {e}"))?;
+    // What the log will check, references aside: a declaration it would refuse is not written.
+    let public_key = key.public_key().to_pem();
+    let admitted = admission::admit_envelope(
+        &envelope,
+        &[public_key],
+        &KeyCache::default(),
+        &Policy::default(),
+    )
+    .map_err(|e| format!("the declaration made is not admissible: {e}"))?;
+    let declaration = admitted
+        .declaration
+        .ok_or("the statement is not a glasslog declaration")?;
     let salt_file = salt.map(|s| (salt_path(c), s));
     if let Some((path, salt)) = &salt_file {
         write_new(path, format!("{}\n", hex::encode(salt)).as_bytes(), 0o600)?;
     }
     // The signer's public key beside the envelope, where `glasslog submit` looks for it.
-    let pub_path = suffixed(&c.out, ".pub");
+    let pub_path = files::with_suffix(&c.out, ".pub");
     let written = write_new(&c.out, &envelope, 0o644).and_then(|()| {
         write_new(&pub_path, key.public_key().to_pem().as_bytes(), 0o644).inspect_err(|_| {
             let _ = std::fs::remove_file(&c.out);
@@ -421,12 +430,6 @@ fn finish(
         salt_file.as_ref().map(|(p, _)| p.as_path()),
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn suffixed(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 fn load_key(path: &Path) -> Result<PrivateKey, CliError> {

@@ -10,6 +10,7 @@ mod reindex;
 mod serve;
 mod submit;
 mod verify;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,9 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Check a whole log: Merkle root, every entry's admission checks, references; a summary.
     Audit(audit::AuditArgs),
+    /// Run a C2SP tlog-witness: cosign the checkpoints of the logs given, once they are
+    /// consistent with what it cosigned before (HTTP, POST /add-checkpoint).
+    Witness(witness::WitnessArgs),
 }
 
 /// Entry point of the binary.
@@ -73,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Monitor(args) => monitor::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Audit(args) => audit::run(args),
+        Command::Witness(args) => witness::run(args),
     };
     match result {
         Ok(code) => code,
@@ -99,6 +104,16 @@ fn init_logging(format: LogFormat) {
 
 /// A boxed error for the command line's top level, where every layer's error ends up printed.
 pub type CliError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Reads the C2SP tlog-policy file of `--witness-policy`.
+pub(crate) fn load_witness_policy(
+    path: &std::path::Path,
+) -> Result<crate::tlog::policy::WitnessPolicy, CliError> {
+    let text =
+        std::fs::read(path).map_err(|e| format!("--witness-policy {}: {e}", path.display()))?;
+    crate::tlog::policy::WitnessPolicy::parse(&text)
+        .map_err(|e| format!("--witness-policy {}: {e}", path.display()).into())
+}
 
 /// Completes on the first SIGINT (ctrl-c) or SIGTERM: the shutdown signal that `serve` and a
 /// following `monitor` stop on. Without a SIGTERM handler, only SIGINT.

@@ -55,6 +55,11 @@ pub struct MonitorArgs {
     /// checked): for measuring, or for a second monitor that trusts a first one.
     #[arg(long)]
     no_signature_checks: bool,
+    /// A C2SP tlog-policy file: check every witnessed checkpoint the log announces against its
+    /// quorum (`not-witnessed`), and report a witnessed checkpoint inconsistent with the
+    /// verified log as `witness-equivocation`.
+    #[arg(long, value_name = "FILE")]
+    witness_policy: Option<PathBuf>,
 }
 
 pub fn run(args: MonitorArgs) -> Result<ExitCode, CliError> {
@@ -105,5 +110,11 @@ fn config(args: MonitorArgs) -> Result<Config, CliError> {
             extra_predicate_types: args.extra_predicate_types,
         },
         split_view_state: args.split_view_state,
+        witness_policy: args
+            .witness_policy
+            .as_deref()
+            .map(super::load_witness_policy)
+            .transpose()?
+            .map(std::sync::Arc::new),
     })
 }

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// and training-data types (repeatable).
     #[arg(long = "extra-predicate-type", value_name = "URI")]
     extra_predicate_types: Vec<String>,
+    /// A C2SP tlog-policy file: the witnesses to ask for cosignatures (with their URLs) and the
+    /// quorum that makes a checkpoint witnessed. Acknowledgement does not wait for witnesses.
+    #[arg(long, value_name = "FILE")]
+    witness_policy: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -55,6 +59,7 @@ impl ServeArgs {
             max_tail_streams: self.max_tail_streams,
             extra_predicate_types: Some(self.extra_predicate_types.clone())
                 .filter(|t| !t.is_empty()),
+            witness_policy: self.witness_policy.clone(),
         }
     }
 }

@@ -23,8 +23,10 @@ use clap::Args;
 use tonic::transport::Endpoint;
 
 use super::CliError;
-use crate::admission::declaration::{self, Declaration};
+use crate::admission::declaration::Declaration;
 use crate::admission::dsse;
+use crate::admission::keys::KeyCache;
+use crate::admission::{self, AdmissionError, Policy};
 use crate::check::Finding;
 use crate::client::bundle::ProofBundle;
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
@@ -32,6 +34,7 @@ use crate::client::{ClientError, LogClient, Submitted};
 use crate::files;
 use crate::proto::{self, transparency_log_client::TransparencyLogClient};
 use crate::tlog::note::LogVerifier;
+use crate::tlog::policy::{Cosignatures, WitnessPolicy};
 
 /// Largest declaration read; the server's own limit is usually lower (1 MiB by default).
 const MAX_ENVELOPE_BYTES: u64 = 16 << 20;
@@ -63,11 +66,21 @@ pub struct SubmitArgs {
     /// Seconds to wait for the server to connect and to answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
+    /// A C2SP tlog-policy file: wait until a checkpoint covering the entry meets its quorum of
+    /// witness cosignatures, and write the bundle against that checkpoint with the
+    /// cosignatures in it.
+    #[arg(long, value_name = "FILE")]
+    witness_policy: Option<PathBuf>,
+    /// With --witness-policy, seconds to wait for a witnessed checkpoint that covers the entry.
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    witness_timeout: u64,
 }
 
 /// What the log answered, verified, and what the split-view check made of it.
 struct Outcome {
     submitted: Submitted,
+    /// With a witness policy: the cosignature lines of `submitted.note`.
+    cosignatures: Vec<String>,
     vkey: String,
     trust: Result<Accepted, TrustError>,
     state_path: PathBuf,
@@ -91,15 +104,21 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
     let envelope = read_envelope(&args.file)?;
     let keys = read_public_keys(&key_files)?;
     let declaration = check_locally(&args.file, &envelope, &keys)?;
+    let policy = args
+        .witness_policy
+        .as_deref()
+        .map(super::load_witness_policy)
+        .transpose()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let Outcome {
         submitted,
+        cosignatures,
         vkey,
         trust,
         state_path,
-    } = runtime.block_on(submit(&args, envelope.clone(), keys))?;
+    } = runtime.block_on(submit(&args, envelope.clone(), keys, policy.as_ref()))?;
     let bundle = ProofBundle {
         index: submitted.index,
         leaf_data: submitted.leaf_data.clone(),
@@ -107,8 +126,14 @@ pub fn run(args: SubmitArgs) -> Result<ExitCode, CliError> {
         proof: submitted.proof.clone(),
         checkpoint: submitted.note.clone(),
         log_verifier_key: vkey,
+        cosignatures,
     };
     check_logged(&bundle, &submitted, &envelope, &declaration)?;
+    if let Some(policy) = &policy {
+        bundle
+            .verify_witnessed(policy)
+            .map_err(|e| format!("the witnessed bundle does not verify: {e}"))?;
+    }
     let path = args
         .bundle_out
         .clone()
@@ -185,18 +210,21 @@ fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<String>, CliError> {
         .collect()
 }
 
-/// The checks the server makes, made here first so that errors name local files.
+/// The checks the server makes (references aside: they need the log), made here first so that
+/// errors name local files.
 fn check_locally(file: &Path, envelope: &[u8], keys: &[String]) -> Result<Declaration, CliError> {
-    let verified = dsse::verify_submission(envelope, keys).map_err(|e| {
-        format!(
-            "{} does not verify under the given --public-key files: {e} (give the public key of \
-             every signer, and only those)",
-            file.display()
-        )
-    })?;
-    let e = &verified.envelope;
-    declaration::validate_envelope_payload(&e.payload_type, &e.payload, &[])
-        .map_err(|err| format!("{} is not a valid declaration: {err}", file.display()))?
+    let admitted =
+        admission::admit_envelope(envelope, keys, &KeyCache::default(), &Policy::default())
+            .map_err(|e| match e {
+                AdmissionError::Envelope(e) => format!(
+                "{} does not verify under the given --public-key files: {e} (give the public key \
+                 of every signer, and only those)",
+                file.display()
+            ),
+                e => format!("{} is not a valid declaration: {e}", file.display()),
+            })?;
+    admitted
+        .declaration
         .ok_or_else(|| format!("{} is not a glasslog declaration", file.display()).into())
 }
 
@@ -206,6 +234,7 @@ async fn submit(
     args: &SubmitArgs,
     envelope: Vec<u8>,
     keys: Vec<String>,
+    policy: Option<&WitnessPolicy>,
 ) -> Result<Outcome, CliError> {
     if !args.server.contains("://") {
         return Err(format!(
@@ -231,19 +260,100 @@ async fn submit(
     // Opened before anything is sent, so that an unusable state file stops the submission.
     let mut state = TrustState::open(&verifier, args.state.as_deref())?;
     let client = LogClient::with_channel(channel, verifier);
+    if let Some(policy) = policy {
+        if !policy.covers_log(client.verifier()) {
+            return Err(format!("--witness-policy lists logs, and not this one ({vkey})").into());
+        }
+    }
     let submitted = client
         .submit(envelope, keys)
         .await
         .map_err(|e| explain(e, &args.server))?;
+    let (submitted, cosignatures) = match policy {
+        Some(policy) => witnessed(&client, policy, submitted, args).await?,
+        None => (submitted, Vec::new()),
+    };
+    // With a policy, the state stores the cosigned note (its log signature is what is checked).
+    let stored_note = format!("{}{}", submitted.note, cosignatures.concat());
     let trust = state
-        .check_and_update(&client, &submitted.checkpoint, &submitted.note)
+        .check_and_update(&client, &submitted.checkpoint, &stored_note)
         .await;
     Ok(Outcome {
         submitted,
+        cosignatures,
         vkey,
         trust,
         state_path: state.path().to_path_buf(),
     })
+}
+
+/// Waits for a witnessed checkpoint that covers the entry, and returns the submission proved
+/// against it, with its cosignature lines.
+async fn witnessed(
+    client: &LogClient,
+    policy: &WitnessPolicy,
+    submitted: Submitted,
+    args: &SubmitArgs,
+) -> Result<(Submitted, Vec<String>), CliError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.witness_timeout);
+    let index = submitted.index;
+    let mut last = String::from("none yet");
+    loop {
+        match client.witnessed_checkpoint(policy).await {
+            Ok((checkpoint, note, cosigs)) if checkpoint.size > index => {
+                let proof = client
+                    .verify_inclusion(index, &submitted.leaf_data, &checkpoint)
+                    .await
+                    .map_err(|e| explain(e, &args.server))?;
+                client
+                    .verify_consistency(&submitted.checkpoint, &checkpoint)
+                    .await
+                    .map_err(|e| explain(e, &args.server))?;
+                let log_note = log_signed_part(&note, &cosigs);
+                let lines = cosigs.lines.into_iter().flatten().collect();
+                let witnessed = Submitted {
+                    checkpoint,
+                    note: log_note,
+                    proof,
+                    ..submitted
+                };
+                return Ok((witnessed, lines));
+            }
+            Ok((checkpoint, _, _)) => last = format!("size {}", checkpoint.size),
+            Err(ClientError::Rpc(s)) if s.code() == tonic::Code::NotFound => {}
+            Err(ClientError::Rpc(s)) if s.code() == tonic::Code::FailedPrecondition => {
+                return Err(format!(
+                    "the entry is logged at index {index}, but this log has no witness policy: {}",
+                    s.message()
+                )
+                .into())
+            }
+            Err(e @ ClientError::Policy(_)) => {
+                return Err(format!("the entry is logged at index {index}, but {e}").into())
+            }
+            Err(e) => return Err(explain(e, &args.server)),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the entry is logged at index {index}, but no checkpoint covering it met the \
+                 witness policy within {} s (latest witnessed: {last}). Submitting again is safe: \
+                 it is deduplicated and waits again.",
+                args.witness_timeout
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A cosigned note without the policy's cosignature lines: the log's signed note, as a bundle's
+/// `checkpoint` holds it.
+fn log_signed_part(note: &str, cosigs: &Cosignatures) -> String {
+    let mut text = note.to_string();
+    for line in cosigs.lines.iter().flatten() {
+        text = text.replacen(line.as_str(), "", 1);
+    }
+    text
 }
 
 /// The log key the server announces (GetLogInfo), trusted on first use and printed.
@@ -316,7 +426,7 @@ fn check_logged(
     let verified = bundle
         .verify()
         .map_err(|e| format!("the log's answer does not make a valid proof bundle: {e}"))?;
-    let logged = &verified.envelope.envelope;
+    let logged = &verified.envelope;
     if !submitted.duplicate && verified.entry.envelope != envelope {
         return Err("the log reports a new entry whose envelope is not the one submitted".into());
     }
@@ -356,5 +466,8 @@ fn report(bundle: &ProofBundle, submitted: &Submitted, d: &Declaration, path: &P
     println!("digest: sha256:{}", d.subject_digest());
     println!("tree size: {}", bundle.tree_size);
     println!("log key: {}", bundle.log_verifier_key);
+    if !bundle.cosignatures.is_empty() {
+        println!("witness cosignatures: {}", bundle.cosignatures.len());
+    }
     println!("bundle: {}", path.display());
 }

@@ -75,6 +75,11 @@ pub struct VerifyArgs {
     /// Seconds to wait for the server to connect and to answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
+    /// A C2SP tlog-policy file: trust only checkpoints that carry its quorum of witness
+    /// cosignatures (online: prove against the latest witnessed checkpoint; with --bundle: the
+    /// bundle's checkpoint and cosignatures must meet it).
+    #[arg(long, value_name = "FILE")]
+    witness_policy: Option<PathBuf>,
 }
 
 pub fn run(args: VerifyArgs) -> Result<ExitCode, CliError> {
@@ -121,7 +126,20 @@ fn online(args: &VerifyArgs, verifier: LogVerifier) -> Result<Report, CliError> 
         .build()?;
     runtime.block_on(async {
         let client = connect(server, verifier, Duration::from_secs(args.timeout)).await?;
-        Ok(verify::verify_name(&client, &mut trust, name, args.version.as_deref(), dir).await?)
+        let policy = args
+            .witness_policy
+            .as_deref()
+            .map(super::load_witness_policy)
+            .transpose()?;
+        Ok(verify::verify_name(
+            &client,
+            &mut trust,
+            name,
+            args.version.as_deref(),
+            dir,
+            policy.as_ref(),
+        )
+        .await?)
     })
 }
 
@@ -147,11 +165,17 @@ fn offline(args: &VerifyArgs, bundle: &Path, verifier: &LogVerifier) -> Result<R
         Err(TrustError::NoConfigDir) => None,
         Err(e) => return Err(e.into()),
     };
+    let policy = args
+        .witness_policy
+        .as_deref()
+        .map(super::load_witness_policy)
+        .transpose()?;
     Ok(verify::verify_bundle(
         &bytes,
         verifier,
         args.dir.as_deref(),
         trust.as_ref(),
+        policy.as_ref(),
     )?)
 }
 

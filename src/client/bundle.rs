@@ -24,24 +24,31 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::admission::declaration::{self, Declaration, DeclarationError};
-use crate::admission::dsse::{self, DsseError, VerifiedEnvelope};
+use crate::admission::declaration::Declaration;
+use crate::admission::dsse::Envelope;
+use crate::admission::keys::{KeyCache, PublicKey};
 use crate::admission::strict_json::{self, element_path, member_path, JsonError, ROOT};
+use crate::admission::{self, AdmissionError, Policy};
 use crate::entry::{decode_leaf, LogEntry};
 use crate::tlog::checkpoint::{Checkpoint, CheckpointError};
 use crate::tlog::merkle::{self, Hash, MerkleError};
 use crate::tlog::note::LogVerifier;
+use crate::tlog::policy::{PolicyError, WitnessPolicy};
 use crate::tlog::proof;
 
-/// The members of a bundle, and the only ones accepted.
-const FIELDS: [&str; 6] = [
+/// The members of a bundle, and the only ones accepted (`cosignatures` is optional).
+const FIELDS: [&str; 7] = [
     "index",
     "leaf_data",
     "tree_size",
     "proof",
     "checkpoint",
     "log_verifier_key",
+    "cosignatures",
 ];
+
+/// The most cosignature lines a bundle may carry (a note has at most 100 signatures).
+const MAX_COSIGNATURES: usize = 99;
 
 /// The most hashes an inclusion proof can have (a tree of at most 2^64 leaves).
 const MAX_PROOF_HASHES: usize = 64;
@@ -75,12 +82,19 @@ pub enum BundleError {
     /// `leaf_data` is not an encoded `LogEntry`.
     #[error("proof bundle's leaf_data is not a glasslog LogEntry: {0}")]
     Leaf(String),
-    /// The logged envelope or its signatures do not verify under the logged keys.
-    #[error("the logged envelope does not verify: {0}")]
-    Envelope(DsseError),
-    /// The logged statement is not a valid declaration.
-    #[error("the logged statement is not a valid declaration: {0}")]
-    Declaration(DeclarationError),
+    /// The logged entry would not pass the log's admission (its keys, envelope, signatures or
+    /// statement).
+    #[error("the logged entry is not admissible: {0}")]
+    Admission(AdmissionError),
+    /// The checkpoint's cosignatures do not meet the witness policy.
+    #[error("proof bundle's checkpoint is not witnessed as the policy requires: {0}")]
+    Witnesses(PolicyError),
+    /// The witness policy lists logs, and not this bundle's.
+    #[error("the witness policy does not list the bundle's log {0}")]
+    NotInPolicy(String),
+    /// The logged statement is of an operator-allowed extra type, not a glasslog declaration.
+    #[error("the logged statement is not a glasslog declaration (predicate type {0})")]
+    NotADeclaration(String),
 }
 
 /// A proof that one leaf is in a log, with the log's signed checkpoint.
@@ -98,6 +112,10 @@ pub struct ProofBundle {
     pub checkpoint: String,
     /// The C2SP verifier key of the log, `<origin>+<key id>+<base64 key>`.
     pub log_verifier_key: String,
+    /// Witness cosignatures of `checkpoint` (C2SP tlog-cosignature signature lines, each ending
+    /// in a newline), for a bundle made under a witness policy; empty otherwise (and then not
+    /// written, so such bundles are as before).
+    pub cosignatures: Vec<String>,
 }
 
 /// What a bundle that verified proves.
@@ -109,8 +127,10 @@ pub struct VerifiedBundle {
     pub checkpoint: Checkpoint,
     /// The logged entry (envelope bytes, normalised public keys, integration time).
     pub entry: LogEntry,
-    /// The logged envelope and the public keys that signed it.
-    pub envelope: VerifiedEnvelope,
+    /// The logged envelope.
+    pub envelope: Envelope,
+    /// The public keys that signed it, sorted by key id.
+    pub keys: Vec<PublicKey>,
     /// The declaration the envelope carries.
     pub declaration: Declaration,
 }
@@ -129,9 +149,20 @@ impl ProofBundle {
             true => "[]".to_owned(),
             false => format!("[{}\n  ]", proof.join(",")),
         };
+        let cosignatures = match self.cosignatures.is_empty() {
+            true => String::new(),
+            false => {
+                let lines: Vec<String> = self
+                    .cosignatures
+                    .iter()
+                    .map(|l| format!("\n    {}", string(l)))
+                    .collect();
+                format!(",\n  \"cosignatures\": [{}\n  ]", lines.join(","))
+            }
+        };
         format!(
             "{{\n  \"index\": {},\n  \"leaf_data\": {},\n  \"tree_size\": {},\n  \"proof\": {},\n  \
-             \"checkpoint\": {},\n  \"log_verifier_key\": {}\n}}\n",
+             \"checkpoint\": {},\n  \"log_verifier_key\": {}{cosignatures}\n}}\n",
             self.index,
             string(&STANDARD.encode(&self.leaf_data)),
             self.tree_size,
@@ -175,6 +206,7 @@ impl ProofBundle {
             proof,
             checkpoint: strict_json::require_str(top, "checkpoint", ROOT)?.to_owned(),
             log_verifier_key: strict_json::require_str(top, "log_verifier_key", ROOT)?.to_owned(),
+            cosignatures: read_cosignatures(top)?,
         })
     }
 
@@ -186,16 +218,44 @@ impl ProofBundle {
     pub fn verify(&self) -> Result<VerifiedBundle, BundleError> {
         let checkpoint = self.verify_inclusion()?;
         let entry = decode_leaf(&self.leaf_data).map_err(|e| BundleError::Leaf(e.to_string()))?;
-        let envelope = dsse::verify_submission(&entry.envelope, &entry.public_keys)
-            .map_err(BundleError::Envelope)?;
-        let declaration = parse_declaration(&envelope)?;
+        // The server's own admission, references aside: they need the log.
+        let admitted = admission::admit_logged(&entry, &KeyCache::default(), &Policy::default())
+            .map_err(BundleError::Admission)?;
+        let Some(declaration) = admitted.declaration else {
+            let found = admission::admit::statement_predicate_type(&admitted.envelope.payload);
+            return Err(BundleError::NotADeclaration(found.unwrap_or_default()));
+        };
         Ok(VerifiedBundle {
             index: self.index,
             checkpoint,
             entry,
-            envelope,
+            envelope: admitted.envelope,
+            keys: admitted.keys,
             declaration,
         })
+    }
+
+    /// [`verify`](Self::verify), and the witnesses: the checkpoint with the bundle's
+    /// cosignatures must meet `policy`'s quorum (and the policy, if it lists logs, must list the
+    /// bundle's log).
+    ///
+    /// # Errors
+    /// The first check that fails; [`BundleError::Witnesses`] names who cosigned and who did not.
+    pub fn verify_witnessed(&self, policy: &WitnessPolicy) -> Result<VerifiedBundle, BundleError> {
+        let verified = self.verify()?;
+        let log = LogVerifier::new(&self.log_verifier_key).map_err(BundleError::VerifierKey)?;
+        if !policy.covers_log(&log) {
+            return Err(BundleError::NotInPolicy(self.log_verifier_key.clone()));
+        }
+        policy
+            .check(&self.cosigned_note())
+            .map_err(BundleError::Witnesses)?;
+        Ok(verified)
+    }
+
+    /// The checkpoint note with the cosignature lines appended.
+    pub fn cosigned_note(&self) -> String {
+        format!("{}{}", self.checkpoint, self.cosignatures.concat())
     }
 
     /// The log layer: the signed checkpoint and the inclusion of the leaf in it.
@@ -224,24 +284,44 @@ impl ProofBundle {
     }
 }
 
-/// The declaration of a verified envelope, read exactly as the server reads submissions.
-fn parse_declaration(envelope: &VerifiedEnvelope) -> Result<Declaration, BundleError> {
-    let e = &envelope.envelope;
-    match declaration::validate_envelope_payload(&e.payload_type, &e.payload, &[]) {
-        Ok(Some(declaration)) => Ok(declaration),
-        // With no extra statement types allowed, every accepted payload is a declaration.
-        Ok(None) => Err(BundleError::Declaration(DeclarationError::PayloadType {
-            found: e.payload_type.clone(),
-        })),
-        Err(e) => Err(BundleError::Declaration(e)),
-    }
-}
-
 fn field(path: &str, reason: impl Into<String>) -> BundleError {
     BundleError::Field {
         path: path.to_owned(),
         reason: reason.into(),
     }
+}
+
+/// The optional `cosignatures` member: signature lines, each one `— <name> <base64>\n`.
+fn read_cosignatures(top: &strict_json::Map) -> Result<Vec<String>, BundleError> {
+    let path = member_path(ROOT, "cosignatures");
+    let Some(value) = top.get("cosignatures") else {
+        return Ok(Vec::new());
+    };
+    let lines = strict_json::array(value, &path)?;
+    if lines.len() > MAX_COSIGNATURES {
+        return Err(field(
+            &path,
+            format!("has {} lines; at most {MAX_COSIGNATURES}", lines.len()),
+        ));
+    }
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let at = element_path(&path, i);
+            let line = strict_json::string(v, &at)?;
+            let well_formed = line.ends_with('\n')
+                && line.matches('\n').count() == 1
+                && crate::tlog::cosignature::parse_line(line).is_ok();
+            if !well_formed {
+                return Err(field(
+                    &at,
+                    "is not a signature line \"— <name> <base64>\\n\"",
+                ));
+            }
+            Ok(line.to_owned())
+        })
+        .collect()
 }
 
 fn read_u64(top: &strict_json::Map, key: &str) -> Result<u64, BundleError> {
@@ -283,6 +363,7 @@ mod tests {
             proof: vec![Hash([1; 32]), Hash([2; 32])],
             checkpoint: "origin\n4\nAAAA\n\n\u{2014} origin sig\n".into(),
             log_verifier_key: "origin+01234567+AQ==".into(),
+            cosignatures: vec![],
         }
     }
 
@@ -295,8 +376,23 @@ mod tests {
             ..sample()
         };
         assert_eq!(ProofBundle::from_json(&empty.to_json()).unwrap(), empty);
+        let cosigned = ProofBundle {
+            cosignatures: vec!["\u{2014} w.example AAAAAAAAAA==\n".into(); 2],
+            ..sample()
+        };
+        assert_eq!(
+            ProofBundle::from_json(&cosigned.to_json()).unwrap(),
+            cosigned
+        );
+        assert!(!String::from_utf8(b.to_json())
+            .unwrap()
+            .contains("cosignatures"));
+        let mut bad = serde_json::from_slice::<serde_json::Value>(&cosigned.to_json()).unwrap();
+        bad["cosignatures"][1] = json!("not a line\n");
+        let err = ProofBundle::from_json(bad.to_string().as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("cosignatures[1]"), "{err}");
         let text = String::from_utf8(b.to_json()).unwrap();
-        let order: Vec<usize> = FIELDS
+        let order: Vec<usize> = FIELDS[..6]
             .iter()
             .map(|f| text.find(&format!("\"{f}\"")).unwrap())
             .collect();

@@ -16,6 +16,7 @@ use crate::proto::{self, transparency_log_client::TransparencyLogClient};
 use crate::tlog::checkpoint::{Checkpoint, CheckpointError};
 use crate::tlog::merkle::{self, Hash, MerkleError};
 use crate::tlog::note::LogVerifier;
+use crate::tlog::policy::{Cosignatures, PolicyError, WitnessPolicy};
 use crate::tlog::proof;
 
 /// Errors of a verifying client.
@@ -32,6 +33,9 @@ pub enum ClientError {
     Checkpoint(#[from] CheckpointError),
     #[error("proof does not verify: {0}")]
     Proof(#[from] MerkleError),
+    /// A witnessed checkpoint that does not meet the client's witness policy.
+    #[error("witnessed checkpoint refused: {0}")]
+    Policy(#[from] PolicyError),
     /// The server's answer contradicts itself or the request.
     #[error("server answer is inconsistent: {0}")]
     Mismatch(String),
@@ -143,10 +147,31 @@ impl LogClient {
     pub async fn checkpoint(&self) -> Result<(Checkpoint, String), ClientError> {
         let sc = self
             .rpc()
-            .get_checkpoint(proto::GetCheckpointRequest {})
+            .get_checkpoint(proto::GetCheckpointRequest { witnessed: false })
             .await?
             .into_inner();
         Ok((self.verify_checkpoint(&sc)?, sc.note))
+    }
+
+    /// The latest witnessed checkpoint (`GetCheckpoint` with `witnessed`), trusted only if the
+    /// log's signature verifies and its cosignatures meet `policy`'s quorum.
+    ///
+    /// # Errors
+    /// Rpc failures (FAILED_PRECONDITION: the log has no witness policy; NOT_FOUND: nothing
+    /// witnessed yet), a checkpoint that does not verify, or one below the quorum (the error
+    /// names who signed and who did not).
+    pub async fn witnessed_checkpoint(
+        &self,
+        policy: &WitnessPolicy,
+    ) -> Result<(Checkpoint, String, Cosignatures), ClientError> {
+        let sc = self
+            .rpc()
+            .get_checkpoint(proto::GetCheckpointRequest { witnessed: true })
+            .await?
+            .into_inner();
+        let checkpoint = self.verify_checkpoint(&sc)?;
+        let cosignatures = policy.check(&sc.note)?;
+        Ok((checkpoint, sc.note, cosignatures))
     }
 
     /// Submits a DSSE envelope and verifies the reply: checkpoint, leaf hash and inclusion proof.
@@ -235,7 +260,8 @@ impl LogClient {
         verify_consistency_reply(&proof, old.size, new.size, &old.root, &new.root)
     }
 
-    /// Fetches and verifies the inclusion of `leaf_data` at `index` in a verified checkpoint.
+    /// Fetches and verifies the inclusion of `leaf_data` at `index` in a verified checkpoint,
+    /// and returns the proof.
     ///
     /// # Errors
     /// Rpc failures or a proof that does not verify.
@@ -244,7 +270,7 @@ impl LogClient {
         index: u64,
         leaf_data: &[u8],
         checkpoint: &Checkpoint,
-    ) -> Result<(), ClientError> {
+    ) -> Result<Vec<Hash>, ClientError> {
         let req = proto::GetInclusionProofRequest {
             leaf: Some(proto::get_inclusion_proof_request::Leaf::Index(index)),
             tree_size: checkpoint.size,
@@ -252,13 +278,14 @@ impl LogClient {
         let proof = self.rpc().get_inclusion_proof(req).await?.into_inner();
         let hashes = decode_hashes(&proof.hashes)?;
         let leaf_hash = merkle::leaf_hash(leaf_data);
-        Ok(proof::verify_inclusion(
+        proof::verify_inclusion(
             index,
             checkpoint.size,
             &leaf_hash,
             &hashes,
             &checkpoint.root,
-        )?)
+        )?;
+        Ok(hashes)
     }
 }
 

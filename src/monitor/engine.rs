@@ -34,6 +34,7 @@ use crate::proto;
 use crate::tlog::compact::CompactRange;
 use crate::tlog::merkle::{self, Hash};
 use crate::tlog::note::LogVerifier;
+use crate::tlog::policy::WitnessPolicy;
 
 /// Most entries between two checkpoints of a stream (the server's are at most a few thousand).
 pub const MAX_RUN_ENTRIES: usize = 1 << 18;
@@ -118,6 +119,8 @@ pub struct Engine {
     pending: Option<VerifiedCheckpoint>,
     /// The largest size `GetCheckpoint` answered with a checkpoint whose signature verified.
     latest_size: u64,
+    /// With `--witness-policy`: the policy witnessed checkpoints must meet.
+    witness_policy: Option<Arc<WitnessPolicy>>,
     progress: Progress,
 }
 
@@ -169,6 +172,7 @@ impl Engine {
             run,
             pending: None,
             latest_size: 0,
+            witness_policy: config.witness_policy.clone(),
             progress,
         })
     }
@@ -359,6 +363,73 @@ impl Engine {
         Ok(Verdict::Consistent)
     }
 
+    /// Takes a witnessed checkpoint (a Tail `witnessed` event): its log signature must verify
+    /// (`bad-checkpoint-signature`), and its cosignatures must meet the monitor's witness policy
+    /// (`not-witnessed`, a warning: the server's policy may differ from the monitor's). One that
+    /// meets it is then checked like a `GetCheckpoint` answer; an inconsistency with the verified
+    /// checkpoint is then `witness-equivocation` (the log and a quorum of witnesses showed two
+    /// histories). Without a policy it is ignored.
+    ///
+    /// # Errors
+    /// Store, state and output errors.
+    pub fn witnessed(
+        &mut self,
+        sc: proto::SignedCheckpoint,
+        reporter: &mut Reporter,
+    ) -> Result<Verdict, MonitorError> {
+        let Some(policy) = self.witness_policy.clone() else {
+            return Ok(Verdict::Consistent);
+        };
+        let Some(witnessed) = self.verify_signed(sc, reporter)? else {
+            return Ok(Verdict::Rejected);
+        };
+        if let Err(e) = policy.check(&witnessed.note) {
+            let mut f = Finding::about_log(
+                FindingKind::NotWitnessed,
+                self.state.note(),
+                format!(
+                    "the log served as witnessed a checkpoint of size {} that does not meet this \
+                     monitor's witness policy: {e}",
+                    witnessed.checkpoint.size
+                ),
+            );
+            f.severity = Severity::Warning;
+            self.report_now(vec![f], reporter)?;
+            return Ok(Verdict::Consistent);
+        }
+        if witnessed.checkpoint.size <= self.state.size() {
+            return self.older(witnessed, Then::Consistent, reporter);
+        }
+        if self
+            .pending
+            .as_ref()
+            .is_none_or(|p| p.checkpoint.size < witnessed.checkpoint.size)
+        {
+            self.latest_size = self.latest_size.max(witnessed.checkpoint.size);
+            self.pending = Some(witnessed);
+        }
+        Ok(Verdict::Consistent)
+    }
+
+    /// Whether the monitor was given a witness policy.
+    pub fn demands_witnesses(&self) -> bool {
+        self.witness_policy.is_some()
+    }
+
+    /// `inconsistent-checkpoint`, or `witness-equivocation` when the other checkpoint meets the
+    /// witness policy.
+    fn inconsistency(&self, other: &VerifiedCheckpoint, why: &str) -> Finding {
+        let witnessed = self
+            .witness_policy
+            .as_ref()
+            .is_some_and(|p| p.check(&other.note).is_ok());
+        let mut f = inconsistent(&self.state, other, why);
+        if witnessed {
+            f.kind = FindingKind::WitnessEquivocation;
+        }
+        f
+    }
+
     /// Whether the verified state has reached every checkpoint `GetCheckpoint` answered.
     pub fn caught_up(&self) -> bool {
         self.state.size() >= self.latest_size
@@ -398,14 +469,14 @@ impl Engine {
                     let why = format!(
                         "the server's consistency proof from size {from} to {to} does not verify: {e}"
                     );
-                    self.reject(inconsistent(&self.state, &other, &why), reporter)
+                    self.reject(self.inconsistency(&other, &why), reporter)
                 }
             },
             Question::Mismatch(new) => {
                 let state = &self.state;
                 let f = match checked {
                     Ok(Ok(())) => root_mismatch(state, &new, "the checkpoint is proven consistent with the verified one, so the entries are not the ones it covers"),
-                    Ok(Err(e)) => inconsistent(state, &new, &format!("the entries served do not lead to its root, and the server's consistency proof does not verify: {e}")),
+                    Ok(Err(e)) => self.inconsistency(&new, &format!("the entries served do not lead to its root, and the server's consistency proof does not verify: {e}")),
                     Err(status) => {
                         tracing::warn!("no consistency proof from {from} to {to}: {status}");
                         root_mismatch(state, &new, "and the server gave no consistency proof to tell whether the checkpoint or the entries are wrong")
@@ -498,7 +569,7 @@ impl Engine {
                 question: Question::Older { other, then },
             }));
         };
-        self.reject(inconsistent(&self.state, &other, why), reporter)
+        self.reject(self.inconsistency(&other, why), reporter)
     }
 
     fn then(&mut self, then: Then, reporter: &mut Reporter) -> Result<Verdict, MonitorError> {

@@ -237,6 +237,9 @@ impl Follower {
                 TailItem::Checkpoint(sc) => {
                     tokio::task::block_in_place(|| engine.checkpoint(sc, reporter))?
                 }
+                TailItem::Witnessed(sc) => {
+                    tokio::task::block_in_place(|| engine.witnessed(sc, reporter))?
+                }
             };
             if let Some(end) = self.settle(verdict).await? {
                 return Ok(end);
@@ -249,11 +252,39 @@ impl Follower {
         let sc = self
             .client
             .rpc()
-            .get_checkpoint(proto::GetCheckpointRequest {})
+            .get_checkpoint(proto::GetCheckpointRequest::default())
             .await?
             .into_inner();
         let (engine, reporter) = (&mut self.engine, &mut self.reporter);
         let verdict = tokio::task::block_in_place(|| engine.latest(sc, reporter))?;
+        if let Some(end) = self.settle(verdict).await? {
+            return Ok(Some(end));
+        }
+        self.check_witnessed().await
+    }
+
+    /// With a witness policy: hands `GetCheckpoint { witnessed }`'s answer to the engine (Tail
+    /// also announces witnessed checkpoints, but a `--once` run may end before the last one).
+    async fn check_witnessed(&mut self) -> Result<Option<End>, MonitorError> {
+        if !self.engine.demands_witnesses() {
+            return Ok(None);
+        }
+        let answer = self
+            .client
+            .rpc()
+            .get_checkpoint(proto::GetCheckpointRequest { witnessed: true })
+            .await;
+        let sc = match answer {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == tonic::Code::NotFound => return Ok(None),
+            Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                tracing::warn!("the log serves no witnessed checkpoints: {}", s.message());
+                return Ok(None);
+            }
+            Err(s) => return Err(s.into()),
+        };
+        let (engine, reporter) = (&mut self.engine, &mut self.reporter);
+        let verdict = tokio::task::block_in_place(|| engine.witnessed(sc, reporter))?;
         self.settle(verdict).await
     }
 
@@ -337,6 +368,8 @@ enum TailItem {
     },
     /// The checkpoint closing the entries sent so far.
     Checkpoint(proto::SignedCheckpoint),
+    /// A checkpoint the log says met its witness policy.
+    Witnessed(proto::SignedCheckpoint),
 }
 
 /// Reads a Tail stream that starts at `start`, checks that entries come with consecutive indexes
@@ -386,6 +419,12 @@ async fn read_tail(
                         send(&tx, chunk.take(&examiner)).await?;
                     }
                     send(&tx, TailItem::Checkpoint(sc)).await?;
+                }
+                Some(Event::Witnessed(sc)) => {
+                    if !chunk.leaves.is_empty() {
+                        send(&tx, chunk.take(&examiner)).await?;
+                    }
+                    send(&tx, TailItem::Witnessed(sc)).await?;
                 }
                 None => return Err(MonitorError::Protocol("an empty Tail event".into())),
             }

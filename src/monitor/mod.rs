@@ -91,14 +91,14 @@ pub struct Config {
     /// The split-view state shared with `submit`, `verify` and `audit`
     /// ([`crate::client::trust_state`]): the file, or `None` for the default one of the log's key.
     pub split_view_state: Option<PathBuf>,
+    /// The witness policy witnessed checkpoints must meet (`--witness-policy`), if any.
+    pub witness_policy: Option<std::sync::Arc<crate::tlog::policy::WitnessPolicy>>,
 }
 
 impl Config {
     /// The store's directory: the state file's path with `.db` appended.
     pub fn store_path(&self) -> PathBuf {
-        let mut p = self.state_path.as_os_str().to_owned();
-        p.push(".db");
-        PathBuf::from(p)
+        crate::files::with_suffix(&self.state_path, ".db")
     }
 }
 

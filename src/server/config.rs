@@ -80,6 +80,7 @@ pub struct FileConfig {
     pub queue_depth: Option<usize>,
     pub max_tail_streams: Option<usize>,
     pub extra_predicate_types: Option<Vec<String>>,
+    pub witness_policy: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -110,6 +111,7 @@ impl FileConfig {
             queue_depth: over.queue_depth.or(self.queue_depth),
             max_tail_streams: over.max_tail_streams.or(self.max_tail_streams),
             extra_predicate_types: over.extra_predicate_types.or(self.extra_predicate_types),
+            witness_policy: over.witness_policy.or(self.witness_policy),
         }
     }
 }
@@ -124,6 +126,9 @@ pub struct ServerConfig {
     pub origin: Option<String>,
     pub limits: Limits,
     pub sequencer: SequencerConfig,
+    /// A C2SP tlog-policy file: the witnesses the log asks to cosign, and the quorum that makes
+    /// a checkpoint witnessed ([`crate::server::witnessing`]). `None`: no witnessing.
+    pub witness_policy: Option<PathBuf>,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "./glasslog-data";
@@ -163,6 +168,7 @@ impl ServerConfig {
                     .map_or(seq_default.batch_window, Duration::from_millis),
                 queue_depth: f.queue_depth.unwrap_or(seq_default.queue_depth),
             },
+            witness_policy: f.witness_policy,
         };
         let check = |ok: bool, what: &str| {
             if ok {

@@ -112,6 +112,7 @@ pub fn tail_event(event: Event, first: u64, store: &Store) -> Event {
             Event::Entry(e)
         }
         Event::Checkpoint(c) => Event::Checkpoint(served_checkpoint(c, store)),
+        Event::Witnessed(c) => Event::Witnessed(c),
     }
 }
 

@@ -26,8 +26,10 @@ mod service;
 mod status;
 pub mod storage;
 mod tail;
+pub mod witnessing;
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -35,9 +37,11 @@ use tokio::sync::{watch, Semaphore};
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 
+use crate::keyfile::KeyFileError;
 use crate::proto::transparency_log_server::TransparencyLogServer;
+use crate::tlog::note::LogVerifier;
+use crate::tlog::policy::WitnessPolicy;
 use config::ServerConfig;
-use logkey::LogKeyError;
 use prover::Prover;
 use sequencer::{Sequencer, SequencerError};
 pub use service::LogService;
@@ -52,7 +56,7 @@ pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error(transparent)]
-    LogKey(#[from] LogKeyError),
+    LogKey(#[from] KeyFileError),
     #[error(transparent)]
     Storage(#[from] StorageError),
     #[error("the log key or origin does not match this database: {0}")]
@@ -63,6 +67,8 @@ pub enum ServerError {
     SequencerPanicked,
     #[error("grpc transport: {0}")]
     Transport(#[from] tonic::transport::Error),
+    #[error("witness policy {path}: {reason}")]
+    WitnessPolicy { path: PathBuf, reason: String },
 }
 
 /// An opened log, ready to serve.
@@ -72,6 +78,7 @@ pub struct OpenLog {
     store: Arc<Store>,
     sequencer: Sequencer,
     thread: std::thread::JoinHandle<Result<(), SequencerError>>,
+    witness_policy: Option<Arc<WitnessPolicy>>,
 }
 
 /// Opens (or creates, on first start) the log in `config.data_dir`: the key, the database, and
@@ -81,6 +88,10 @@ pub struct OpenLog {
 /// Key, storage or consistency failures; each says what to do.
 pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
     let signer = logkey::open_or_create(&config.data_dir, config.origin.as_deref())?;
+    let witness_policy = match &config.witness_policy {
+        Some(path) => Some(Arc::new(load_witness_policy(path, &signer.verifier_key())?)),
+        None => None,
+    };
     let store = Arc::new(Store::open(&config::database_path(&config.data_dir))?);
     check_identity(&store, signer.origin(), &signer.verifier_key())?;
     let origin = signer.origin().to_string();
@@ -92,7 +103,38 @@ pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
         store,
         sequencer,
         thread,
+        witness_policy,
     })
+}
+
+/// Reads a witness policy and checks that it can witness this log: if it lists logs, this
+/// log's key is one of them; every witness the log should ask has an `http://` URL.
+fn load_witness_policy(path: &Path, verifier_key: &str) -> Result<WitnessPolicy, ServerError> {
+    let invalid = |reason: String| ServerError::WitnessPolicy {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+    let policy = WitnessPolicy::parse(&text).map_err(|e| invalid(e.to_string()))?;
+    let log = LogVerifier::new(verifier_key).map_err(|e| invalid(e.to_string()))?;
+    if !policy.covers_log(&log) {
+        return Err(invalid(format!(
+            "its log lines do not list this log's key {verifier_key}"
+        )));
+    }
+    for w in policy.witnesses() {
+        match &w.url {
+            Some(url) if !url.starts_with("http://") => {
+                return Err(invalid(format!(
+                    "witness {}: URL {url}: this version reaches witnesses over http:// only \
+                     (put a TLS-terminating proxy in front of an https:// witness)",
+                    w.name
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(policy)
 }
 
 /// Records the log's identity in the database on first start, and refuses a key file that is not
@@ -133,6 +175,7 @@ pub async fn serve(
         store,
         sequencer,
         thread,
+        witness_policy,
     } = log;
     let closer = sequencer.clone();
     let flusher = store.clone();
@@ -145,6 +188,18 @@ pub async fn serve(
         result
     });
 
+    let witnessing = match witness_policy {
+        Some(policy) => {
+            tracing::info!(policy = %policy, "witnessing");
+            Some(witnessing::start(
+                policy,
+                store.clone(),
+                sequencer.clone(),
+                stop_rx.clone(),
+            )?)
+        }
+        None => None,
+    };
     let service = LogService {
         origin,
         verifier_key,
@@ -155,6 +210,7 @@ pub async fn serve(
         tail_permits: Arc::new(Semaphore::new(config.limits.max_tail_streams)),
         shutdown: stop_rx,
         keys: crate::admission::keys::KeyCache::default(),
+        witnessing,
     };
     // Decode limit above the envelope limit, so that the service's own check answers with the
     // limit named, not the transport.

@@ -23,6 +23,14 @@ pub enum RequestError {
     /// A Submit whose envelope is over the configured limit.
     #[error("envelope is {size} bytes; this log accepts envelopes of at most {limit} bytes")]
     EnvelopeTooLarge { size: usize, limit: usize },
+    /// A witnessed checkpoint asked of a log without a witness policy.
+    #[error(
+        "this log has no witness policy, so no checkpoint is witnessed; ask with witnessed = false"
+    )]
+    NoWitnessPolicy,
+    /// A witnessed checkpoint asked before any checkpoint met the policy.
+    #[error("no checkpoint of this log has met its witness policy yet; try again later")]
+    NotWitnessedYet,
     /// Every Tail stream slot is taken.
     #[error("this log serves at most {0} concurrent Tail streams; try again later")]
     TooManyTailStreams(usize),

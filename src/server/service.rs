@@ -25,6 +25,7 @@ use crate::server::prover::{Inclusion, Prover};
 use crate::server::search;
 use crate::server::sequencer::{Published, Sequencer};
 use crate::server::storage::{StorageError, Store};
+use crate::server::witnessing::WitnessingHandle;
 
 #[cfg(feature = "fault-injection")]
 use super::faults;
@@ -40,6 +41,8 @@ pub struct LogService {
     pub(super) tail_permits: Arc<Semaphore>,
     pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
     pub(super) keys: KeyCache,
+    /// The witnessed checkpoints, for a log run with a witness policy.
+    pub(super) witnessing: Option<WitnessingHandle>,
 }
 
 impl From<&Published> for proto::SignedCheckpoint {
@@ -254,8 +257,19 @@ impl TransparencyLog for LogService {
 
     async fn get_checkpoint(
         &self,
-        _: Request<proto::GetCheckpointRequest>,
+        req: Request<proto::GetCheckpointRequest>,
     ) -> Result<Response<proto::SignedCheckpoint>, Status> {
+        if req.into_inner().witnessed {
+            let witnessing = self
+                .witnessing
+                .as_ref()
+                .ok_or(RequestError::NoWitnessPolicy);
+            let latest = witnessing
+                .map(WitnessingHandle::latest)
+                .and_then(|w| w.ok_or(RequestError::NotWitnessedYet))
+                .map_err(ApiError::from)?;
+            return Ok(Response::new(latest.as_ref().into()));
+        }
         let checkpoint: proto::SignedCheckpoint = self.sequencer.latest().as_ref().into();
         #[cfg(feature = "fault-injection")]
         let checkpoint = faults::served_checkpoint(checkpoint, &self.store);
@@ -315,6 +329,7 @@ impl TransparencyLog for LogService {
             self.store.clone(),
             self.sequencer.clone(),
             self.shutdown.clone(),
+            self.witnessing.as_ref().map(WitnessingHandle::watch),
             permit,
         );
         Ok(Response::new(stream))

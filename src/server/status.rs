@@ -32,6 +32,8 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
     ResourceExhausted(String),
     #[error("{0}")]
     Unavailable(String),
@@ -56,6 +58,8 @@ impl From<RequestError> for ApiError {
             RequestError::EnvelopeTooLarge { .. } | RequestError::TooManyTailStreams(_) => {
                 ApiError::ResourceExhausted(e.to_string())
             }
+            RequestError::NoWitnessPolicy => ApiError::FailedPrecondition(e.to_string()),
+            RequestError::NotWitnessedYet => ApiError::NotFound(e.to_string()),
         }
     }
 }
@@ -130,6 +134,7 @@ impl From<ApiError> for Status {
             ApiError::InvalidArgument(m) => Status::invalid_argument(m),
             ApiError::OutOfRange(m) => Status::out_of_range(m),
             ApiError::NotFound(m) => Status::not_found(m),
+            ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
             ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ApiError::Unavailable(m) => Status::unavailable(m),
             ApiError::Internal(m) => {

@@ -21,6 +21,7 @@ use super::config::MAX_REPLY_BYTES;
 use crate::proto::{self, tail_event::Event, TailEvent};
 use crate::server::sequencer::{CommittedBatch, Published, Sequencer};
 use crate::server::storage::{StorageError, Store, StoredCheckpoint};
+use crate::server::witnessing::Witnessed;
 use crate::tlog::checkpoint::Checkpoint;
 
 /// The stream type of the Tail rpc.
@@ -55,6 +56,7 @@ pub fn start(
     store: Arc<Store>,
     sequencer: Sequencer,
     shutdown: watch::Receiver<bool>,
+    witnessed: Option<watch::Receiver<Option<Arc<Witnessed>>>>,
     permit: OwnedSemaphorePermit,
 ) -> TailStream {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -67,6 +69,8 @@ pub fn start(
             store,
             sequencer,
             tx,
+            witnessed,
+            witnessed_sent: None,
         };
         let result = tokio::select! {
             r = tail.run() => r,
@@ -77,6 +81,17 @@ pub fn start(
         }
     });
     Box::pin(ReceiverStream::new(rx))
+}
+
+/// Completes when the witnessed checkpoint changes; never, on a log without a witness policy
+/// (or once the witnessing task is gone).
+async fn witnessed_changed(w: &mut Option<watch::Receiver<Option<Arc<Witnessed>>>>) {
+    if let Some(rx) = w {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    std::future::pending().await
 }
 
 async fn wait_for_shutdown(mut shutdown: watch::Receiver<bool>) {
@@ -111,6 +126,10 @@ struct Tail {
     store: Arc<Store>,
     sequencer: Sequencer,
     tx: mpsc::Sender<Result<TailEvent, Status>>,
+    /// The witnessed checkpoints, on a log with a witness policy.
+    witnessed: Option<watch::Receiver<Option<Arc<Witnessed>>>>,
+    /// The size of the last witnessed checkpoint sent on this stream.
+    witnessed_sent: Option<u64>,
 }
 
 impl Tail {
@@ -127,6 +146,10 @@ impl Tail {
                 // Nothing to send until the next batch: notice a consumer that went away now,
                 // so its slot under the stream cap is freed.
                 () = self.tx.closed() => return Err(Ended::ConsumerGone),
+                () = witnessed_changed(&mut self.witnessed) => {
+                    self.send_witnessed_if_due().await?;
+                    continue;
+                }
             };
             match received {
                 Ok(batch) => self.forward(&batch).await?,
@@ -185,18 +208,35 @@ impl Tail {
         self.send_published(&batch.published).await
     }
 
-    async fn send_checkpoint(&self, c: &StoredCheckpoint) -> Result<(), Ended> {
+    async fn send_checkpoint(&mut self, c: &StoredCheckpoint) -> Result<(), Ended> {
         let published = self.sequencer.latest();
         let event = if published.checkpoint.size == c.size {
             proto::SignedCheckpoint::from(published.as_ref())
         } else {
             stored_to_proto(c)?
         };
-        self.send(Event::Checkpoint(event)).await
+        self.send(Event::Checkpoint(event)).await?;
+        self.send_witnessed_if_due().await
     }
 
-    async fn send_published(&self, p: &Published) -> Result<(), Ended> {
-        self.send(Event::Checkpoint(p.into())).await
+    async fn send_published(&mut self, p: &Published) -> Result<(), Ended> {
+        self.send(Event::Checkpoint(p.into())).await?;
+        self.send_witnessed_if_due().await
+    }
+
+    /// Sends the latest witnessed checkpoint if it is newer than the last one sent and covers no
+    /// entry this stream has not sent.
+    async fn send_witnessed_if_due(&mut self) -> Result<(), Ended> {
+        let Some(latest) = self.witnessed.as_ref().and_then(|w| w.borrow().clone()) else {
+            return Ok(());
+        };
+        let size = latest.checkpoint.size;
+        if size > self.pos || self.witnessed_sent.is_some_and(|sent| sent >= size) {
+            return Ok(());
+        }
+        self.send(Event::Witnessed(latest.as_ref().into())).await?;
+        self.witnessed_sent = Some(size);
+        Ok(())
     }
 
     async fn send(&self, event: Event) -> Result<(), Ended> {

@@ -26,13 +26,14 @@ use crate::admission::declaration::{Declaration, Kind, Name};
 use crate::admission::keys::{KeyCache, KeyId};
 use crate::admission::manifest::{self, HashOptions, Manifest, ManifestDiff, ManifestError};
 use crate::admission::{self, Policy};
-use crate::client::bundle::ProofBundle;
+use crate::client::bundle::{BundleError, ProofBundle};
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::{ClientError, LogClient};
 use crate::entry::decode_leaf;
 use crate::proto::{self, search_request::Query};
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::note::LogVerifier;
+use crate::tlog::policy::WitnessPolicy;
 
 use crate::check::{Finding, FindingKind};
 
@@ -131,15 +132,48 @@ pub async fn verify_name(
     name: &Name,
     version: Option<&str>,
     dir: &Path,
+    policy: Option<&WitnessPolicy>,
 ) -> Result<Report, VerifyError> {
     let mut report = Report {
         online: true,
         ..Report::default()
     };
-    let Some((entries, checkpoint, note)) = search_name(client, name, &mut report.findings).await?
+    let Some((mut entries, mut checkpoint, mut note)) =
+        search_name(client, name, &mut report.findings).await?
     else {
         return Ok(report);
     };
+    if let Some(policy) = policy {
+        // Prove against the latest witnessed checkpoint instead; what it does not cover yet is
+        // not trusted.
+        match client.witnessed_checkpoint(policy).await {
+            Ok((w, cosigned, _)) => {
+                for e in entries.iter().filter(|e| e.index >= w.size) {
+                    report.findings.push(
+                        Finding::of(
+                            FindingKind::NotWitnessed,
+                            format!(
+                                "entry {} is beyond the latest witnessed checkpoint (size {}); \
+                                 it is not trusted until a checkpoint covering it meets the \
+                                 witness policy",
+                                e.index, w.size
+                            ),
+                        )
+                        .at(e.index),
+                    );
+                }
+                entries.retain(|e| e.index < w.size);
+                (checkpoint, note) = (w, cosigned);
+            }
+            Err(e) => {
+                report.findings.push(Finding::of(
+                    FindingKind::NotWitnessed,
+                    format!("no checkpoint of this log meets the witness policy: {e}"),
+                ));
+                return Ok(report);
+            }
+        }
+    }
     report.trust = Some(
         match trust.check_and_update(client, &checkpoint, &note).await {
             Ok(a) => TrustNote::Accepted(a),
@@ -203,6 +237,7 @@ pub fn verify_bundle(
     verifier: &LogVerifier,
     dir: Option<&Path>,
     trust: Option<&TrustState>,
+    policy: Option<&WitnessPolicy>,
 ) -> Result<Report, VerifyError> {
     let mut report = Report::default();
     let bundle = match ProofBundle::from_json(bundle) {
@@ -226,12 +261,18 @@ pub fn verify_bundle(
         ));
         return Ok(report);
     }
-    let verified = match bundle.verify() {
+    let verified = match policy.map_or_else(|| bundle.verify(), |p| bundle.verify_witnessed(p)) {
         Ok(v) => v,
         Err(e) => {
+            let kind = match e {
+                BundleError::Witnesses(_) | BundleError::NotInPolicy(_) => {
+                    FindingKind::NotWitnessed
+                }
+                _ => FindingKind::BadBundle,
+            };
             report
                 .findings
-                .push(Finding::of(FindingKind::BadBundle, e.to_string()).at(bundle.index));
+                .push(Finding::of(kind, e.to_string()).at(bundle.index));
             return Ok(report);
         }
     };
@@ -245,7 +286,7 @@ pub fn verify_bundle(
             }
             Some(Err(e)) => return Err(VerifyError::Trust(e)),
         };
-    let key_ids = verified.envelope.keys.iter().map(|k| k.key_id()).collect();
+    let key_ids = verified.keys.iter().map(|k| k.key_id()).collect();
     let logged = Logged {
         index: verified.index,
         declaration: verified.declaration,
@@ -347,11 +388,7 @@ async fn check_logged(
     })?;
     // The log's own admission, re-run: keys as the log writes them, every signature, the
     // statement's rules (references are the log's word here: `audit` checks them).
-    let policy = Policy {
-        extra_predicate_types: Vec::new(),
-        check_signatures: true,
-    };
-    let admitted = admission::admit_logged(&entry, &KeyCache::default(), &policy)
+    let admitted = admission::admit_logged(&entry, &KeyCache::default(), &Policy::default())
         .map_err(|err| fail(FindingKind::InvalidEntry, err.to_string()))?;
     let Some(declaration) = admitted.declaration else {
         return Err(fail(

@@ -2,6 +2,9 @@
 //! temporary data directory.
 #![allow(dead_code)]
 
+pub mod statements;
+pub mod witness;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

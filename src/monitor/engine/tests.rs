@@ -111,6 +111,7 @@ fn config(log: &Log, dir: &std::path::Path) -> Config {
             extra_predicate_types: vec![TEST_TYPE.into()],
         },
         split_view_state: Some(dir.join("split-view.json")),
+        witness_policy: None,
     }
 }
 
@@ -445,5 +446,64 @@ fn a_mismatch_is_told_apart_by_the_consistency_proof() {
         mismatch_explained_by(|_| Err(tonic::Status::unavailable("down"))),
         vec![FindingKind::RootMismatch],
         "no proof at all: still a root mismatch"
+    );
+}
+
+#[test]
+fn witnessed_checkpoints_are_held_to_the_policy_and_a_witnessed_fork_is_equivocation() {
+    use crate::tlog::cosignature::Cosigner;
+    use crate::tlog::policy::WitnessPolicy;
+    let (dir, log, _, _) = verified(10, 10);
+    let witnesses: Vec<Cosigner> = (1..=2u8)
+        .map(|i| {
+            Cosigner::new(
+                &format!("w{i}.example"),
+                ed25519_dalek::SigningKey::from_bytes(&[i; 32]),
+            )
+            .unwrap()
+        })
+        .collect();
+    let policy = format!(
+        "witness A {}\nwitness B {}\ngroup both all A B\nquorum both\n",
+        witnesses[0].public().to_vkey(),
+        witnesses[1].public().to_vkey()
+    );
+    let mut c = config(&log, dir.path());
+    c.witness_policy = Some(Arc::new(WitnessPolicy::parse(policy.as_bytes()).unwrap()));
+    let mut e = Engine::open(&c).unwrap();
+    let mut r = reporter();
+    let cosign = |mut sc: proto::SignedCheckpoint, by: &[&Cosigner]| {
+        let body = sc.note.split_once("\n\n").unwrap().0.to_string() + "\n";
+        for w in by {
+            sc.note += &w.cosign(&body, 1_000);
+        }
+        sc
+    };
+    // Below the quorum: a warning, nothing rejected.
+    let one = cosign(log.checkpoint(), &[&witnesses[0]]);
+    assert!(matches!(
+        e.witnessed(one, &mut r).unwrap(),
+        Verdict::Consistent
+    ));
+    assert_eq!(kinds(&r), vec![FindingKind::NotWitnessed]);
+    // Meeting it and consistent: nothing to report.
+    let both = cosign(log.checkpoint(), &[&witnesses[0], &witnesses[1]]);
+    assert!(!matches!(
+        e.witnessed(both, &mut r).unwrap(),
+        Verdict::Rejected
+    ));
+    assert_eq!(kinds(&r), vec![FindingKind::NotWitnessed]);
+    // A witnessed fork of the verified size: witness-equivocation.
+    let fork = cosign(
+        log.signed(10, merkle::leaf_hash(b"fork")),
+        &[&witnesses[0], &witnesses[1]],
+    );
+    assert!(matches!(
+        e.witnessed(fork, &mut r).unwrap(),
+        Verdict::Rejected
+    ));
+    assert_eq!(
+        kinds(&r),
+        vec![FindingKind::NotWitnessed, FindingKind::WitnessEquivocation]
     );
 }

@@ -104,6 +104,12 @@ impl<'a> CommitBatch<'a> {
             .put_cf(self.store.cf(CHECKPOINTS), u64_key(size), note.as_bytes());
     }
 
+    /// Sets the cosigned note of the checkpoint of `size` leaves.
+    pub fn put_cosigned(&mut self, size: u64, note: &str) {
+        self.batch
+            .put_cf(self.store.cf(COSIGNED), u64_key(size), note.as_bytes());
+    }
+
     /// Sets a `meta` value.
     pub fn put_meta(&mut self, key: &[u8], value: &[u8]) {
         self.batch.put_cf(self.store.cf(META), key, value);
@@ -355,6 +361,48 @@ impl Store {
             .transpose()?
             .map(|(k, v)| decode_checkpoint(&k, &v))
             .transpose()
+    }
+
+    /// The stored signed checkpoint of exactly `size` leaves, if the log signed one.
+    ///
+    /// # Errors
+    /// RocksDB read errors, or a corrupt value.
+    pub fn checkpoint(&self, size: u64) -> Result<Option<StoredCheckpoint>, StorageError> {
+        let key = u64_key(size);
+        self.db
+            .get_cf(self.cf(CHECKPOINTS), key)?
+            .map(|v| decode_checkpoint(&key, &v))
+            .transpose()
+    }
+
+    /// The cosigned note of the checkpoint of `size` leaves, if any cosignature was stored.
+    ///
+    /// # Errors
+    /// RocksDB read errors, or a corrupt value.
+    pub fn cosigned(&self, size: u64) -> Result<Option<StoredCheckpoint>, StorageError> {
+        let key = u64_key(size);
+        self.db
+            .get_cf(self.cf(COSIGNED), key)?
+            .map(|v| decode_checkpoint(&key, &v))
+            .transpose()
+    }
+
+    /// Up to `limit` cosigned notes, largest size first.
+    ///
+    /// # Errors
+    /// RocksDB read errors, or a corrupt value.
+    pub fn cosigned_latest_first(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<StoredCheckpoint>, StorageError> {
+        self.db
+            .iterator_cf(self.cf(COSIGNED), IteratorMode::End)
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                decode_checkpoint(&k, &v)
+            })
+            .collect()
     }
 
     /// Reads stored hashes by stored-hash index; every one must exist.

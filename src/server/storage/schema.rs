@@ -17,6 +17,10 @@ pub const DEDUP: &str = "dedup";
 /// `checkpoints`: tree size (u64 BE) → signed note text, one for every checkpoint the log signed.
 /// The last key is the latest checkpoint; it is written in the same batch as the entries it covers.
 pub const CHECKPOINTS: &str = "checkpoints";
+/// `cosigned`: tree size (u64 BE) → the log's signed note for that size with the witness
+/// cosignatures gathered for it (verified before they are stored), for logs run with a witness
+/// policy. Written by [`crate::server::witnessing`], never by the sequencer's batches.
+pub const COSIGNED: &str = "cosigned";
 /// `meta`: small named values, keys below.
 pub const META: &str = "meta";
 /// `search`: `tag ‖ term ‖ index (u64 BE)` → empty; the key codec is [`search_prefix`] and
@@ -24,7 +28,7 @@ pub const META: &str = "meta";
 pub const SEARCH: &str = "search";
 
 /// Every column family, in the order they are opened.
-pub const COLUMN_FAMILIES: [&str; 7] = [
+pub const COLUMN_FAMILIES: [&str; 8] = [
     ENTRIES,
     HASHES,
     LEAF_INDEX,
@@ -32,6 +36,7 @@ pub const COLUMN_FAMILIES: [&str; 7] = [
     CHECKPOINTS,
     META,
     SEARCH,
+    COSIGNED,
 ];
 
 /// `meta` key: the schema version, so that a future layout change is detected at open.
@@ -41,7 +46,17 @@ pub const META_ORIGIN: &[u8] = b"origin";
 /// `meta` key: the C2SP verifier key of the log, fixed on first start.
 pub const META_VERIFIER_KEY: &[u8] = b"verifier_key";
 
-/// The schema version this code writes and reads.
+/// `meta` key prefix: `witness_size/<witness vkey>` → the size (u64 BE) of the latest
+/// checkpoint that witness cosigned, as far as the log knows.
+pub const META_WITNESS_SIZE_PREFIX: &[u8] = b"witness_size/";
+
+/// The `meta` key of a witness's cosigned size.
+pub fn witness_size_key(vkey: &str) -> Vec<u8> {
+    [META_WITNESS_SIZE_PREFIX, vkey.as_bytes()].concat()
+}
+
+/// The schema version this code writes and reads (column families added later, such as
+/// `cosigned`, are created on open and need no new version).
 pub const SCHEMA_VERSION: u64 = 1;
 
 /// Encodes an index, tree size or stored-hash index as a key.
