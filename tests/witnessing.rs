@@ -119,7 +119,15 @@ async fn two_of_three_witnesses_cosign_and_clients_demand_the_quorum() {
     let signer = write_log_key(&data);
     let mut ws = three_witnesses(dir.path(), &signer.verifier_key());
     let policy_flag = ws.policy_path.to_str().unwrap().to_string();
-    let server = TestServer::start(&data, &["--witness-policy", &policy_flag]);
+    let server = TestServer::start(
+        &data,
+        &[
+            "--witness-policy",
+            &policy_flag,
+            "--witness-interval-ms",
+            "0",
+        ],
+    );
     let client = server.client().await;
     let publisher = Publisher::new(KeyType::Ed25519);
 
@@ -235,7 +243,15 @@ async fn a_forked_log_is_refused_by_every_witness() {
     let policy_flag = ws.policy_path.to_str().unwrap().to_string();
     let publisher = Publisher::new(KeyType::Ed25519);
     {
-        let server = TestServer::start(&data, &["--witness-policy", &policy_flag]);
+        let server = TestServer::start(
+            &data,
+            &[
+                "--witness-policy",
+                &policy_flag,
+                "--witness-interval-ms",
+                "0",
+            ],
+        );
         let client = server.client().await;
         submit(&client, &publisher, 0..5, "honest").await;
         let (cp, _, cosigs) = witnessed_at_least(&client, &ws.policy, 5).await;
@@ -258,7 +274,15 @@ async fn a_forked_log_is_refused_by_every_witness() {
     let forked = dir.path().join("forked");
     std::fs::create_dir(&forked).unwrap();
     std::fs::copy(data.join("log.key"), forked.join("log.key")).unwrap();
-    let server = TestServer::start(&forked, &["--witness-policy", &policy_flag]);
+    let server = TestServer::start(
+        &forked,
+        &[
+            "--witness-policy",
+            &policy_flag,
+            "--witness-interval-ms",
+            "0",
+        ],
+    );
     let client = server.client().await;
     submit(&client, &publisher, 0..12, "fork").await;
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -271,13 +295,15 @@ async fn a_forked_log_is_refused_by_every_witness() {
 /// Benchmark, not a test (`cargo test --release --test witnessing -- --ignored --nocapture
 /// benchmark`): `glasslog bench` (20,000 submits at C=64) against a log without and with a
 /// witness policy of three local witnesses (2 of 3), interleaved, three runs each; with the
-/// policy, the lag of the witnessed checkpoint behind the log-signed one, sampled every 2 ms
+/// policy (rounds every GLASSLOG_WITNESS_BENCH_INTERVAL_MS, default the server's 1000 ms), the
+/// lag of the witnessed checkpoint behind the log-signed one, sampled every 5 ms
 /// (for each new witnessed size w: the time since a log checkpoint of size >= w was first seen).
 #[tokio::test(flavor = "multi_thread")]
 #[ignore]
 async fn benchmark_witnessing_lag_and_submit_throughput() {
     let mut results: Vec<(bool, f64)> = Vec::new();
     let mut lags: Vec<f64> = Vec::new();
+    let mut cpus: Vec<(bool, f64)> = Vec::new();
     for run in 0..6 {
         let witnessed = run % 2 == 1;
         let dir = tempfile::tempdir().unwrap();
@@ -285,15 +311,18 @@ async fn benchmark_witnessing_lag_and_submit_throughput() {
         let signer = write_log_key(&data);
         let ws = three_witnesses(dir.path(), &signer.verifier_key());
         let policy_flag = ws.policy_path.to_str().unwrap().to_string();
+        let interval = std::env::var("GLASSLOG_WITNESS_BENCH_INTERVAL_MS")
+            .unwrap_or_else(|_| "1000".into());
         let extra: Vec<&str> = if witnessed {
-            vec!["--witness-policy", &policy_flag]
+            vec!["--witness-policy", &policy_flag, "--witness-interval-ms", &interval]
         } else {
             vec![]
         };
         let server = TestServer::start(&data, &extra);
         let client = server.client().await;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let sampler = witnessed.then(|| {
+        // The sampler runs in both configurations, so that its rpcs load both alike.
+        let sampler = Some({
             let (rpc, stop) = (client.rpc(), stop.clone());
             tokio::spawn(async move {
                 let mut first_seen: Vec<(u64, Instant)> = Vec::new();
@@ -323,26 +352,37 @@ async fn benchmark_witnessing_lag_and_submit_throughput() {
                             }
                         }
                     }
-                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 lags
             })
         });
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
-            .args([
-                "bench",
-                "--json",
-                "-n",
-                "20000",
-                "-c",
-                "64",
-                "--server",
-                &server.url,
-                "--log-key",
-                &server.verifier_key,
-            ])
-            .output()
-            .unwrap();
+        // Off the runtime's threads: a blocked worker would starve the sampler's rpcs.
+        let (url, vkey, pid) = (
+            server.url.clone(),
+            server.verifier_key.clone(),
+            server.child.id(),
+        );
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+                .args([
+                    "bench",
+                    "--json",
+                    "-n",
+                    "20000",
+                    "-c",
+                    "64",
+                    "--server",
+                    &url,
+                    "--log-key",
+                    &vkey,
+                ])
+                .args(["--server-pid", &pid.to_string()])
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -350,14 +390,18 @@ async fn benchmark_witnessing_lag_and_submit_throughput() {
         );
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rate = json["throughput_per_s"].as_f64().unwrap();
+        let cpu = json["server_cpu_us_per_entry"].as_f64().unwrap();
         // Let the last checkpoint be witnessed before the sampler stops.
         tokio::time::sleep(Duration::from_millis(500)).await;
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(s) = sampler {
             lags.extend(s.await.unwrap());
         }
-        println!("run {run}: witnessing {witnessed}: {rate:.0} entries/s");
+        println!(
+            "run {run}: witnessing {witnessed}: {rate:.0} entries/s, server {cpu:.0} CPU-µs/entry"
+        );
         results.push((witnessed, rate));
+        cpus.push((witnessed, cpu));
     }
     let median = |on: bool| {
         let mut v: Vec<f64> = results

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// quorum that makes a checkpoint witnessed. Acknowledgement does not wait for witnesses.
     #[arg(long, value_name = "FILE")]
     witness_policy: Option<PathBuf>,
+    /// Least time between two witnessing rounds, in ms [default: 1000]; 0 starts a round as
+    /// soon as the previous one settled.
+    #[arg(long)]
+    witness_interval_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -60,6 +64,7 @@ impl ServeArgs {
             extra_predicate_types: Some(self.extra_predicate_types.clone())
                 .filter(|t| !t.is_empty()),
             witness_policy: self.witness_policy.clone(),
+            witness_interval_ms: self.witness_interval_ms,
         }
     }
 }

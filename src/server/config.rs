@@ -81,6 +81,7 @@ pub struct FileConfig {
     pub max_tail_streams: Option<usize>,
     pub extra_predicate_types: Option<Vec<String>>,
     pub witness_policy: Option<PathBuf>,
+    pub witness_interval_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -112,6 +113,7 @@ impl FileConfig {
             max_tail_streams: over.max_tail_streams.or(self.max_tail_streams),
             extra_predicate_types: over.extra_predicate_types.or(self.extra_predicate_types),
             witness_policy: over.witness_policy.or(self.witness_policy),
+            witness_interval_ms: over.witness_interval_ms.or(self.witness_interval_ms),
         }
     }
 }
@@ -129,6 +131,8 @@ pub struct ServerConfig {
     /// A C2SP tlog-policy file: the witnesses the log asks to cosign, and the quorum that makes
     /// a checkpoint witnessed ([`crate::server::witnessing`]). `None`: no witnessing.
     pub witness_policy: Option<PathBuf>,
+    /// The least time between two witnessing rounds (one add-checkpoint per witness each).
+    pub witness_interval: Duration,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "./glasslog-data";
@@ -142,6 +146,9 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_MAX_ENVELOPE_BYTES: usize = 1 << 20;
 pub const DEFAULT_MAX_TAIL_STREAMS: usize = 256;
+/// One witnessing round a second: the rate public witnesses budget for a log (the witness
+/// network's log lists give 86,400 requests a day).
+pub const DEFAULT_WITNESS_INTERVAL_MS: u64 = 1000;
 
 impl ServerConfig {
     /// Applies defaults and checks ranges.
@@ -169,6 +176,9 @@ impl ServerConfig {
                 queue_depth: f.queue_depth.unwrap_or(seq_default.queue_depth),
             },
             witness_policy: f.witness_policy,
+            witness_interval: Duration::from_millis(
+                f.witness_interval_ms.unwrap_or(DEFAULT_WITNESS_INTERVAL_MS),
+            ),
         };
         let check = |ok: bool, what: &str| {
             if ok {
@@ -200,6 +210,10 @@ impl ServerConfig {
         check(
             config.sequencer.queue_depth >= 1,
             "queue_depth must be at least 1",
+        )?;
+        check(
+            config.witness_interval <= Duration::from_secs(3600),
+            "witness_interval_ms must be at most 3600000",
         )?;
         for t in &config.limits.extra_predicate_types {
             check(

@@ -193,6 +193,7 @@ pub async fn serve(
             tracing::info!(policy = %policy, "witnessing");
             Some(witnessing::start(
                 policy,
+                config.witness_interval,
                 store.clone(),
                 sequencer.clone(),
                 stop_rx.clone(),

@@ -194,6 +194,20 @@ impl Store {
         Ok(())
     }
 
+    /// Writes `batch` atomically to the WAL without waiting for it to be synced: it becomes
+    /// durable with the next [`Store::commit`] (which syncs the whole WAL) or the next flush. For
+    /// data whose loss in a crash costs nothing but a redo (witness cosignatures: the witnesses
+    /// keep their own records and cosign again), so that it adds no fsync to the log's commits.
+    ///
+    /// # Errors
+    /// Any RocksDB write failure.
+    pub fn write_unsynced(&self, batch: CommitBatch<'_>) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        self.db.write_opt(batch.batch, &wo)?;
+        Ok(())
+    }
+
     /// Writes every memtable to SST files, so that the next open replays no WAL. Called on a
     /// clean shutdown; after a crash the WAL replay is bounded by the WAL size limit instead.
     ///

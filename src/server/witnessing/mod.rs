@@ -7,7 +7,8 @@
 //!
 //! # Rounds
 //! The witnesses must cosign the *same* checkpoint for a quorum to form, so the task works in
-//! rounds: it picks the latest published checkpoint as the target (published means durable, so
+//! rounds, at most one per `witness_interval` (1 s by default: the rate public witnesses budget
+//! for a log): it picks the latest published checkpoint as the target (published means durable, so
 //! no witness is ever sent a checkpoint a crash could lose) and sends it to every witness that
 //! is idle, out of backoff and has not cosigned it, each with a consistency proof from the size
 //! the witness last cosigned. One request is in flight per witness at most, so a slow witness
@@ -20,9 +21,13 @@
 //!   exponential backoff (1 s doubling to 60 s), never fatal.
 //!
 //! # Storage
-//! Each kept cosignature is added to the `cosigned` note of its checkpoint's size, in one synced
-//! batch with the witness's new size (`meta`), so both survive a restart. At start the latest
-//! cosigned note that meets the policy is published again.
+//! Each kept cosignature is added to the `cosigned` note of its checkpoint's size, in one atomic
+//! batch with the witness's new size (`meta`), so both survive a restart. The batch is written
+//! to the WAL without its own fsync ([`Store::write_unsynced`]): it becomes durable with the
+//! sequencer's next commit, so witnessing adds no fsync to the log's. A crash can lose the last
+//! cosignatures gathered; that costs a redo, not safety (each witness keeps its own record, says
+//! its size with a 409, and cosigns the next checkpoint). At start the latest cosigned note that
+//! meets the policy is published again.
 
 pub mod client;
 
@@ -92,6 +97,7 @@ struct Peer {
 /// Storage errors reading the stored witness state.
 pub fn start(
     policy: Arc<WitnessPolicy>,
+    interval: Duration,
     store: Arc<Store>,
     sequencer: Sequencer,
     shutdown: watch::Receiver<bool>,
@@ -130,6 +136,7 @@ pub fn start(
         client: WitnessClient::default(),
         witnessed: tx,
         gathered: None,
+        interval,
     };
     tokio::spawn(task.run(shutdown));
     Ok(WitnessingHandle { latest: rx })
@@ -175,6 +182,8 @@ struct Task {
     witnessed: watch::Sender<Option<Arc<Witnessed>>>,
     /// The cosignatures of the newest checkpoint any witness cosigned.
     gathered: Option<Gathered>,
+    /// The least time between the starts of two rounds.
+    interval: Duration,
 }
 
 /// The verified cosignature lines of one checkpoint, per witness in policy order.
@@ -200,8 +209,10 @@ impl Task {
         let mut inflight = FuturesUnordered::new();
         let mut target: Option<Arc<Published>> = None;
         let mut status_at = Instant::now() + STATUS_EVERY;
+        let mut round_at = Instant::now();
         loop {
-            // A new target once the current one has settled and the log has grown.
+            // A new target once the current one has settled, the log has grown and the round
+            // interval has passed.
             let latest = self.sequencer.latest();
             let settled = match &target {
                 None => true,
@@ -214,13 +225,18 @@ impl Task {
                             .is_some_and(|w| w.checkpoint.size >= t.checkpoint.size)
                 }
             };
-            if latest.checkpoint.size > 0
-                && settled
+            let grown = latest.checkpoint.size > 0
                 && target
                     .as_ref()
-                    .is_none_or(|t| latest.checkpoint.size > t.checkpoint.size)
-            {
-                target = Some(latest.clone());
+                    .is_none_or(|t| latest.checkpoint.size > t.checkpoint.size);
+            let mut wake = status_at;
+            if grown && settled {
+                if Instant::now() >= round_at {
+                    target = Some(latest.clone());
+                    round_at = Instant::now() + self.interval;
+                } else {
+                    wake = wake.min(round_at);
+                }
             }
             if let Some(t) = &target {
                 for i in 0..self.peers.len() {
@@ -236,10 +252,9 @@ impl Task {
                     }
                 }
             }
-            let wake = self
-                .next_retry(target.as_ref())
-                .unwrap_or(status_at)
-                .min(status_at);
+            if let Some(retry) = self.next_retry(target.as_ref()) {
+                wake = wake.min(retry);
+            }
             tokio::select! {
                 Some(done) = inflight.next(), if !inflight.is_empty() => {
                     if let Err(e) = self.answered(done).await {
@@ -385,7 +400,7 @@ impl Task {
             let mut b = store.batch();
             b.put_cosigned(size, &stored_note);
             b.put_meta(&schema::witness_size_key(&vkey), &schema::u64_key(size));
-            store.commit(b)
+            store.write_unsynced(b)
         })
         .await
         .map_err(|e| StorageError::Corrupt(format!("cosignature write task: {e}")))??;
