@@ -461,6 +461,26 @@ async fn a_key_file_readable_by_others_is_refused() {
     assert!(err.contains("chmod 600"), "{err}");
 }
 
+/// A deleted log key next to an existing database is refused, and no new key is written: a new
+/// key would start another log under the same data directory, pinned by nobody.
+#[tokio::test]
+async fn a_missing_key_next_to_a_database_is_refused_not_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = TestServer::start(&data, &["--origin", ORIGIN]);
+    assert_eq!(
+        std::fs::metadata(&data).unwrap().permissions().mode() & 0o777,
+        0o700,
+        "the data directory is private"
+    );
+    server.terminate();
+    std::fs::remove_file(data.join("log.key")).unwrap();
+    let err = TestServer::try_start(&data, &[]).err().unwrap();
+    assert!(err.contains("restore the key file"), "{err}");
+    assert!(!data.join("log.key").exists(), "no orphan key was written");
+}
+
 #[tokio::test]
 async fn a_tail_consumer_that_falls_behind_catches_up_from_storage() {
     let (_dir, server) = new_server();

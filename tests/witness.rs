@@ -203,6 +203,18 @@ fn a_restarted_witness_resumes_from_its_record() {
     let a = send(&w, &log.request(0, 40));
     assert_eq!((a.status, a.body.as_str()), (409, "30\n"));
     assert_eq!(send(&w, &log.request(30, 40)).status, 200);
+    // Its key deleted: refused, and no new witness identity is made.
+    drop(w);
+    std::fs::remove_file(dir.path().join("witness.key")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_glasslog"))
+        .args(["witness", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .args(["--log", &log.signer.verifier_key()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("restore the key file"));
+    assert!(!dir.path().join("witness.key").exists());
 }
 
 /// SIGKILLs the witness repeatedly while 8 clients send checkpoints of two forks of one log

@@ -311,10 +311,15 @@ async fn benchmark_witnessing_lag_and_submit_throughput() {
         let signer = write_log_key(&data);
         let ws = three_witnesses(dir.path(), &signer.verifier_key());
         let policy_flag = ws.policy_path.to_str().unwrap().to_string();
-        let interval = std::env::var("GLASSLOG_WITNESS_BENCH_INTERVAL_MS")
-            .unwrap_or_else(|_| "1000".into());
+        let interval =
+            std::env::var("GLASSLOG_WITNESS_BENCH_INTERVAL_MS").unwrap_or_else(|_| "1000".into());
         let extra: Vec<&str> = if witnessed {
-            vec!["--witness-policy", &policy_flag, "--witness-interval-ms", &interval]
+            vec![
+                "--witness-policy",
+                &policy_flag,
+                "--witness-interval-ms",
+                &interval,
+            ]
         } else {
             vec![]
         };

@@ -61,6 +61,11 @@ pub enum ServerError {
     Storage(#[from] StorageError),
     #[error("the log key or origin does not match this database: {0}")]
     IdentityMismatch(String),
+    #[error(
+        "{key} is missing, but the log's database {db} exists: restore the key file from your \
+         backup. A new key would be another log, which no verifier pinned; none was created"
+    )]
+    MissingLogKey { key: PathBuf, db: PathBuf },
     #[error("sequencer: {0}")]
     Sequencer(#[from] SequencerError),
     #[error("sequencer thread panicked")]
@@ -87,6 +92,14 @@ pub struct OpenLog {
 /// # Errors
 /// Key, storage or consistency failures; each says what to do.
 pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
+    // A key is created only for a new log: next to an existing database it would be an orphan.
+    let (key, db) = (
+        config.data_dir.join(logkey::KEY_FILE),
+        config::database_path(&config.data_dir),
+    );
+    if db.exists() && !key.exists() {
+        return Err(ServerError::MissingLogKey { key, db });
+    }
     let signer = logkey::open_or_create(&config.data_dir, config.origin.as_deref())?;
     let witness_policy = match &config.witness_policy {
         Some(path) => Some(Arc::new(load_witness_policy(path, &signer.verifier_key())?)),

@@ -38,6 +38,14 @@ pub enum WitnessError {
     Store(#[from] WitnessStoreError),
     #[error("the witness trusts no log: give --log VKEY (repeatable) or logs in the config file")]
     NoLogs,
+    #[error(
+        "{key} is missing, but the witness's records {db} exist: restore the key file from your \
+         backup. A new key would be another witness, in no policy; none was created"
+    )]
+    MissingKey {
+        key: std::path::PathBuf,
+        db: std::path::PathBuf,
+    },
 }
 
 /// How a witness is set up.
@@ -78,6 +86,13 @@ impl Witness {
     pub fn open(config: WitnessConfig) -> Result<Witness, WitnessError> {
         if config.logs.is_empty() {
             return Err(WitnessError::NoLogs);
+        }
+        let (key_path, db) = (
+            config.data_dir.join(key::KEY_FILE),
+            config.data_dir.join(store::DB_DIR),
+        );
+        if db.exists() && !key_path.exists() {
+            return Err(WitnessError::MissingKey { key: key_path, db });
         }
         let cosigner = key::open_or_create(&config.data_dir, config.name.as_deref())?;
         let store = Arc::new(WitnessStore::open(&config.data_dir)?);
