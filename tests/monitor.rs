@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::free_port;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -127,14 +129,6 @@ fn start_server(data_dir: &Path, env: &[(&str, String)], port: u16) -> TestServe
             };
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What a `glasslog monitor --once` run printed and returned.

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::free_port;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -36,14 +38,6 @@ fn write_log_key(data_dir: &Path) -> LogSigner {
         .unwrap();
     std::io::Write::write_all(&mut f, format!("{}\n", signer.to_skey()).as_bytes()).unwrap();
     signer
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Three witnesses of the log `vkey`, and a policy file requiring two of them.
@@ -119,7 +113,7 @@ async fn two_of_three_witnesses_cosign_and_clients_demand_the_quorum() {
     let signer = write_log_key(&data);
     let mut ws = three_witnesses(dir.path(), &signer.verifier_key());
     let policy_flag = ws.policy_path.to_str().unwrap().to_string();
-    let server = TestServer::start(
+    let mut server = TestServer::start(
         &data,
         &[
             "--witness-policy",
@@ -195,6 +189,18 @@ async fn two_of_three_witnesses_cosign_and_clients_demand_the_quorum() {
             }
         }
     }
+    // The cosigned table holds the latest witnessed checkpoint and newer ones only, however
+    // many rounds there were.
+    drop(tail);
+    drop(client);
+    server.terminate();
+    let store = glasslog::server::storage::Store::open(&data.join("db")).unwrap();
+    let kept = store.cosigned_latest_first(1000).unwrap();
+    assert!(
+        !kept.is_empty() && kept.iter().all(|c| c.size >= 40),
+        "{:?}",
+        kept.iter().map(|c| c.size).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test]

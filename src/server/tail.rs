@@ -22,7 +22,6 @@ use crate::proto::{self, tail_event::Event, TailEvent};
 use crate::server::sequencer::{CommittedBatch, Published, Sequencer};
 use crate::server::storage::{StorageError, Store, StoredCheckpoint};
 use crate::server::witnessing::Witnessed;
-use crate::tlog::checkpoint::Checkpoint;
 
 /// The stream type of the Tail rpc.
 pub type TailStream = Pin<Box<dyn Stream<Item = Result<TailEvent, Status>> + Send>>;
@@ -251,12 +250,7 @@ impl Tail {
 
 /// A stored checkpoint as sent on the wire, with size and root read from its own note body.
 fn stored_to_proto(c: &StoredCheckpoint) -> Result<proto::SignedCheckpoint, StorageError> {
-    let corrupt = || StorageError::Corrupt(format!("stored checkpoint {} does not parse", c.size));
-    let (body, _signatures) = c.note.split_once("\n\n").ok_or_else(corrupt)?;
-    let checkpoint = Checkpoint::parse_body(&format!("{body}\n")).map_err(|_| corrupt())?;
-    if checkpoint.size != c.size {
-        return Err(corrupt());
-    }
+    let checkpoint = c.checkpoint()?;
     Ok(proto::SignedCheckpoint {
         note: c.note.clone(),
         size: c.size,

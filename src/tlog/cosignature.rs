@@ -22,6 +22,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
 
+use crate::tlog::note::{parse_key_id, parse_skey};
+
 /// The signed-note algorithm byte of Ed25519 cosignature/v1 keys (C2SP tlog-cosignature).
 pub const ALG_COSIGNATURE_V1: u8 = 0x04;
 
@@ -198,26 +200,13 @@ impl Cosigner {
     /// [`CosignatureError::MalformedSignerKey`] or [`CosignatureError::InvalidName`].
     pub fn from_skey(skey: &str) -> Result<Cosigner, CosignatureError> {
         let malformed = |reason| CosignatureError::MalformedSignerKey { reason };
-        let mut fields = skey.trim_end().splitn(5, '+');
-        let (Some("PRIVATE"), Some("KEY"), Some(name), Some(id), Some(key)) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
-            return Err(malformed("it does not have the five '+'-separated fields"));
-        };
-        let id = parse_key_id(id).ok_or(malformed("the key id is not 8 hex digits"))?;
-        let key = BASE64
-            .decode(key)
-            .map_err(|_| malformed("the key is not padded standard base64"))?;
-        let seed: [u8; 32] = match key.split_first() {
-            Some((&ALG_COSIGNATURE_V1, seed)) => seed
-                .try_into()
-                .map_err(|_| malformed("a cosignature/v1 key is 0x04 and a 32-byte seed"))?,
-            _ => return Err(malformed("the key is not a cosignature/v1 key (type 0x04)")),
-        };
+        let parts = parse_skey(
+            skey.trim_end(),
+            ALG_COSIGNATURE_V1,
+            "the key is not a cosignature/v1 key (type 0x04)",
+        )
+        .map_err(malformed)?;
+        let (name, id, seed) = (parts.name, parts.key_id, parts.seed);
         let cosigner = Cosigner::new(name, SigningKey::from_bytes(&seed))?;
         if cosigner.public.key_id != id {
             return Err(malformed("the key id does not match the name and the key"));
@@ -302,13 +291,6 @@ fn split_signature(sig: &[u8]) -> Option<(u64, Signature)> {
 /// `SHA-256(name || "\n" || 0x04 || public key)[:4]`, big-endian.
 fn key_id(name: &str, key: &VerifyingKey) -> u32 {
     signed_note::key_id(name, &[&[ALG_COSIGNATURE_V1][..], key.as_bytes()].concat())
-}
-
-fn parse_key_id(hex: &str) -> Option<u32> {
-    if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    u32::from_str_radix(hex, 16).ok()
 }
 
 #[cfg(test)]

@@ -58,27 +58,13 @@ impl LogSigner {
     /// key id that does not match; [`CheckpointError::InvalidOrigin`] for the name.
     pub fn from_skey(skey: &str) -> Result<LogSigner, CheckpointError> {
         let malformed = |reason| CheckpointError::MalformedSignerKey { reason };
-        let mut fields = skey.splitn(5, '+');
-        let (Some("PRIVATE"), Some("KEY"), Some(name), Some(id), Some(key)) = (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) else {
-            return Err(malformed("it does not have the five '+'-separated fields"));
-        };
-        let origin = Origin::new(name)?;
-        let id = parse_key_id(id).ok_or(malformed("the key id is not 8 hex digits"))?;
-        let key = BASE64
-            .decode(key)
-            .map_err(|_| malformed("the key is not padded standard base64"))?;
-        let seed: [u8; 32] = match key.split_first() {
-            Some((&ALG_ED25519, seed)) => seed
-                .try_into()
-                .map_err(|_| malformed("an Ed25519 key is 0x01 and a 32-byte seed"))?,
-            _ => return Err(malformed("the key is not Ed25519 (algorithm byte 0x01)")),
-        };
+        let parts = parse_skey(
+            skey,
+            ALG_ED25519,
+            "the key is not Ed25519 (algorithm byte 0x01)",
+        )
+        .map_err(malformed)?;
+        let (origin, id, seed) = (Origin::new(parts.name)?, parts.key_id, parts.seed);
         let signer = LogSigner::new(origin, SigningKey::from_bytes(&seed));
         if signer.key_id != id {
             return Err(malformed("the key id does not match the name and the key"));
@@ -173,7 +159,46 @@ fn public_key(key: &SigningKey) -> Vec<u8> {
     [&[ALG_ED25519][..], key.verifying_key().as_bytes()].concat()
 }
 
-fn parse_key_id(hex: &str) -> Option<u32> {
+/// The fields of a signed-note private key, `PRIVATE+KEY+<name>+<key id>+<base64 of alg ||
+/// 32-byte Ed25519 seed>`, read but not checked against each other (the caller derives the key
+/// id from the name and the key and compares).
+pub(crate) struct SkeyParts<'a> {
+    pub name: &'a str,
+    pub key_id: u32,
+    pub seed: [u8; 32],
+}
+
+/// Reads a private key of algorithm byte `alg` (`wrong_alg` is the message for another one);
+/// the error says what is malformed and never echoes the key.
+pub(crate) fn parse_skey<'a>(
+    skey: &'a str,
+    alg: u8,
+    wrong_alg: &'static str,
+) -> Result<SkeyParts<'a>, &'static str> {
+    let mut fields = skey.splitn(5, '+');
+    let (Some("PRIVATE"), Some("KEY"), Some(name), Some(id), Some(key)) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err("it does not have the five '+'-separated fields");
+    };
+    let key_id = parse_key_id(id).ok_or("the key id is not 8 hex digits")?;
+    let key = BASE64
+        .decode(key)
+        .map_err(|_| "the key is not padded standard base64")?;
+    let seed = match key.split_first() {
+        Some((&a, seed)) if a == alg => <[u8; 32]>::try_from(seed)
+            .map_err(|_| "the key is the algorithm byte and a 32-byte seed")?,
+        _ => return Err(wrong_alg),
+    };
+    Ok(SkeyParts { name, key_id, seed })
+}
+
+/// An 8-hex-digit signed-note key id.
+pub(crate) fn parse_key_id(hex: &str) -> Option<u32> {
     if hex.len() != 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }

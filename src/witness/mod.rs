@@ -140,7 +140,7 @@ impl Witness {
                 Refusal::SameSizeOtherRoot { .. } | Refusal::BadProof { .. }
             ) {
                 // Possible evidence of a fork: keep the signed note in the log.
-                tracing::warn!(%origin, %refusal, note = %req.note, "refused an inconsistent checkpoint");
+                tracing::warn!(%origin, %refusal, note = ?req.note, "refused an inconsistent checkpoint");
             }
             return Err(refusal.into());
         }

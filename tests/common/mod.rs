@@ -15,6 +15,16 @@ use glasslog::admission::keys::{KeyType, PrivateKey};
 use glasslog::client::LogClient;
 use glasslog::tlog::note::LogVerifier;
 
+/// A loopback port free at the time of the call (for a process that must be restarted on the
+/// same address).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A running server.
 pub struct TestServer {
     pub child: Child,

@@ -22,6 +22,7 @@ use rocksdb::{
     IteratorMode, Options, WriteBatch, WriteOptions, DB,
 };
 
+use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::merkle::{Hash, HashReader};
 use schema::*;
 
@@ -48,6 +49,23 @@ pub enum StorageError {
 pub struct StoredCheckpoint {
     pub size: u64,
     pub note: String,
+}
+
+impl StoredCheckpoint {
+    /// The checkpoint the note's body states; it must be of the stored size.
+    ///
+    /// # Errors
+    /// [`StorageError::Corrupt`] for a note that does not parse or states another size.
+    pub fn checkpoint(&self) -> Result<Checkpoint, StorageError> {
+        let corrupt =
+            || StorageError::Corrupt(format!("stored checkpoint {} does not parse", self.size));
+        let (body, _signatures) = self.note.split_once("\n\n").ok_or_else(corrupt)?;
+        let checkpoint = Checkpoint::parse_body(&format!("{body}\n")).map_err(|_| corrupt())?;
+        if checkpoint.size != self.size {
+            return Err(corrupt());
+        }
+        Ok(checkpoint)
+    }
 }
 
 /// The log's RocksDB database.
@@ -96,6 +114,12 @@ impl<'a> CommitBatch<'a> {
     pub fn clear_search(&mut self) {
         self.batch
             .delete_range_cf(self.store.cf(SEARCH), &[][..], &SEARCH_END[..]);
+    }
+
+    /// Removes the cosigned notes of sizes below `size`.
+    pub fn delete_cosigned_below(&mut self, size: u64) {
+        self.batch
+            .delete_range_cf(self.store.cf(COSIGNED), u64_key(0), u64_key(size));
     }
 
     /// Adds a signed checkpoint of `size` leaves.

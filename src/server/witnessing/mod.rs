@@ -22,7 +22,9 @@
 //!
 //! # Storage
 //! Each kept cosignature is added to the `cosigned` note of its checkpoint's size, in one atomic
-//! batch with the witness's new size (`meta`), so both survive a restart. The batch is written
+//! batch with the witness's new size (`meta`), so both survive a restart. Once a checkpoint meets
+//! the quorum, the notes of smaller sizes are deleted in the same batch, so the table stays a
+//! few notes long. The batch is written
 //! to the WAL without its own fsync ([`Store::write_unsynced`]): it becomes durable with the
 //! sequencer's next commit, so witnessing adds no fsync to the log's. A crash can lose the last
 //! cosignatures gathered; that costs a redo, not safety (each witness keeps its own record, says
@@ -149,17 +151,11 @@ fn latest_witnessed(
 ) -> Result<Option<Arc<Witnessed>>, StorageError> {
     for stored in store.cosigned_latest_first(RESTART_SCAN)? {
         if policy.check(&stored.note).is_ok() {
-            let checkpoint = stored_checkpoint(&stored.note)?;
+            let checkpoint = stored.checkpoint()?;
             return Ok(Some(Arc::new(witnessed(stored.note, &checkpoint))));
         }
     }
     Ok(None)
-}
-
-fn stored_checkpoint(note: &str) -> Result<Checkpoint, StorageError> {
-    let corrupt = || StorageError::Corrupt("a cosigned note does not parse".into());
-    let (body, _) = note.split_once("\n\n").ok_or_else(corrupt)?;
-    Checkpoint::parse_body(&format!("{body}\n")).map_err(|_| corrupt())
 }
 
 fn witnessed(note: String, checkpoint: &Checkpoint) -> Witnessed {
@@ -394,22 +390,28 @@ impl Task {
         };
         gathered.lines[i] = Some(line);
         let note = gathered.note();
+        let signed: Vec<bool> = gathered.lines.iter().map(Option::is_some).collect();
+        let met = self.policy.quorum_met(&signed);
         let store = self.store.clone();
         let (vkey, stored_note) = (self.peers[i].vkey.clone(), note.clone());
         tokio::task::spawn_blocking(move || {
             let mut b = store.batch();
             b.put_cosigned(size, &stored_note);
             b.put_meta(&schema::witness_size_key(&vkey), &schema::u64_key(size));
+            if met {
+                // Older notes are superseded: the table holds the latest witnessed checkpoint
+                // and the ones after it still gathering cosignatures, whatever the log's age.
+                b.delete_cosigned_below(size);
+            }
             store.write_unsynced(b)
         })
         .await
         .map_err(|e| StorageError::Corrupt(format!("cosignature write task: {e}")))??;
-        let signed: Vec<bool> = gathered.lines.iter().map(Option::is_some).collect();
         // Newer, or the same checkpoint with more cosignatures.
         let better = self.witnessed.borrow().as_ref().is_none_or(|w| {
             w.checkpoint.size < size || (w.checkpoint.size == size && w.note.len() < note.len())
         });
-        if better && self.policy.quorum_met(&signed) {
+        if better && met {
             tracing::debug!(size, "checkpoint witnessed");
             self.witnessed
                 .send_replace(Some(Arc::new(witnessed(note, &t.checkpoint))));
