@@ -108,6 +108,14 @@ pub fn open_or_create<K: StoredKey>(
     Ok(key)
 }
 
+/// Opens an existing key file (permissions and contents checked as at start).
+///
+/// # Errors
+/// As [`open_or_create`].
+pub fn open_existing<K: StoredKey>(path: &Path) -> Result<K, KeyFileError> {
+    open(path, None)
+}
+
 fn open<K: StoredKey>(path: &Path, name: Option<&str>) -> Result<K, KeyFileError> {
     let mode = fs::metadata(path).map_err(io(path))?.permissions().mode();
     if mode & 0o077 != 0 {
@@ -135,7 +143,11 @@ fn open<K: StoredKey>(path: &Path, name: Option<&str>) -> Result<K, KeyFileError
     Ok(key)
 }
 
-fn create_dir_private(dir: &Path) -> Result<(), KeyFileError> {
+/// Creates `dir` (and its parents) readable by its owner only, if it does not exist.
+///
+/// # Errors
+/// I/O errors.
+pub fn create_dir_private(dir: &Path) -> Result<(), KeyFileError> {
     if !dir.exists() {
         fs::DirBuilder::new()
             .recursive(true)

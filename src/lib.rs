@@ -28,6 +28,7 @@
 
 pub mod admission;
 pub mod audit;
+pub mod bucket;
 pub mod check;
 pub mod cli;
 pub mod client;
@@ -35,6 +36,7 @@ pub mod entry;
 pub mod files;
 pub mod keyfile;
 pub mod monitor;
+pub mod restore;
 pub mod server;
 pub mod tlog;
 pub mod verify;

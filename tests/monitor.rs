@@ -123,6 +123,7 @@ fn start_server(data_dir: &Path, env: &[(&str, String)], port: u16) -> TestServe
             return TestServer {
                 child,
                 url: format!("http://{addr}"),
+                http_url: None,
                 verifier_key: vkey,
                 origin,
                 data_dir: data_dir.into(),

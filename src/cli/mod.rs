@@ -7,6 +7,7 @@ mod declare;
 mod keygen;
 mod monitor;
 mod reindex;
+mod restore;
 mod serve;
 mod submit;
 mod verify;
@@ -51,6 +52,9 @@ pub enum Command {
     Submit(submit::SubmitArgs),
     /// Rebuild the search index from the log's entries (with the server stopped).
     Reindex(reindex::ReindexArgs),
+    /// Rebuild a log's database from its published tiles (s3://, file:// or http(s)://),
+    /// checking every bundle and tile against the signed checkpoint.
+    Restore(restore::RestoreArgs),
     /// Follow a log, verify it and report findings about it and its publishers (JSON lines).
     Monitor(monitor::MonitorArgs),
     /// Check that a directory is what the log says was released under a name (or check a proof
@@ -74,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Declare(args) => declare::run(args),
         Command::Submit(args) => submit::run(args),
         Command::Reindex(args) => reindex::run(args),
+        Command::Restore(args) => restore::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Audit(args) => audit::run(args),

@@ -8,9 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::CliError;
-use crate::admission::keys::PublicKey;
-use crate::admission::logged_declaration;
-use crate::entry::decode_leaf;
+use crate::server::rebuild::leaf_keys;
 use crate::server::storage::Store;
 
 #[derive(Args, Debug)]
@@ -40,7 +38,9 @@ pub fn run(args: ReindexArgs) -> Result<ExitCode, CliError> {
     while start < size {
         let mut batch = store.batch();
         for (index, leaf) in store.entries(start, (start + CHUNK).min(size), usize::MAX)? {
-            let prefixes = prefixes_of(&leaf).map_err(|e| format!("entry {index}: {e}"))?;
+            let prefixes = leaf_keys(&leaf)
+                .map_err(|e| format!("entry {index}: {e}"))?
+                .search_prefixes;
             for p in &prefixes {
                 batch.put_search(p, index);
             }
@@ -52,20 +52,4 @@ pub fn run(args: ReindexArgs) -> Result<ExitCode, CliError> {
     }
     println!("rebuilt the search index: {size} entries, {keys} index keys");
     Ok(ExitCode::SUCCESS)
-}
-
-/// The search prefixes of a logged entry, recomputed exactly as admission computed them.
-fn prefixes_of(leaf: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-    let entry = decode_leaf(leaf).map_err(|e| e.to_string())?;
-    let key_ids = entry
-        .public_keys
-        .iter()
-        .map(|pem| PublicKey::from_pem(pem).map(|k| k.key_id()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    let declaration = logged_declaration(leaf)?;
-    Ok(crate::server::search::index_prefixes(
-        declaration.as_ref(),
-        &key_ids,
-    ))
 }

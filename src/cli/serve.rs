@@ -20,6 +20,10 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:50051].
     #[arg(long)]
     listen: Option<SocketAddr>,
+    /// Address of the HTTP listener, which serves the log as C2SP tlog-tiles (`/checkpoint`,
+    /// `/tile/…`); port 0 picks a free port [default: none].
+    #[arg(long, value_name = "ADDR")]
+    http_listen: Option<SocketAddr>,
     /// The log's origin, set on first start (schemeless URL form, e.g. log.example.org/models);
     /// later starts must give the same or none [default: <host name>/glasslog].
     #[arg(long)]
@@ -48,6 +52,18 @@ pub struct ServeArgs {
     /// soon as the previous one settled.
     #[arg(long)]
     witness_interval_ms: Option<u64>,
+    /// Publish the log as C2SP tlog-tiles to s3://BUCKET/PREFIX (endpoint, region and
+    /// credentials from the AWS_* environment variables or --s3-endpoint) or file:///DIR. With
+    /// s3://, this server sequences only while it holds the bucket's sequencing lease.
+    #[arg(long, value_name = "URL")]
+    publish: Option<String>,
+    /// The S3 endpoint for --publish s3://… (an http:// endpoint is used as given).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// How long the sequencing lease lasts, in ms [default: 30000]; it is renewed every sixth
+    /// of that, and writes stop a third of it before it would expire unrenewed.
+    #[arg(long)]
+    lease_ttl_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -55,6 +71,7 @@ impl ServeArgs {
         FileConfig {
             data_dir: self.data_dir.clone(),
             listen: self.listen,
+            http_listen: self.http_listen,
             origin: self.origin.clone(),
             max_envelope_bytes: self.max_envelope_bytes,
             max_batch: self.max_batch,
@@ -65,6 +82,9 @@ impl ServeArgs {
                 .filter(|t| !t.is_empty()),
             witness_policy: self.witness_policy.clone(),
             witness_interval_ms: self.witness_interval_ms,
+            publish: self.publish.clone(),
+            s3_endpoint: self.s3_endpoint.clone(),
+            lease_ttl_ms: self.lease_ttl_ms,
         }
     }
 }
@@ -83,15 +103,26 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
 }
 
 async fn serve(config: ServerConfig) -> Result<(), CliError> {
-    let log = crate::server::open(&config)?;
+    let mut log = crate::server::open(&config)?;
+    // With an s3:// publication, the lease is taken (or refused) before anything listens.
+    log.prepare_publication(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    // Plain lines on stdout, for operators and for scripts that start the server.
+    let http = match config.http_listen {
+        Some(a) => Some(tokio::net::TcpListener::bind(a).await?),
+        None => None,
+    };
+    // Plain lines on stdout, for operators and for scripts that start the server ("listening
+    // on" comes last: once it is printed, every listener accepts).
     println!("origin: {}", log.origin);
     println!("verifier key: {}", log.verifier_key);
+    if let Some(http) = &http {
+        println!("http listening on {}", http.local_addr()?);
+    }
     println!("listening on {addr}");
     tracing::info!(origin = %log.origin, verifier_key = %log.verifier_key, %addr, data_dir = %config.data_dir.display(), "serving");
-    crate::server::serve(log, &config, listener, super::shutdown_signal()).await?;
+    let listeners = crate::server::Listeners { grpc: listener, http };
+    crate::server::serve(log, &config, listeners, super::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

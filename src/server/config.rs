@@ -73,6 +73,7 @@ pub enum ConfigError {
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
     pub origin: Option<String>,
     pub max_envelope_bytes: Option<usize>,
     pub max_batch: Option<usize>,
@@ -82,6 +83,9 @@ pub struct FileConfig {
     pub extra_predicate_types: Option<Vec<String>>,
     pub witness_policy: Option<PathBuf>,
     pub witness_interval_ms: Option<u64>,
+    pub publish: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub lease_ttl_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -105,6 +109,7 @@ impl FileConfig {
         FileConfig {
             data_dir: over.data_dir.or(self.data_dir),
             listen: over.listen.or(self.listen),
+            http_listen: over.http_listen.or(self.http_listen),
             origin: over.origin.or(self.origin),
             max_envelope_bytes: over.max_envelope_bytes.or(self.max_envelope_bytes),
             max_batch: over.max_batch.or(self.max_batch),
@@ -114,6 +119,9 @@ impl FileConfig {
             extra_predicate_types: over.extra_predicate_types.or(self.extra_predicate_types),
             witness_policy: over.witness_policy.or(self.witness_policy),
             witness_interval_ms: over.witness_interval_ms.or(self.witness_interval_ms),
+            publish: over.publish.or(self.publish),
+            s3_endpoint: over.s3_endpoint.or(self.s3_endpoint),
+            lease_ttl_ms: over.lease_ttl_ms.or(self.lease_ttl_ms),
         }
     }
 }
@@ -124,6 +132,8 @@ pub struct ServerConfig {
     /// Holds `log.key` and the RocksDB database `db/`.
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
+    /// The HTTP listener of the read-only faces (tiles); `None`: no HTTP listener.
+    pub http_listen: Option<SocketAddr>,
     /// The origin to create the log with; on later starts it must equal the stored one.
     pub origin: Option<String>,
     pub limits: Limits,
@@ -133,6 +143,18 @@ pub struct ServerConfig {
     pub witness_policy: Option<PathBuf>,
     /// The least time between two witnessing rounds (one add-checkpoint per witness each).
     pub witness_interval: Duration,
+    /// Where to publish the log as tiles ([`crate::server::publisher`]); `None`: nowhere.
+    pub publish: Option<PublishConfig>,
+}
+
+/// Publication of the log's tiles.
+#[derive(Clone, Debug)]
+pub struct PublishConfig {
+    /// `s3://bucket/prefix` or `file:///dir`.
+    pub url: String,
+    pub s3: crate::bucket::S3Options,
+    /// How long a sequencing lease lasts (`s3://` only, [`crate::server::lease`]).
+    pub lease_ttl: Duration,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "./glasslog-data";
@@ -162,6 +184,7 @@ impl ServerConfig {
             listen: f
                 .listen
                 .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
+            http_listen: f.http_listen,
             origin: f.origin,
             limits: Limits {
                 max_envelope_bytes: f.max_envelope_bytes.unwrap_or(DEFAULT_MAX_ENVELOPE_BYTES),
@@ -179,6 +202,15 @@ impl ServerConfig {
             witness_interval: Duration::from_millis(
                 f.witness_interval_ms.unwrap_or(DEFAULT_WITNESS_INTERVAL_MS),
             ),
+            publish: f.publish.map(|url| PublishConfig {
+                url,
+                s3: crate::bucket::S3Options {
+                    endpoint: f.s3_endpoint.clone(),
+                },
+                lease_ttl: f
+                    .lease_ttl_ms
+                    .map_or(crate::server::lease::DEFAULT_TTL, Duration::from_millis),
+            }),
         };
         let check = |ok: bool, what: &str| {
             if ok {
@@ -214,6 +246,20 @@ impl ServerConfig {
         check(
             config.witness_interval <= Duration::from_secs(3600),
             "witness_interval_ms must be at most 3600000",
+        )?;
+        if let Some(p) = &config.publish {
+            check(
+                p.url.starts_with("s3://") || p.url.starts_with("file:///"),
+                "publish must be an s3://bucket/prefix or file:///directory URL",
+            )?;
+            check(
+                p.lease_ttl >= Duration::from_secs(3) && p.lease_ttl <= Duration::from_secs(600),
+                "lease_ttl_ms must be between 3000 and 600000",
+            )?;
+        }
+        check(
+            f.s3_endpoint.is_none() || config.publish.is_some(),
+            "s3_endpoint is set but publish is not",
         )?;
         for t in &config.limits.extra_predicate_types {
             check(

@@ -14,11 +14,16 @@
 //! read (limits, sequencer tuning, the reply size bound) and imports none of them.
 
 pub mod config;
+pub mod head;
+mod http;
+pub mod lease;
 /// Test-only lies for hostile-server fixtures (the `fault-injection` feature, never in a normal build).
 #[cfg(feature = "fault-injection")]
 mod faults;
 pub mod logkey;
 pub mod prover;
+pub mod publisher;
+pub mod rebuild;
 mod request;
 pub mod search;
 pub mod sequencer;
@@ -26,6 +31,7 @@ mod service;
 mod status;
 pub mod storage;
 mod tail;
+pub mod tiles;
 pub mod witnessing;
 
 use std::future::Future;
@@ -74,6 +80,10 @@ pub enum ServerError {
     Transport(#[from] tonic::transport::Error),
     #[error("witness policy {path}: {reason}")]
     WitnessPolicy { path: PathBuf, reason: String },
+    #[error("publication: {0}")]
+    Bucket(#[from] crate::bucket::BucketError),
+    #[error("publication: {0}")]
+    Lease(#[from] lease::LeaseError),
 }
 
 /// An opened log, ready to serve.
@@ -84,6 +94,15 @@ pub struct OpenLog {
     sequencer: Sequencer,
     thread: std::thread::JoinHandle<Result<(), SequencerError>>,
     witness_policy: Option<Arc<WitnessPolicy>>,
+    /// Shut until the sequencing lease is taken, for an `s3://` publication.
+    gate: Arc<lease::Gate>,
+    publication: Option<Publication>,
+}
+
+/// A publication target, and its lease once taken.
+struct Publication {
+    bucket: Arc<crate::bucket::Bucket>,
+    lease: Option<lease::Lease>,
 }
 
 /// Opens (or creates, on first start) the log in `config.data_dir`: the key, the database, and
@@ -109,7 +128,22 @@ pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
     check_identity(&store, signer.origin(), &signer.verifier_key())?;
     let origin = signer.origin().to_string();
     let verifier_key = signer.verifier_key();
-    let (sequencer, thread) = Sequencer::start(store.clone(), signer, config.sequencer.clone())?;
+    let bucket = match &config.publish {
+        Some(p) => Some(Arc::new(crate::bucket::Bucket::open(&p.url, &p.s3)?)),
+        None => None,
+    };
+    let gate = match &bucket {
+        Some(b) if b.kind() == crate::bucket::Kind::S3 => {
+            lease::Gate::shut("the sequencing lease has not been taken yet")
+        }
+        _ => lease::Gate::always_open(),
+    };
+    let (sequencer, thread) = Sequencer::start(
+        store.clone(),
+        signer,
+        config.sequencer.clone(),
+        gate.clone(),
+    )?;
     Ok(OpenLog {
         origin,
         verifier_key,
@@ -117,7 +151,42 @@ pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
         sequencer,
         thread,
         witness_policy,
+        gate,
+        publication: bucket.map(|bucket| Publication {
+            bucket,
+            lease: None,
+        }),
     })
+}
+
+impl OpenLog {
+    /// For an `s3://` publication, takes the bucket's sequencing lease (the log accepts writes
+    /// only from then on). Call before serving; a no-op otherwise.
+    ///
+    /// # Errors
+    /// [`lease::LeaseError`]: another server holds the lease, or the bucket's log is not this
+    /// server's or is ahead of it.
+    pub async fn prepare_publication(&mut self, config: &ServerConfig) -> Result<(), ServerError> {
+        let (Some(p), Some(publish)) = (&mut self.publication, &config.publish) else {
+            return Ok(());
+        };
+        if p.bucket.kind() != crate::bucket::Kind::S3 {
+            return Ok(());
+        }
+        let verifier = LogVerifier::new(&self.verifier_key)
+            .map_err(|e| ServerError::IdentityMismatch(e.to_string()))?;
+        let taken = lease::acquire(
+            p.bucket.clone(),
+            &self.store,
+            &verifier,
+            publish.lease_ttl,
+            self.gate.clone(),
+        )
+        .await?;
+        tracing::info!(bucket = %p.bucket.url(), "sequencing lease taken");
+        p.lease = Some(taken);
+        Ok(())
+    }
 }
 
 /// Reads a witness policy and checks that it can witness this log: if it lists logs, this
@@ -169,7 +238,14 @@ fn check_identity(store: &Store, origin: &str, verifier_key: &str) -> Result<(),
     }
 }
 
-/// Serves `log` on `listener` until `shutdown` completes or the sequencer fails.
+/// The server's listeners, bound by the caller (so that it can print their addresses first).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    /// The HTTP faces ([`http`]): the log as C2SP tlog-tiles.
+    pub http: Option<TcpListener>,
+}
+
+/// Serves `log` on `listeners` until `shutdown` completes or the sequencer fails.
 ///
 /// # Errors
 /// The sequencer's fatal error (the caller should exit non-zero so the log is reopened from
@@ -177,7 +253,7 @@ fn check_identity(store: &Store, origin: &str, verifier_key: &str) -> Result<(),
 pub async fn serve(
     log: OpenLog,
     config: &ServerConfig,
-    listener: TcpListener,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -189,6 +265,8 @@ pub async fn serve(
         sequencer,
         thread,
         witness_policy,
+        gate: _,
+        publication,
     } = log;
     let closer = sequencer.clone();
     let flusher = store.clone();
@@ -214,6 +292,42 @@ pub async fn serve(
         }
         None => None,
     };
+    let head = head::Head::new(&sequencer, witnessing.as_ref());
+    let (publish_status, lease_task) = match publication {
+        Some(p) => {
+            let verifier = LogVerifier::new(&verifier_key)
+                .map_err(|e| ServerError::IdentityMismatch(e.to_string()))?;
+            tracing::info!(bucket = %p.bucket.url(), "publishing tiles");
+            let status = publisher::start(
+                p.bucket,
+                store.clone(),
+                head.clone(),
+                verifier,
+                stop_rx.clone(),
+            );
+            let lease_task = p
+                .lease
+                .map(|l| l.keep(store.clone(), status.clone(), stop_rx.clone()));
+            (Some(status), lease_task)
+        }
+        None => (None, None),
+    };
+    let http = listeners.http.map(|listener| {
+        let state = http::HttpState {
+            store: store.clone(),
+            head: head.clone(),
+            publish: publish_status.clone(),
+        };
+        let mut stopping = stop_rx.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stopping.wait_for(|&s| s).await;
+            };
+            if let Err(e) = http::serve(state, listener, stop).await {
+                tracing::error!(error = %e, "the HTTP listener failed");
+            }
+        })
+    });
     let service = LogService {
         origin,
         verifier_key,
@@ -239,7 +353,7 @@ pub async fn serve(
     };
     let served = tonic::transport::Server::builder()
         .add_service(grpc)
-        .serve_with_incoming_shutdown(incoming(listener), stop);
+        .serve_with_incoming_shutdown(incoming(listeners.grpc), stop);
     tokio::pin!(served);
     // In-flight rpcs get SHUTDOWN_GRACE to finish once the listener has stopped; connections
     // that clients keep open past that are dropped with the process.
@@ -253,8 +367,16 @@ pub async fn serve(
             Ok(())
         }
     };
+    if let Some(http) = http {
+        // Tile reads finish quickly; they get the same grace as rpcs.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
+    }
     // Commit what is queued, answer it, and stop the sequencer.
     closer.close().await;
+    if let Some(task) = lease_task {
+        // The sequencer has stopped signing: release the lease for a successor.
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+    }
     let sequencer = sequencer_done
         .await
         .map_err(|_| ServerError::SequencerPanicked)?;

@@ -30,6 +30,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use crate::entry::{decode_leaf, PendingEntry};
 use crate::server::config::SequencerConfig;
+use crate::server::lease::Gate;
 use crate::server::storage::{StorageError, Store};
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::merkle::{self, Hash, HashReader};
@@ -56,6 +57,19 @@ pub struct Published {
     pub checkpoint: Checkpoint,
     /// The signed note text.
     pub note: String,
+    /// When this process published it (the start of publication and witnessing lag).
+    pub at: std::time::Instant,
+}
+
+impl Published {
+    /// A checkpoint published now.
+    pub fn new(checkpoint: Checkpoint, note: String) -> Published {
+        Published {
+            checkpoint,
+            note,
+            at: std::time::Instant::now(),
+        }
+    }
 }
 
 /// One committed batch, as broadcast to Tail streams.
@@ -123,10 +137,13 @@ impl Sequencer {
     /// # Errors
     /// Storage errors, or [`SequencerError::Inconsistent`] if the latest checkpoint on disk is not
     /// signed by `signer` or does not match the stored hashes.
+    /// Every batch waits for `gate` ([`crate::server::lease`]): while it is shut, submissions
+    /// are answered [`SequencerError::Unavailable`] with its reason and nothing is signed.
     pub fn start(
         store: Arc<Store>,
         signer: LogSigner,
         config: SequencerConfig,
+        gate: Arc<Gate>,
     ) -> Result<
         (
             Sequencer,
@@ -141,7 +158,7 @@ impl Sequencer {
         let batches_tx = batches.clone();
         let thread = std::thread::Builder::new()
             .name("sequencer".into())
-            .spawn(move || state.run(rx, config, published_tx, batches_tx))
+            .spawn(move || state.run(rx, config, gate, published_tx, batches_tx))
             .map_err(|e| {
                 SequencerError::Unavailable(format!("cannot start sequencer thread: {e}"))
             })?;
@@ -246,10 +263,7 @@ impl State {
                     .integrated_time_ms
             }
         };
-        let published = Arc::new(Published {
-            checkpoint,
-            note: stored.note,
-        });
+        let published = Arc::new(Published::new(checkpoint, stored.note));
         Ok(State {
             store,
             signer,
@@ -270,7 +284,7 @@ impl State {
         let mut batch = store.batch();
         batch.put_checkpoint(0, &note);
         store.commit(batch)?;
-        let published = Arc::new(Published { checkpoint, note });
+        let published = Arc::new(Published::new(checkpoint, note));
         Ok(State {
             store,
             signer,
@@ -285,6 +299,7 @@ impl State {
         mut self,
         mut rx: mpsc::Receiver<Message>,
         config: SequencerConfig,
+        gate: Arc<Gate>,
         published_tx: watch::Sender<Arc<Published>>,
         batches_tx: broadcast::Sender<Arc<CommittedBatch>>,
     ) -> Result<(), SequencerError> {
@@ -296,6 +311,12 @@ impl State {
             })?;
         rt.block_on(async {
             while let Some(requests) = gather(&mut rx, &config).await {
+                if let Err(why) = gate.check() {
+                    for r in requests {
+                        let _ = r.reply.send(Err(SequencerError::Unavailable(why.clone())));
+                    }
+                    continue;
+                }
                 match self.commit(requests) {
                     Ok((batch, answers)) => {
                         published_tx.send_replace(batch.published.clone());
@@ -427,7 +448,7 @@ impl State {
         }
         batch.put_checkpoint(size, &note);
         self.store.commit(batch)?;
-        Ok(Arc::new(Published { checkpoint, note }))
+        Ok(Arc::new(Published::new(checkpoint, note)))
     }
 }
 
@@ -474,14 +495,14 @@ fn now_ms() -> i64 {
 /// The stored hashes of a batch in progress over those already on disk. Stored hashes are
 /// numbered in append order, so the new ones are a contiguous run starting at
 /// `stored_hash_count(size before the batch)`.
-struct Overlay<'a> {
+pub(crate) struct Overlay<'a> {
     store: &'a Store,
     first_new: u64,
     new: Vec<Hash>,
 }
 
 impl<'a> Overlay<'a> {
-    fn new(store: &'a Store, size: u64) -> Self {
+    pub(crate) fn new(store: &'a Store, size: u64) -> Self {
         Overlay {
             store,
             first_new: merkle::stored_hash_count(size),
@@ -490,14 +511,14 @@ impl<'a> Overlay<'a> {
     }
 
     /// Adds the hashes that appending leaf `index` completes (about two on average).
-    fn append(&mut self, index: u64, leaf_hash: Hash) -> Result<(), SequencerError> {
+    pub(crate) fn append(&mut self, index: u64, leaf_hash: Hash) -> Result<(), SequencerError> {
         let hashes = merkle::stored_hashes_for_record_hash(index, leaf_hash, &*self)
             .map_err(|e| SequencerError::Inconsistent(format!("hashing leaf {index}: {e}")))?;
         self.new.extend(hashes);
         Ok(())
     }
 
-    fn new_hashes(&self) -> impl Iterator<Item = (u64, &Hash)> {
+    pub(crate) fn new_hashes(&self) -> impl Iterator<Item = (u64, &Hash)> {
         (self.first_new..).zip(self.new.iter())
     }
 }

@@ -15,6 +15,7 @@ pub mod merkle;
 pub mod note;
 pub mod policy;
 pub mod proof;
+pub mod tiles;
 pub mod witness_protocol;
 
 #[cfg(test)]

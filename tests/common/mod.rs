@@ -2,6 +2,7 @@
 //! temporary data directory.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod statements;
 pub mod witness;
 
@@ -29,6 +30,8 @@ pub fn free_port() -> u16 {
 pub struct TestServer {
     pub child: Child,
     pub url: String,
+    /// The HTTP listener (`--http-listen`), if the server has one.
+    pub http_url: Option<String>,
     pub verifier_key: String,
     pub origin: String,
     pub data_dir: PathBuf,
@@ -67,7 +70,7 @@ impl TestServer {
             .expect("spawn glasslog");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
-        let (mut origin, mut vkey) = (String::new(), String::new());
+        let (mut origin, mut vkey, mut http_url) = (String::new(), String::new(), None);
         loop {
             match lines.next() {
                 Some(Ok(line)) => {
@@ -75,12 +78,15 @@ impl TestServer {
                         origin = o.to_string();
                     } else if let Some(k) = line.strip_prefix("verifier key: ") {
                         vkey = k.to_string();
+                    } else if let Some(addr) = line.strip_prefix("http listening on ") {
+                        http_url = Some(format!("http://{addr}"));
                     } else if let Some(addr) = line.strip_prefix("listening on ") {
                         // Keep draining stdout so the server never blocks on a full pipe.
                         std::thread::spawn(move || for _ in lines {});
                         return Ok(TestServer {
                             child,
                             url: format!("http://{addr}"),
+                            http_url,
                             verifier_key: vkey,
                             origin,
                             data_dir: data_dir.to_path_buf(),

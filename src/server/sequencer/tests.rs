@@ -30,7 +30,7 @@ fn start(
     std::thread::JoinHandle<Result<(), SequencerError>>,
 ) {
     let store = Arc::new(Store::open(dir).unwrap());
-    let (seq, thread) = Sequencer::start(store.clone(), signer, config).unwrap();
+    let (seq, thread) = Sequencer::start(store.clone(), signer, config, Gate::always_open()).unwrap();
     (store, seq, thread)
 }
 
@@ -167,7 +167,7 @@ async fn a_different_key_is_refused() {
         thread.join().unwrap().unwrap();
     }
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let err = Sequencer::start(store, signer(), SequencerConfig::default())
+    let err = Sequencer::start(store, signer(), SequencerConfig::default(), Gate::always_open())
         .err()
         .unwrap();
     assert!(matches!(err, SequencerError::Inconsistent(_)), "{err}");
@@ -207,4 +207,30 @@ async fn a_failed_commit_is_fatal_and_loses_nothing_acknowledged() {
     assert_eq!(seq.latest().note, good.note);
     assert_eq!(seq.append(pending(5)).await.unwrap().index, 5);
     check_root(&store, &seq.latest());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shut_gate_refuses_every_submission_and_signs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let gate = Gate::shut("no lease");
+    let (seq, _thread) =
+        Sequencer::start(store.clone(), signer(), SequencerConfig::default(), gate.clone())
+            .unwrap();
+    match seq.append(pending(1)).await {
+        Err(SequencerError::Unavailable(why)) => assert_eq!(why, "no lease"),
+        other => panic!("appended through a shut gate: {other:?}"),
+    }
+    assert_eq!(seq.latest().checkpoint.size, 0);
+    assert_eq!(store.latest_checkpoint().unwrap().unwrap().size, 0);
+    assert!(store.entry(0).unwrap().is_none());
+    // Opened (a lease taken), the same submission is logged; expired, refused again.
+    gate.open_until(u64::MAX - 1, "lease expired");
+    assert_eq!(seq.append(pending(1)).await.unwrap().index, 0);
+    gate.open_until(1, "lease expired");
+    assert!(matches!(
+        seq.append(pending(2)).await,
+        Err(SequencerError::Unavailable(why)) if why == "lease expired"
+    ));
+    assert_eq!(seq.latest().checkpoint.size, 1);
 }

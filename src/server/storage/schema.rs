@@ -46,6 +46,10 @@ pub const META_ORIGIN: &[u8] = b"origin";
 /// `meta` key: the C2SP verifier key of the log, fixed on first start.
 pub const META_VERIFIER_KEY: &[u8] = b"verifier_key";
 
+/// `meta` key: this database's id as a holder of a bucket's sequencing lease
+/// ([`crate::server::lease`]), created on first use.
+pub const META_LEASE_HOLDER: &[u8] = b"lease_holder";
+
 /// `meta` key prefix: `witness_size/<witness vkey>` → the size (u64 BE) of the latest
 /// checkpoint that witness cosigned, as far as the log knows.
 pub const META_WITNESS_SIZE_PREFIX: &[u8] = b"witness_size/";

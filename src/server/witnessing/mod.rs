@@ -159,10 +159,7 @@ fn latest_witnessed(
 }
 
 fn witnessed(note: String, checkpoint: &Checkpoint) -> Witnessed {
-    Published {
-        checkpoint: checkpoint.clone(),
-        note,
-    }
+    Published::new(checkpoint.clone(), note)
 }
 
 /// One answered request: which peer, for which target, and the answer.

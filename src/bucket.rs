@@ -1,0 +1,313 @@
+//! Where a log's tiles live outside its database: an S3-compatible bucket, a plain directory, or
+//! (read-only) any HTTP server that serves a published copy.
+//!
+//! Locations are URLs: `s3://bucket/prefix` (endpoint, region and credentials from the usual
+//! `AWS_*` environment variables, or `--s3-endpoint`; an explicit `http://` endpoint is used as
+//! it is, for stores on a private network or loopback), `file:///dir`, and `http(s)://host/prefix`.
+//! Object names are the C2SP tlog-tiles paths under the prefix (`checkpoint`, `tile/…`).
+//!
+//! Writes are of three kinds, matching the guarantees the publisher gives:
+//! - [`Bucket::put_immutable`]: create-only (S3 `If-None-Match: *`). An existing object with the
+//!   same bytes is fine (a retried upload); with other bytes it is [`BucketError::Conflict`]:
+//!   something else wrote this log's tiles, and nothing may be overwritten.
+//! - [`Bucket::put_mutable`]: the checkpoint, replaced in one atomic PUT.
+//! - [`Bucket::put_if`]: compare-and-swap on the object's ETag (S3 `If-Match`), for the
+//!   sequencing lease. Only S3 supports it.
+//!
+//! All of it goes through Apache Arrow's `object_store`, which signs S3 requests and speaks each
+//! store's conditional-write dialect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use object_store::aws::AmazonS3Builder;
+use object_store::http::HttpBuilder;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use object_store::{
+    Attribute, ClientOptions, GetOptions, ObjectStore, PutMode, PutOptions, PutPayload,
+    RetryConfig, UpdateVersion,
+};
+
+/// Connection settings for `s3://` locations beyond what the environment gives.
+#[derive(Clone, Debug, Default)]
+pub struct S3Options {
+    /// The S3 endpoint, e.g. `http://127.0.0.1:8333` or `https://s3.eu-west-1.amazonaws.com`.
+    pub endpoint: Option<String>,
+}
+
+/// What kind of location a bucket is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    S3,
+    Dir,
+    Http,
+}
+
+/// An opened location.
+#[derive(Clone, Debug)]
+pub struct Bucket {
+    store: Arc<dyn ObjectStore>,
+    prefix: ObjectPath,
+    url: String,
+    kind: Kind,
+}
+
+/// Errors of bucket access.
+#[derive(Debug, thiserror::Error)]
+pub enum BucketError {
+    #[error("{url}: not a tile location (use s3://bucket/prefix, file:///dir or http(s)://host/prefix): {why}")]
+    BadUrl { url: String, why: String },
+    #[error("{url}: {source}")]
+    Store {
+        url: String,
+        source: object_store::Error,
+    },
+    /// An immutable object already exists with other bytes.
+    #[error(
+        "{url}: {name} already exists with other content; an immutable tile is never \
+         overwritten (is another log, or another copy of this log, publishing here?)"
+    )]
+    Conflict { url: String, name: String },
+    #[error("{url}: {what} is not supported by this kind of location")]
+    Unsupported { url: String, what: &'static str },
+    #[error("{url}: {name}: content encoding {encoding:?}: {why}")]
+    Encoding {
+        url: String,
+        name: String,
+        encoding: String,
+        why: String,
+    },
+}
+
+/// An object read with its version, for a later [`Bucket::put_if`].
+#[derive(Clone, Debug)]
+pub struct Versioned {
+    pub bytes: Bytes,
+    pub version: UpdateVersion,
+}
+
+/// The outcome of a compare-and-swap.
+#[derive(Debug)]
+pub enum Swap {
+    /// Written; the new version.
+    Done(UpdateVersion),
+    /// The object was not the expected version (or existed when absence was expected).
+    Lost,
+}
+
+impl Bucket {
+    /// Opens the location `url`. Nothing is contacted yet.
+    ///
+    /// # Errors
+    /// [`BucketError::BadUrl`] for an unknown scheme or a malformed URL.
+    pub fn open(url: &str, s3: &S3Options) -> Result<Bucket, BucketError> {
+        let bad = |why: &str| BucketError::BadUrl {
+            url: url.to_string(),
+            why: why.to_string(),
+        };
+        let store_err = |source| BucketError::Store {
+            url: url.to_string(),
+            source,
+        };
+        // Fail fast and let the caller's loop retry: a publisher must notice an outage and
+        // catch up later, not hang for minutes inside one request.
+        let retry = RetryConfig {
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(10),
+            ..RetryConfig::default()
+        };
+        let options = ClientOptions::new()
+            .with_timeout(Duration::from_secs(30))
+            .with_connect_timeout(Duration::from_secs(5));
+        let (store, prefix, kind): (Arc<dyn ObjectStore>, String, Kind) =
+            if let Some(rest) = url.strip_prefix("s3://") {
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    return Err(bad("no bucket name"));
+                }
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_retry(retry)
+                    .with_client_options(options.clone());
+                if std::env::var_os("AWS_REGION").is_none()
+                    && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+                {
+                    b = b.with_region("us-east-1");
+                }
+                if let Some(endpoint) = &s3.endpoint {
+                    b = b
+                        .with_endpoint(endpoint)
+                        .with_allow_http(endpoint.starts_with("http://"));
+                }
+                (Arc::new(b.build().map_err(store_err)?), prefix.to_string(), Kind::S3)
+            } else if let Some(dir) = url.strip_prefix("file://") {
+                if !dir.starts_with('/') {
+                    return Err(bad("a file:// URL names an absolute directory: file:///path"));
+                }
+                std::fs::create_dir_all(dir).map_err(|e| bad(&e.to_string()))?;
+                let fs = LocalFileSystem::new_with_prefix(dir).map_err(store_err)?;
+                (Arc::new(fs), String::new(), Kind::Dir)
+            } else if url.starts_with("http://") || url.starts_with("https://") {
+                let base = url.trim_end_matches('/');
+                let http = HttpBuilder::new()
+                    .with_url(base)
+                    .with_retry(retry)
+                    .with_client_options(options.with_allow_http(true))
+                    .build()
+                    .map_err(store_err)?;
+                (Arc::new(http), String::new(), Kind::Http)
+            } else {
+                return Err(bad("unknown scheme"));
+            };
+        let prefix = ObjectPath::parse(prefix.trim_matches('/')).map_err(|e| bad(&e.to_string()))?;
+        Ok(Bucket {
+            store,
+            prefix,
+            url: url.to_string(),
+            kind,
+        })
+    }
+
+    /// The location's URL, as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    fn path(&self, name: &str) -> ObjectPath {
+        name.split('/')
+            .fold(self.prefix.clone(), |p, part| p.child(part))
+    }
+
+    fn err(&self, source: object_store::Error) -> BucketError {
+        BucketError::Store {
+            url: self.url.clone(),
+            source,
+        }
+    }
+
+    /// Reads `name` with its version; `None` if it does not exist. A `Content-Encoding: gzip`
+    /// object (an entry bundle from a tiles listener) is decoded.
+    ///
+    /// # Errors
+    /// Store errors other than absence; an encoding that cannot be decoded.
+    pub async fn get(&self, name: &str) -> Result<Option<Versioned>, BucketError> {
+        let got = match self.store.get_opts(&self.path(name), GetOptions::default()).await {
+            Ok(g) => g,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let version = UpdateVersion {
+            e_tag: got.meta.e_tag.clone(),
+            version: got.meta.version.clone(),
+        };
+        let encoding = got
+            .attributes
+            .get(&Attribute::ContentEncoding)
+            .map(|v| v.to_string());
+        let bytes = got.bytes().await.map_err(|e| self.err(e))?;
+        let bytes = match encoding.as_deref() {
+            None | Some("identity") | Some("") => bytes,
+            Some("gzip") => {
+                use std::io::Read as _;
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&bytes[..])
+                    .take(crate::tlog::tiles::MAX_BUNDLE_BYTES as u64 + 1)
+                    .read_to_end(&mut out)
+                    .map_err(|e| self.encoding(name, "gzip", &e.to_string()))?;
+                Bytes::from(out)
+            }
+            Some(other) => return Err(self.encoding(name, other, "not supported")),
+        };
+        Ok(Some(Versioned { bytes, version }))
+    }
+
+    fn encoding(&self, name: &str, encoding: &str, why: &str) -> BucketError {
+        BucketError::Encoding {
+            url: self.url.clone(),
+            name: name.to_string(),
+            encoding: encoding.to_string(),
+            why: why.to_string(),
+        }
+    }
+
+    /// Writes an immutable object (a tile or bundle) create-only. `Ok(true)`: written now;
+    /// `Ok(false)`: it was already there with exactly these bytes.
+    ///
+    /// # Errors
+    /// [`BucketError::Conflict`] if it exists with other bytes; store errors.
+    pub async fn put_immutable(&self, name: &str, bytes: Bytes) -> Result<bool, BucketError> {
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let path = self.path(name);
+        match self.store.put_opts(&path, PutPayload::from(bytes.clone()), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                match self.get(name).await? {
+                    Some(existing) if existing.bytes == bytes => Ok(false),
+                    _ => Err(BucketError::Conflict {
+                        url: self.url.clone(),
+                        name: name.to_string(),
+                    }),
+                }
+            }
+            Err(e) => Err(self.err(e)),
+        }
+    }
+
+    /// Replaces a mutable object (the checkpoint) in one atomic write.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn put_mutable(&self, name: &str, bytes: Bytes) -> Result<(), BucketError> {
+        self.store
+            .put_opts(&self.path(name), PutPayload::from(bytes), PutOptions::default())
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Compare-and-swap: writes `name` only if it is still at `expected` (`None`: only if it does
+    /// not exist).
+    ///
+    /// # Errors
+    /// [`BucketError::Unsupported`] outside S3; store errors.
+    pub async fn put_if(
+        &self,
+        name: &str,
+        bytes: Bytes,
+        expected: Option<&UpdateVersion>,
+    ) -> Result<Swap, BucketError> {
+        if self.kind != Kind::S3 {
+            return Err(BucketError::Unsupported {
+                url: self.url.clone(),
+                what: "compare-and-swap",
+            });
+        }
+        let mode = match expected {
+            Some(v) => PutMode::Update(v.clone()),
+            None => PutMode::Create,
+        };
+        let opts = PutOptions {
+            mode,
+            ..PutOptions::default()
+        };
+        match self.store.put_opts(&self.path(name), PutPayload::from(bytes), opts).await {
+            Ok(r) => Ok(Swap::Done(UpdateVersion {
+                e_tag: r.e_tag,
+                version: r.version,
+            })),
+            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
+                Ok(Swap::Lost)
+            }
+            Err(e) => Err(self.err(e)),
+        }
+    }
+}
