@@ -14,8 +14,9 @@
 //! - [`Bucket::put_if`]: compare-and-swap on the object's ETag (S3 `If-Match`), for the
 //!   sequencing lease. Only S3 supports it.
 //!
-//! All of it goes through Apache Arrow's `object_store`, which signs S3 requests and speaks each
-//! store's conditional-write dialect.
+//! S3 and HTTP go through Apache Arrow's `object_store`, which signs S3 requests and speaks the
+//! conditional-write dialect; a directory is written with [`crate::files`] (create-only by
+//! hard link, replacement by rename, both fsynced).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use object_store::aws::AmazonS3Builder;
 use object_store::http::HttpBuilder;
-use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{
     Attribute, ClientOptions, GetOptions, ObjectStore, PutMode, PutOptions, PutPayload,
@@ -48,10 +48,20 @@ pub enum Kind {
 /// An opened location.
 #[derive(Clone, Debug)]
 pub struct Bucket {
-    store: Arc<dyn ObjectStore>,
-    prefix: ObjectPath,
+    backend: Backend,
     url: String,
-    kind: Kind,
+}
+
+#[derive(Clone, Debug)]
+enum Backend {
+    /// S3 or HTTP, under a prefix.
+    Store {
+        store: Arc<dyn ObjectStore>,
+        prefix: ObjectPath,
+        kind: Kind,
+    },
+    /// A local directory.
+    Dir(std::path::PathBuf),
 }
 
 /// Errors of bucket access.
@@ -70,6 +80,11 @@ pub enum BucketError {
          overwritten (is another log, or another copy of this log, publishing here?)"
     )]
     Conflict { url: String, name: String },
+    #[error("{url}: {source}")]
+    Dir {
+        url: String,
+        source: crate::files::FileError,
+    },
     #[error("{url}: {what} is not supported by this kind of location")]
     Unsupported { url: String, what: &'static str },
     #[error("{url}: {name}: content encoding {encoding:?}: {why}")]
@@ -121,7 +136,7 @@ impl Bucket {
         let options = ClientOptions::new()
             .with_timeout(Duration::from_secs(30))
             .with_connect_timeout(Duration::from_secs(5));
-        let (store, prefix, kind): (Arc<dyn ObjectStore>, String, Kind) =
+        let (store, prefix, kind): (Arc<dyn ObjectStore>, &str, Kind) =
             if let Some(rest) = url.strip_prefix("s3://") {
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
@@ -141,14 +156,15 @@ impl Bucket {
                         .with_endpoint(endpoint)
                         .with_allow_http(endpoint.starts_with("http://"));
                 }
-                (Arc::new(b.build().map_err(store_err)?), prefix.to_string(), Kind::S3)
+                (Arc::new(b.build().map_err(store_err)?), prefix, Kind::S3)
             } else if let Some(dir) = url.strip_prefix("file://") {
                 if !dir.starts_with('/') {
                     return Err(bad("a file:// URL names an absolute directory: file:///path"));
                 }
-                std::fs::create_dir_all(dir).map_err(|e| bad(&e.to_string()))?;
-                let fs = LocalFileSystem::new_with_prefix(dir).map_err(store_err)?;
-                (Arc::new(fs), String::new(), Kind::Dir)
+                return Ok(Bucket {
+                    backend: Backend::Dir(std::path::PathBuf::from(dir)),
+                    url: url.to_string(),
+                });
             } else if url.starts_with("http://") || url.starts_with("https://") {
                 let base = url.trim_end_matches('/');
                 let http = HttpBuilder::new()
@@ -157,16 +173,18 @@ impl Bucket {
                     .with_client_options(options.with_allow_http(true))
                     .build()
                     .map_err(store_err)?;
-                (Arc::new(http), String::new(), Kind::Http)
+                (Arc::new(http), "", Kind::Http)
             } else {
                 return Err(bad("unknown scheme"));
             };
         let prefix = ObjectPath::parse(prefix.trim_matches('/')).map_err(|e| bad(&e.to_string()))?;
         Ok(Bucket {
-            store,
-            prefix,
+            backend: Backend::Store {
+                store,
+                prefix,
+                kind,
+            },
             url: url.to_string(),
-            kind,
         })
     }
 
@@ -176,12 +194,34 @@ impl Bucket {
     }
 
     pub fn kind(&self) -> Kind {
-        self.kind
+        match &self.backend {
+            Backend::Store { kind, .. } => *kind,
+            Backend::Dir(_) => Kind::Dir,
+        }
     }
 
-    fn path(&self, name: &str) -> ObjectPath {
-        name.split('/')
-            .fold(self.prefix.clone(), |p, part| p.child(part))
+    /// The object path of `name` in a store (its file path in a directory).
+    fn path(prefix: &ObjectPath, name: &str) -> ObjectPath {
+        name.split('/').fold(prefix.clone(), |p, part| p.join(part))
+    }
+
+    /// The file of `name` in a directory; names are tile paths, `checkpoint` or the lease's, so
+    /// no `..` component can occur, and one is refused anyway.
+    fn file(&self, dir: &std::path::Path, name: &str) -> Result<std::path::PathBuf, BucketError> {
+        if name.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+            return Err(BucketError::BadUrl {
+                url: self.url.clone(),
+                why: format!("object name {name:?}"),
+            });
+        }
+        Ok(dir.join(name))
+    }
+
+    fn io(&self, e: crate::files::FileError) -> BucketError {
+        BucketError::Dir {
+            url: self.url.clone(),
+            source: e,
+        }
     }
 
     fn err(&self, source: object_store::Error) -> BucketError {
@@ -197,7 +237,24 @@ impl Bucket {
     /// # Errors
     /// Store errors other than absence; an encoding that cannot be decoded.
     pub async fn get(&self, name: &str) -> Result<Option<Versioned>, BucketError> {
-        let got = match self.store.get_opts(&self.path(name), GetOptions::default()).await {
+        let (store, prefix) = match &self.backend {
+            Backend::Store { store, prefix, .. } => (store, prefix),
+            Backend::Dir(dir) => {
+                let path = self.file(dir, name)?;
+                return match tokio::fs::read(&path).await {
+                    Ok(bytes) => Ok(Some(Versioned {
+                        bytes: Bytes::from(bytes),
+                        version: UpdateVersion {
+                            e_tag: None,
+                            version: None,
+                        },
+                    })),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(self.io(crate::files::FileError { path, source: e })),
+                };
+            }
+        };
+        let got = match store.get_opts(&Self::path(prefix, name), GetOptions::default()).await {
             Ok(g) => g,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.err(e)),
@@ -242,23 +299,43 @@ impl Bucket {
     /// # Errors
     /// [`BucketError::Conflict`] if it exists with other bytes; store errors.
     pub async fn put_immutable(&self, name: &str, bytes: Bytes) -> Result<bool, BucketError> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        let path = self.path(name);
-        match self.store.put_opts(&path, PutPayload::from(bytes.clone()), opts).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                match self.get(name).await? {
-                    Some(existing) if existing.bytes == bytes => Ok(false),
-                    _ => Err(BucketError::Conflict {
-                        url: self.url.clone(),
-                        name: name.to_string(),
-                    }),
+        let created = match &self.backend {
+            Backend::Dir(dir) => {
+                let path = self.file(dir, name)?;
+                let data = bytes.clone();
+                tokio::task::spawn_blocking(move || crate::files::create_exclusively(&path, &data, 0o644))
+                    .await
+                    .expect("file writer panicked")
+                    .map_err(|e| self.io(e))
+            }
+            Backend::Store { store, prefix, .. } => {
+                let opts = PutOptions {
+                    mode: PutMode::Create,
+                    ..PutOptions::default()
+                };
+                match store
+                    .put_opts(&Self::path(prefix, name), PutPayload::from(bytes.clone()), opts)
+                    .await
+                {
+                    Ok(_) => Ok(true),
+                    Err(
+                        object_store::Error::AlreadyExists { .. }
+                        | object_store::Error::Precondition { .. },
+                    ) => Ok(false),
+                    Err(e) => Err(self.err(e)),
                 }
             }
-            Err(e) => Err(self.err(e)),
+        };
+        match created {
+            Ok(true) => Ok(true),
+            Ok(false) => match self.get(name).await? {
+                Some(existing) if existing.bytes == bytes => Ok(false),
+                _ => Err(BucketError::Conflict {
+                    url: self.url.clone(),
+                    name: name.to_string(),
+                }),
+            },
+            Err(e) => Err(e),
         }
     }
 
@@ -267,11 +344,20 @@ impl Bucket {
     /// # Errors
     /// Store errors.
     pub async fn put_mutable(&self, name: &str, bytes: Bytes) -> Result<(), BucketError> {
-        self.store
-            .put_opts(&self.path(name), PutPayload::from(bytes), PutOptions::default())
-            .await
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        match &self.backend {
+            Backend::Dir(dir) => {
+                let path = self.file(dir, name)?;
+                tokio::task::spawn_blocking(move || crate::files::write_atomically(&path, &bytes, 0o644))
+                    .await
+                    .expect("file writer panicked")
+                    .map_err(|e| self.io(e))
+            }
+            Backend::Store { store, prefix, .. } => store
+                .put_opts(&Self::path(prefix, name), PutPayload::from(bytes), PutOptions::default())
+                .await
+                .map(|_| ())
+                .map_err(|e| self.err(e)),
+        }
     }
 
     /// Compare-and-swap: writes `name` only if it is still at `expected` (`None`: only if it does
@@ -285,12 +371,19 @@ impl Bucket {
         bytes: Bytes,
         expected: Option<&UpdateVersion>,
     ) -> Result<Swap, BucketError> {
-        if self.kind != Kind::S3 {
-            return Err(BucketError::Unsupported {
-                url: self.url.clone(),
-                what: "compare-and-swap",
-            });
-        }
+        let (store, prefix) = match &self.backend {
+            Backend::Store {
+                store,
+                prefix,
+                kind: Kind::S3,
+            } => (store, prefix),
+            _ => {
+                return Err(BucketError::Unsupported {
+                    url: self.url.clone(),
+                    what: "compare-and-swap",
+                })
+            }
+        };
         let mode = match expected {
             Some(v) => PutMode::Update(v.clone()),
             None => PutMode::Create,
@@ -299,7 +392,7 @@ impl Bucket {
             mode,
             ..PutOptions::default()
         };
-        match self.store.put_opts(&self.path(name), PutPayload::from(bytes), opts).await {
+        match store.put_opts(&Self::path(prefix, name), PutPayload::from(bytes), opts).await {
             Ok(r) => Ok(Swap::Done(UpdateVersion {
                 e_tag: r.e_tag,
                 version: r.version,
@@ -309,5 +402,65 @@ impl Bucket {
             }
             Err(e) => Err(self.err(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir_bucket(dir: &std::path::Path) -> Bucket {
+        Bucket::open(&format!("file://{}", dir.display()), &S3Options::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn immutable_objects_are_created_once_and_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = dir_bucket(dir.path());
+        assert!(b.get("tile/0/000").await.unwrap().is_none());
+        assert!(b.put_immutable("tile/0/000", Bytes::from_static(b"abc")).await.unwrap());
+        // A retry with the same bytes is fine and writes nothing.
+        assert!(!b.put_immutable("tile/0/000", Bytes::from_static(b"abc")).await.unwrap());
+        match b.put_immutable("tile/0/000", Bytes::from_static(b"abd")).await {
+            Err(BucketError::Conflict { name, .. }) => assert_eq!(name, "tile/0/000"),
+            other => panic!("overwrote an immutable tile: {other:?}"),
+        }
+        assert_eq!(b.get("tile/0/000").await.unwrap().unwrap().bytes.as_ref(), b"abc");
+        assert_eq!(std::fs::read(dir.path().join("tile/0/000")).unwrap(), b"abc");
+    }
+
+    #[tokio::test]
+    async fn the_checkpoint_is_replaced_and_directories_have_no_compare_and_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = dir_bucket(dir.path());
+        b.put_mutable("checkpoint", Bytes::from_static(b"one")).await.unwrap();
+        b.put_mutable("checkpoint", Bytes::from_static(b"two")).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("checkpoint")).unwrap(), b"two");
+        assert!(matches!(
+            b.put_if("lease", Bytes::from_static(b"x"), None).await,
+            Err(BucketError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        for bad in ["ftp://x/y", "file://relative/dir", "s3:///prefix", "/plain/path"] {
+            assert!(
+                matches!(Bucket::open(bad, &S3Options::default()), Err(BucketError::BadUrl { .. })),
+                "{bad}"
+            );
+        }
+        let s3 = Bucket::open(
+            "s3://bucket/some/prefix",
+            &S3Options {
+                endpoint: Some("http://127.0.0.1:1".into()),
+            },
+        )
+        .unwrap();
+        assert_eq!(s3.kind(), Kind::S3);
+        let Backend::Store { prefix, .. } = &s3.backend else {
+            panic!("an S3 bucket")
+        };
+        assert_eq!(Bucket::path(prefix, "tile/0/000").as_ref(), "some/prefix/tile/0/000");
     }
 }

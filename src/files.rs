@@ -73,10 +73,54 @@ pub fn write_atomically(path: &Path, data: &[u8], mode: u32) -> Result<(), FileE
     File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))
 }
 
+/// Creates `path` with `data` only if it does not exist yet, atomically: the data goes to a
+/// temporary file (fsynced) that is then hard-linked to `path`, which fails if `path` exists, so
+/// no reader ever sees a partial file and no existing file is ever replaced. Returns `false`
+/// (writing nothing) if `path` exists. The directory is fsynced after a creation.
+///
+/// # Errors
+/// The I/O failure, with the path it concerns.
+pub fn create_exclusively(path: &Path, data: &[u8], mode: u32) -> Result<bool, FileError> {
+    let dir = parent_dir(path);
+    fs::create_dir_all(dir).map_err(at(dir))?;
+    let tmp = with_suffix(path, format!(".{}.tmp", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()
+    };
+    let linked = write().and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(at(path)(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn exclusive_creation_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/tile");
+        assert!(create_exclusively(&path, b"one", 0o644).unwrap());
+        assert!(!create_exclusively(&path, b"two", 0o644).unwrap());
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        let names: Vec<_> = fs::read_dir(dir.path().join("a/b")).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temporary file is left");
+    }
 
     #[test]
     fn suffixes_append_to_the_whole_name() {

@@ -291,6 +291,9 @@ impl Lease {
                 let expected = self.version.clone();
                 match self.write(record, Some(&expected)).await {
                     Ok(true) => {}
+                    // A renewal whose answer was lost (a timeout) may have landed: the lease is
+                    // then still ours under a newer ETag. Adopt it and renew again next tick.
+                    Ok(false) if self.still_ours().await => {}
                     Ok(false) => {
                         let why = format!(
                             "another server took the sequencing lease in {}; this one no longer \
@@ -315,6 +318,20 @@ impl Lease {
                 Err(e) => tracing::warn!(error = %e, "cannot release the sequencing lease; it expires by itself"),
             }
         })
+    }
+
+    /// Whether the lease object still names this holder; if so, its current version is adopted.
+    async fn still_ours(&mut self) -> bool {
+        let Ok(Some(current)) = self.bucket.get(LEASE_OBJECT).await else {
+            return false;
+        };
+        match serde_json::from_slice::<LeaseRecord>(&current.bytes) {
+            Ok(r) if r.holder == self.holder && r.expires_unix_ms > now_ms() => {
+                self.version = current.version;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// A record naming the published head; `live` 0 marks it released.

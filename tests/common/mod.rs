@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod log;
 pub mod statements;
 pub mod witness;
 
@@ -52,6 +53,16 @@ impl TestServer {
 
     /// Starts the server; returns its stderr if it exits before listening.
     pub fn try_start(data_dir: &Path, extra: &[&str]) -> Result<TestServer, String> {
+        Self::try_start_env(data_dir, extra, &[])
+    }
+
+    /// Starts the server with extra environment variables (for example the `AWS_*` ones of an
+    /// S3 publication); returns its stderr if it exits before listening.
+    pub fn try_start_env(
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> Result<TestServer, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_glasslog"))
             .args([
                 "serve",
@@ -63,6 +74,7 @@ impl TestServer {
             ])
             .arg(data_dir)
             .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("GLASSLOG_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
