@@ -2,7 +2,9 @@
 //! temporary data directory.
 #![allow(dead_code)]
 
+pub mod seaweed;
 pub mod statements;
+pub mod tiles;
 pub mod witness;
 
 use std::io::{BufRead, BufReader};
