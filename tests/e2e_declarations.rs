@@ -259,6 +259,25 @@ async fn declarations_are_admitted_checked_and_searchable() {
         .unwrap_err();
     assert!(e.to_string().contains("payload"), "{e}");
 
+    // A model release with a detached manifest: found by name and subject digest, never by the
+    // digests of its files, which the log does not see.
+    let (big, big_root) = model("org/big", "1", &[("w.bin", b"omega")], json!({}));
+    let mut big = big;
+    let manifest = big["predicate"]
+        .as_object_mut()
+        .unwrap()
+        .remove("manifest")
+        .unwrap();
+    big["predicate"]["detachedManifest"] = json!({
+        "digest": {"sha256": hex::encode(sha(manifest.to_string().as_bytes()))},
+        "serialization": manifest["serialization"],
+    });
+    let big_index = submit(&client, &publisher, &big).await.unwrap();
+    assert_eq!(
+        search_all(&client, Query::SubjectDigest(big_root.to_vec()), 0).await,
+        vec![big_index]
+    );
+
     // An extra-type statement from another key, then everything Search finds equals a scan.
     let other_publisher = Publisher::new(KeyType::P256);
     client
