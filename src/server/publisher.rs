@@ -33,6 +33,7 @@ use tokio::sync::watch;
 
 use crate::bucket::{Bucket, BucketError};
 use crate::server::head::Head;
+use crate::server::lease::Gate;
 use crate::server::sequencer::Published;
 use crate::server::storage::{StorageError, Store};
 use crate::server::tiles::{self, TileReadError};
@@ -58,6 +59,9 @@ pub enum PublishError {
     /// The bucket holds something this log cannot continue: publication stops.
     #[error("{0}")]
     Foreign(String),
+    /// The sequencing lease is not held now: no checkpoint is written (retried).
+    #[error("not writing the checkpoint: {0}")]
+    NoLease(String),
 }
 
 impl PublishError {
@@ -104,11 +108,15 @@ impl Default for PublishStatus {
 }
 
 /// Starts publishing the head of the log in `store` to `bucket`.
+///
+/// With a sequencing lease, `gate` is the lease's: a checkpoint is written only while the lease
+/// is held, so a server that lost it never writes over its successor's checkpoint.
 pub fn start(
     bucket: Arc<Bucket>,
     store: Arc<Store>,
     head: Head,
     verifier: LogVerifier,
+    gate: Arc<Gate>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Arc<PublishStatus> {
     let status = Arc::new(PublishStatus::default());
@@ -118,6 +126,7 @@ pub fn start(
             bucket,
             store,
             verifier,
+            gate,
             status: task_status,
         };
         tokio::select! {
@@ -132,6 +141,7 @@ struct Publisher {
     bucket: Arc<Bucket>,
     store: Arc<Store>,
     verifier: LogVerifier,
+    gate: Arc<Gate>,
     status: Arc<PublishStatus>,
 }
 
@@ -219,6 +229,7 @@ impl Publisher {
             .buffer_unordered(CONCURRENT_UPLOADS)
             .try_collect::<()>()
             .await?;
+        self.gate.check().map_err(PublishError::NoLease)?;
         self.bucket
             .put_mutable(CHECKPOINT_PATH, Bytes::from(target.note.clone()))
             .await?;

@@ -6,7 +6,7 @@
 //! Everything here reads; nothing on this listener can append to the log.
 
 mod metrics;
-mod tiles;
+pub mod tiles;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,7 +24,13 @@ pub struct HttpState {
     pub head: Head,
     /// Publication's progress, when the log publishes its tiles.
     pub publish: Option<Arc<PublishStatus>>,
+    /// Bodies of tiles served, immutable.
+    pub tile_cache: Arc<tiles::TileCache>,
 }
+
+/// Bytes of tile bodies the HTTP listener keeps (about 250 gzipped bundles of 1 KiB entries and
+/// as many hash tiles).
+pub const TILE_CACHE_BYTES: usize = 64 << 20;
 
 /// The router of the HTTP listener.
 pub fn router(state: HttpState) -> Router {

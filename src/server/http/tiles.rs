@@ -11,8 +11,16 @@
 //! | checkpoint      | `text/plain; charset=utf-8` | `no-cache, max-age=0` (it changes)     |
 //! | hash tile       | `application/octet-stream`  | `public, max-age=31536000, immutable`  |
 //! | entry bundle    | `application/octet-stream`, `Content-Encoding: gzip` | as tiles      |
+//!
+//! Tiles never change once public, so their response bodies (bundles already gzipped) are kept
+//! in a cache bounded in bytes ([`TileCache`]); a tile is read from RocksDB and compressed once
+//! while it stays in the cache.
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
+use std::sync::Mutex;
+
+use bytes::Bytes;
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -25,6 +33,52 @@ use crate::server::tiles::{self, TileReadError};
 use crate::tlog::tiles::{
     TileId, TileKind, CHECKPOINT_CACHE, CHECKPOINT_CONTENT_TYPE, TILE_CACHE, TILE_CONTENT_TYPE,
 };
+
+/// Response bodies of public tiles, at most `max_bytes` of them, the oldest inserted evicted
+/// first. Keyed by tile (a partial tile is its own key: it too is immutable).
+pub struct TileCache {
+    max_bytes: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    bodies: HashMap<TileId, Bytes>,
+    order: VecDeque<TileId>,
+    bytes: usize,
+}
+
+impl TileCache {
+    pub fn new(max_bytes: usize) -> TileCache {
+        TileCache {
+            max_bytes,
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    fn get(&self, tile: &TileId) -> Option<Bytes> {
+        self.inner.lock().expect("not poisoned").bodies.get(tile).cloned()
+    }
+
+    fn put(&self, tile: TileId, body: Bytes) {
+        if body.len() > self.max_bytes {
+            return;
+        }
+        let mut c = self.inner.lock().expect("not poisoned");
+        if c.bodies.contains_key(&tile) {
+            return;
+        }
+        c.bytes += body.len();
+        c.bodies.insert(tile, body);
+        c.order.push_back(tile);
+        while c.bytes > self.max_bytes {
+            let Some(old) = c.order.pop_front() else { break };
+            if let Some(b) = c.bodies.remove(&old) {
+                c.bytes -= b.len();
+            }
+        }
+    }
+}
 
 pub fn routes() -> Router<HttpState> {
     Router::new()
@@ -53,19 +107,29 @@ async fn tile(State(state): State<HttpState>, Path(rest): Path<String>) -> Respo
     let Some(head) = state.head.latest() else {
         return not_found("no checkpoint is public yet");
     };
-    let store = state.store.clone();
     let size = head.checkpoint.size;
-    let read = tokio::task::spawn_blocking(move || -> Result<Option<Vec<u8>>, TileReadError> {
-        if !tiles::is_public(&store, tile, size)? {
-            return Ok(None);
+    // A cached tile was public under an earlier head, so it is under this one (heads only grow;
+    // a witnessed head never goes below a size it published).
+    let read = match state.tile_cache.get(&tile) {
+        Some(body) => Ok(Ok(Some(body))),
+        None => {
+            let store = state.store.clone();
+            tokio::task::spawn_blocking(move || -> Result<Option<Bytes>, TileReadError> {
+                if !tiles::is_public(&store, tile, size)? {
+                    return Ok(None);
+                }
+                let bytes = tiles::read(&store, tile)?;
+                Ok(Some(Bytes::from(match tile.kind {
+                    TileKind::Entries => gzip(&bytes),
+                    TileKind::Hashes { .. } => bytes,
+                })))
+            })
+            .await
         }
-        let bytes = tiles::read(&store, tile)?;
-        Ok(Some(match tile.kind {
-            TileKind::Entries => gzip(&bytes),
-            TileKind::Hashes { .. } => bytes,
-        }))
-    })
-    .await;
+    };
+    if let Ok(Ok(Some(body))) = &read {
+        state.tile_cache.put(tile, body.clone());
+    }
     let bytes = match read {
         Ok(Ok(Some(bytes))) => bytes,
         Ok(Ok(None)) => return not_found("beyond the log's public checkpoint"),
