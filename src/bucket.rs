@@ -26,7 +26,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::http::HttpBuilder;
 use object_store::path::Path as ObjectPath;
 use object_store::{
-    Attribute, ClientOptions, GetOptions, ObjectStore, PutMode, PutOptions, PutPayload,
+    Attribute, Attributes, ClientOptions, GetOptions, ObjectStore, PutMode, PutOptions, PutPayload,
     RetryConfig, UpdateVersion,
 };
 
@@ -217,6 +217,23 @@ impl Bucket {
         Ok(dir.join(name))
     }
 
+    /// The headers a store serves `name` with: the tlog-tiles content types and caching
+    /// (a CDN in front of the bucket then caches tiles for good and the checkpoint not at all).
+    fn attributes(name: &str) -> Attributes {
+        use crate::tlog::tiles as t;
+        let (content_type, cache) = if name == t::CHECKPOINT_PATH {
+            (t::CHECKPOINT_CONTENT_TYPE, t::CHECKPOINT_CACHE)
+        } else if name.starts_with("tile/") {
+            (t::TILE_CONTENT_TYPE, t::TILE_CACHE)
+        } else {
+            ("application/json", "no-store")
+        };
+        let mut a = Attributes::new();
+        a.insert(Attribute::ContentType, content_type.into());
+        a.insert(Attribute::CacheControl, cache.into());
+        a
+    }
+
     fn io(&self, e: crate::files::FileError) -> BucketError {
         BucketError::Dir {
             url: self.url.clone(),
@@ -311,6 +328,7 @@ impl Bucket {
             Backend::Store { store, prefix, .. } => {
                 let opts = PutOptions {
                     mode: PutMode::Create,
+                    attributes: Self::attributes(name),
                     ..PutOptions::default()
                 };
                 match store
@@ -353,7 +371,14 @@ impl Bucket {
                     .map_err(|e| self.io(e))
             }
             Backend::Store { store, prefix, .. } => store
-                .put_opts(&Self::path(prefix, name), PutPayload::from(bytes), PutOptions::default())
+                .put_opts(
+                    &Self::path(prefix, name),
+                    PutPayload::from(bytes),
+                    PutOptions {
+                        attributes: Self::attributes(name),
+                        ..PutOptions::default()
+                    },
+                )
                 .await
                 .map(|_| ())
                 .map_err(|e| self.err(e)),
@@ -390,6 +415,7 @@ impl Bucket {
         };
         let opts = PutOptions {
             mode,
+            attributes: Self::attributes(name),
             ..PutOptions::default()
         };
         match store.put_opts(&Self::path(prefix, name), PutPayload::from(bytes), opts).await {

@@ -40,7 +40,7 @@ pub fn run(args: RestoreArgs) -> Result<ExitCode, CliError> {
         .build()?;
     let mut last = std::time::Instant::now();
     let restored = runtime.block_on(restore(&opts, |done, total| {
-        if last.elapsed().as_secs() >= 2 || done == total {
+        if last.elapsed().as_secs() >= 2 && done < total {
             eprintln!("restored {done} of {total} entries");
             last = std::time::Instant::now();
         }

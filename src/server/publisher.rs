@@ -73,19 +73,34 @@ impl PublishError {
 }
 
 /// What the rest of the server (metrics, the lease) reads of publication.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PublishStatus {
     /// The size of the checkpoint in the bucket, as last written or read.
     pub published_size: AtomicU64,
-    /// Milliseconds from the head's publication in this process to its checkpoint being in the
-    /// bucket, for the last checkpoint published.
-    pub last_lag_ms: AtomicU64,
+    /// For every checkpoint published since start, the time from its publication in this process
+    /// to its being in the bucket, in microseconds.
+    pub lag_us: Mutex<hdrhistogram::Histogram<u64>>,
     /// Checkpoints published since start.
     pub published_count: AtomicU64,
     /// Failed attempts since start.
     pub failures: AtomicU64,
     /// Why publication stopped for good, if it did.
     pub stopped: Mutex<Option<String>>,
+}
+
+impl Default for PublishStatus {
+    fn default() -> Self {
+        PublishStatus {
+            published_size: AtomicU64::new(0),
+            lag_us: Mutex::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                    .expect("valid bounds"),
+            ),
+            published_count: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+            stopped: Mutex::new(None),
+        }
+    }
 }
 
 /// Starts publishing the head of the log in `store` to `bucket`.
@@ -175,9 +190,12 @@ impl Publisher {
         self.status
             .published_size
             .store(target.checkpoint.size, Ordering::Relaxed);
-        self.status
-            .last_lag_ms
-            .store(lag.as_millis() as u64, Ordering::Relaxed);
+        let _ = self
+            .status
+            .lag_us
+            .lock()
+            .expect("not poisoned")
+            .record((lag.as_micros() as u64).clamp(1, 3_600_000_000));
         self.status.published_count.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(size = target.checkpoint.size, ?lag, "published");
         *in_bucket = Some((target.checkpoint.size, target.note.clone()));

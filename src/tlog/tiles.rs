@@ -36,6 +36,11 @@ pub const MAX_LEVEL: u8 = 7;
 pub const CHECKPOINT_CONTENT_TYPE: &str = "text/plain; charset=utf-8";
 /// `Content-Type` of hash tiles and entry bundles.
 pub const TILE_CONTENT_TYPE: &str = "application/octet-stream";
+/// `Cache-Control` of the mutable checkpoint: revalidate on every use (the spec: "SHOULD prevent
+/// caching beyond a few seconds").
+pub const CHECKPOINT_CACHE: &str = "no-cache, max-age=0";
+/// `Cache-Control` of tiles and bundles, which never change once they exist.
+pub const TILE_CACHE: &str = "public, max-age=31536000, immutable";
 /// The path of the checkpoint under a log's prefix.
 pub const CHECKPOINT_PATH: &str = "checkpoint";
 

@@ -4,7 +4,9 @@
 
 pub mod http;
 pub mod log;
+pub mod seaweed;
 pub mod statements;
+pub mod tiles;
 pub mod witness;
 
 use std::io::{BufRead, BufReader};

@@ -5,7 +5,7 @@
 //! | `glasslog_head_size`                     | gauge   | entries under the public head (the checkpoint `/checkpoint` serves) |
 //! | `glasslog_publish_size`                  | gauge   | entries under the checkpoint in the publication bucket |
 //! | `glasslog_publish_backlog_entries`       | gauge   | head size minus published size |
-//! | `glasslog_publish_lag_seconds`           | gauge   | for the last checkpoint published: from its publication in this server to its upload |
+//! | `glasslog_publish_lag_seconds`           | summary | from a checkpoint's publication in this server to its upload, over every checkpoint published since start (quantiles 0.5, 0.9, 0.99, 1) |
 //! | `glasslog_publish_checkpoints_total`     | counter | checkpoints published since start |
 //! | `glasslog_publish_failures_total`        | counter | failed publication attempts since start (retried) |
 //! | `glasslog_publish_stopped`               | gauge   | 1 once publication stopped for good (see the log) |
@@ -38,12 +38,20 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
             "Entries under the head not yet published.",
             head.saturating_sub(published) as f64,
         );
-        gauge(
-            &mut out,
-            "glasslog_publish_lag_seconds",
-            "Seconds from the last published checkpoint's publication in this server to its upload.",
-            p.last_lag_ms.load(Ordering::Relaxed) as f64 / 1000.0,
-        );
+        {
+            let h = p.lag_us.lock().expect("not poisoned");
+            let name = "glasslog_publish_lag_seconds";
+            let _ = write!(
+                out,
+                "# HELP {name} Seconds from a checkpoint's publication in this server to its upload.\n# TYPE {name} summary\n"
+            );
+            for q in [0.5, 0.9, 0.99, 1.0] {
+                let v = if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1e6 };
+                let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {v}");
+            }
+            let sum = h.mean() * h.len() as f64 / 1e6;
+            let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {}", h.len());
+        }
         counter(
             &mut out,
             "glasslog_publish_checkpoints_total",

@@ -22,13 +22,9 @@ use axum::Router;
 
 use super::HttpState;
 use crate::server::tiles::{self, TileReadError};
-use crate::tlog::tiles::{TileId, TileKind, CHECKPOINT_CONTENT_TYPE, TILE_CONTENT_TYPE};
-
-/// Cache-Control of the mutable checkpoint: revalidate on every use (C2SP: "SHOULD prevent
-/// caching beyond a few seconds").
-pub const CHECKPOINT_CACHE: &str = "no-cache, max-age=0";
-/// Cache-Control of tiles and bundles, which never change once they exist.
-pub const TILE_CACHE: &str = "public, max-age=31536000, immutable";
+use crate::tlog::tiles::{
+    TileId, TileKind, CHECKPOINT_CACHE, CHECKPOINT_CONTENT_TYPE, TILE_CACHE, TILE_CONTENT_TYPE,
+};
 
 pub fn routes() -> Router<HttpState> {
     Router::new()
