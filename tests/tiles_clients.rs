@@ -27,8 +27,18 @@ use serde_json::{json, Value};
 
 /// Runs glasslog with its config directory inside `home` (so no test touches the user's).
 fn glasslog<S: AsRef<OsStr>>(home: &Path, args: impl IntoIterator<Item = S>) -> Output {
+    glasslog_env(home, args, &[])
+}
+
+/// [`glasslog`] with extra environment variables (an S3 store's `AWS_*`).
+fn glasslog_env<S: AsRef<OsStr>>(
+    home: &Path,
+    args: impl IntoIterator<Item = S>,
+    env: &[(&str, String)],
+) -> Output {
     Command::new(env!("CARGO_BIN_EXE_glasslog"))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("GLASSLOG_LOG", "warn")
         .env("XDG_CONFIG_HOME", home.join("config"))
         .output()
@@ -150,6 +160,17 @@ fn flip(dir: &Path, path: &str, at: usize) {
 
 /// `audit --json` reading the log from `source` (`["--server", URL]` or `["--tiles", URL]`).
 fn audit(home: &Path, server: &TestServer, source: [&str; 2], code: i32) -> (Vec<Value>, Value) {
+    audit_with(home, server, &source, &[], code)
+}
+
+/// [`audit`] from `source` (flags), with environment variables `env`.
+fn audit_with(
+    home: &Path,
+    server: &TestServer,
+    source: &[&str],
+    env: &[(&str, String)],
+    code: i32,
+) -> (Vec<Value>, Value) {
     let state = home.join("audit-state.json");
     let mut args: Vec<&OsStr> = vec!["audit".as_ref(), "--json".as_ref()];
     args.extend(source.iter().map(OsStr::new));
@@ -163,7 +184,9 @@ fn audit(home: &Path, server: &TestServer, source: [&str; 2], code: i32) -> (Vec
         "--extra-predicate-type".as_ref(),
         TEST_PREDICATE.as_ref(),
     ]);
-    json_lines(&expect(home, code, args))
+    let out = glasslog_env(home, args, env);
+    assert_eq!(out.status.code(), Some(code), "{}", text(&out));
+    json_lines(&String::from_utf8(out.stdout).unwrap())
 }
 
 /// A summary without its timings.
@@ -304,6 +327,61 @@ fn audit_and_monitor_read_the_same_log_from_the_server_its_listener_and_its_publ
     let message = findings[0]["message"].as_str().unwrap();
     assert!(message.contains("tile/0/000"), "{message}");
     assert_eq!(summary["computed_root"], summary["checkpoint_root"]);
+}
+
+#[test]
+fn audit_reads_an_s3_publication_signed_and_through_its_public_face() {
+    use common::seaweed::SeaweedFs;
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let s3 = SeaweedFs::start();
+    s3.create_bucket("tiles");
+    let env = s3.aws_env();
+    let endpoint = s3.s3_endpoint();
+    let server = TestServer::try_start_env(
+        &home.join("data"),
+        &[
+            "--origin",
+            ORIGIN,
+            "--publish",
+            "s3://tiles/log",
+            "--s3-endpoint",
+            &endpoint,
+        ],
+        &env,
+    )
+    .unwrap();
+    fill_to(&server, 300);
+    let size = current_size(&server);
+    // Anonymous readers see the bucket over plain HTTP, as through a CDN.
+    let public = s3.public_url("tiles", "log");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let bucket = glasslog::bucket::Bucket::open(&public, &Default::default()).unwrap();
+    let started = Instant::now();
+    while runtime
+        .block_on(bucket.get("checkpoint"))
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8(v.bytes.to_vec()).ok())
+        .and_then(|note| note.lines().nth(1).and_then(|l| l.parse::<u64>().ok()))
+        != Some(size)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            s3.log_tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let (_, from_server) = audit(home, &server, ["--server", &server.url], 0);
+    let signed = ["--tiles", "s3://tiles/log", "--s3-endpoint", &endpoint];
+    let (findings, from_s3) = audit_with(home, &server, &signed, &env, 0);
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(untimed(from_s3), untimed(from_server.clone()));
+    let (findings, from_public) = audit(home, &server, ["--tiles", &public], 0);
+    assert!(findings.is_empty(), "{findings:?}");
+    assert_eq!(untimed(from_public), untimed(from_server));
 }
 
 // ---------------------------------------------------------------------------
@@ -617,4 +695,42 @@ fn a_rewritten_history_is_inconsistent_from_tiles_as_from_the_server() {
         ["inconsistent-checkpoint"],
         "{findings:?}"
     );
+}
+
+#[test]
+fn tiles_flags_go_with_tiles() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let origin = glasslog::tlog::checkpoint::Origin::new("flags.example/log").unwrap();
+    let key = glasslog::tlog::note::LogSigner::generate(&origin).verifier_key();
+    let server = ["--server", "http://127.0.0.1:9"];
+    let dir = home.display().to_string();
+    for (args, says) in [
+        (
+            vec!["verify", &dir, "--name", "org/m", "--entry", "3"],
+            "--entry goes with --tiles",
+        ),
+        (
+            vec!["audit", "--s3-endpoint", "http://127.0.0.1:9"],
+            "--s3-endpoint goes with --tiles",
+        ),
+        (
+            vec!["monitor", "--state", "s", "--interval", "3"],
+            "--interval and --s3-endpoint go with --tiles",
+        ),
+        (
+            vec!["audit", "--tiles", "file:///nowhere/at/all"],
+            "no such directory",
+        ),
+    ] {
+        let mut all: Vec<&str> = args.clone();
+        if !args.iter().any(|a| *a == "--tiles") {
+            all.extend(server);
+        }
+        all.extend(["--log-key", &key]);
+        let out = glasslog(home, &all);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
 }

@@ -35,7 +35,7 @@ pub struct AuditArgs {
     #[arg(long, value_name = "URL")]
     tiles: Option<String>,
     /// The S3 endpoint for --tiles s3://… (an http:// endpoint is used as given).
-    #[arg(long, value_name = "URL", requires = "tiles")]
+    #[arg(long, value_name = "URL")]
     s3_endpoint: Option<String>,
     /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band.
     #[arg(long, value_name = "VKEY")]

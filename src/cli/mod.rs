@@ -133,6 +133,9 @@ pub(crate) async fn open_source(
 ) -> Result<crate::client::source::Source, CliError> {
     use crate::client::source::Source;
     match (server, tiles) {
+        (Some(_), None) if s3_endpoint.is_some() => {
+            Err("--s3-endpoint goes with --tiles s3://…, not --server".into())
+        }
         (Some(server), None) => Ok(Source::Server(
             verify::connect(server, verifier, timeout).await?,
         )),

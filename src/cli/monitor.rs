@@ -31,11 +31,11 @@ pub struct MonitorArgs {
     /// file:///DIR or s3://BUCKET/PREFIX. The checkpoint is read every --interval.
     #[arg(long, value_name = "URL")]
     tiles: Option<String>,
-    /// With --tiles: seconds between two reads of the checkpoint.
-    #[arg(long, value_name = "SECONDS", default_value_t = monitor::DEFAULT_POLL_INTERVAL_SECS, requires = "tiles")]
-    interval: u64,
+    /// With --tiles: seconds between two reads of the checkpoint [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    interval: Option<u64>,
     /// The S3 endpoint for --tiles s3://… (an http:// endpoint is used as given).
-    #[arg(long, value_name = "URL", requires = "tiles")]
+    #[arg(long, value_name = "URL")]
     s3_endpoint: Option<String>,
     /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band.
     #[arg(long, value_name = "VKEY")]
@@ -113,9 +113,13 @@ fn config(args: MonitorArgs) -> Result<Config, CliError> {
         watch.insert(name);
     }
     let location = match (args.server, args.tiles) {
+        (Some(_), None) if args.interval.is_some() || args.s3_endpoint.is_some() => {
+            return Err("--interval and --s3-endpoint go with --tiles, not --server".into())
+        }
         (Some(url), None) => Location::Server(url),
         (None, Some(url)) => {
-            if args.interval == 0 {
+            let interval = args.interval.unwrap_or(monitor::DEFAULT_POLL_INTERVAL_SECS);
+            if interval == 0 {
                 return Err("--interval must be at least 1 second".into());
             }
             Location::Tiles {
@@ -123,7 +127,7 @@ fn config(args: MonitorArgs) -> Result<Config, CliError> {
                 s3: S3Options {
                     endpoint: args.s3_endpoint,
                 },
-                interval: std::time::Duration::from_secs(args.interval),
+                interval: std::time::Duration::from_secs(interval),
             }
         }
         _ => return Err("give one of --server URL and --tiles URL".into()),

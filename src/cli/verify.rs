@@ -70,10 +70,10 @@ pub struct VerifyArgs {
     tiles: Option<String>,
     /// With --tiles: read only the entry at this log index (repeatable) instead of scanning the
     /// log; later declarations of the name are then unknown.
-    #[arg(long = "entry", value_name = "INDEX", requires = "tiles")]
+    #[arg(long = "entry", value_name = "INDEX", conflicts_with = "bundle")]
     entries: Vec<u64>,
     /// The S3 endpoint for --tiles s3://… (an http:// endpoint is used as given).
-    #[arg(long, value_name = "URL", requires = "tiles")]
+    #[arg(long, value_name = "URL")]
     s3_endpoint: Option<String>,
     /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band.
     #[arg(long, value_name = "VKEY")]
@@ -137,6 +137,9 @@ fn online(args: &VerifyArgs, verifier: LogVerifier) -> Result<Report, CliError> 
     let (Some(name), Some(dir)) = (&args.name, &args.dir) else {
         return Err("--name, --server (or --tiles) and DIR are required without --bundle".into());
     };
+    if !args.entries.is_empty() && args.tiles.is_none() {
+        return Err("--entry goes with --tiles (over --server, Search finds the entries)".into());
+    }
     let mut trust = TrustState::open(&verifier, args.state.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
