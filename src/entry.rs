@@ -5,6 +5,10 @@
 //! as stored (`SHA-256(0x00 || leaf_data)`, RFC 6962 §2.1); nobody re-encodes, so protobuf's
 //! freedom in encoding never changes a leaf hash.
 //!
+//! A leaf is at most [`MAX_LEAF_BYTES`], so that every entry can be served in C2SP tlog-tiles
+//! entry bundles; the sequencer, the one place the leaf is encoded (and its clock known), refuses
+//! a longer one ([`check_leaf_len`]).
+//!
 //! This module does not verify signatures (see [`crate::admission::dsse`]) and does no I/O.
 
 use prost::Message;
@@ -13,6 +17,65 @@ use sha2::{Digest, Sha256};
 use crate::admission::dsse::MAX_KEYS;
 use crate::admission::keys::{CachedKey, KeyCache, KeyError, KeyId};
 pub use crate::proto::LogEntry;
+
+/// The most bytes of leaf data (an encoded [`LogEntry`]) the log writes: 65,535.
+///
+/// C2SP tlog-tiles (<https://c2sp.org/tlog-tiles>, "Log Entries") serves entries in *entry
+/// bundles*, each entry prefixed by its length as a big-endian `uint16`, so no longer entry can
+/// be served as tiles. glasslog's leaf data is what such a bundle would carry, so every leaf must
+/// fit: an envelope must leave room for the keys, the time and the protobuf framing (see
+/// [`leaf_len`]). A model release whose manifest does not fit leaves it out of the statement
+/// (docs/declarations.md, `detachedManifest`).
+pub const MAX_LEAF_BYTES: usize = 65_535;
+
+/// A leaf longer than [`MAX_LEAF_BYTES`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the logged entry would be {size} bytes; a log entry is at most {MAX_LEAF_BYTES} bytes \
+     (C2SP tlog-tiles entry bundles carry entries of at most 65535 bytes). Shorten the \
+     statement: a model release can leave a large manifest out of it (detachedManifest, see \
+     docs/declarations.md; glasslog declare does so by itself)"
+)]
+pub struct LeafTooLarge {
+    /// The length of the leaf data, in bytes.
+    pub size: usize,
+}
+
+/// `Ok` when leaf data of `len` bytes may be logged: `len <= MAX_LEAF_BYTES`.
+///
+/// # Errors
+/// [`LeafTooLarge`] naming `len`.
+pub fn check_leaf_len(len: usize) -> Result<(), LeafTooLarge> {
+    if len > MAX_LEAF_BYTES {
+        return Err(LeafTooLarge { size: len });
+    }
+    Ok(())
+}
+
+/// The exact length of the leaf data of an envelope of `envelope_len` bytes logged with
+/// `public_keys` at `integrated_time_ms`, without encoding it: what
+/// `LogEntry { envelope, public_keys, integrated_time_ms }.encode_to_vec().len()` is.
+///
+/// Per field, proto3 as prost writes it: a one-byte key (field numbers 1–3), then a varint
+/// length and the bytes for `envelope` (left out when empty) and each key; a varint for the
+/// time (left out when 0; 6 bytes for every time from 1971 to 2109, 10 when negative).
+pub fn leaf_len(envelope_len: usize, public_keys: &[String], integrated_time_ms: i64) -> usize {
+    use prost::encoding::encoded_len_varint;
+    let bytes_field = |len: usize| 1 + encoded_len_varint(len as u64) + len;
+    let envelope = if envelope_len == 0 {
+        0
+    } else {
+        bytes_field(envelope_len)
+    };
+    let keys: usize = public_keys.iter().map(|k| bytes_field(k.len())).sum();
+    // Two's complement: a negative time is a 10-byte varint, as protobuf writes int64.
+    let time = if integrated_time_ms == 0 {
+        0
+    } else {
+        1 + encoded_len_varint(integrated_time_ms as u64)
+    };
+    envelope + keys + time
+}
 
 /// What the sequencer needs to log one admitted submission (built by
 /// [`crate::admission::Admitted::into_pending`]): bytes and keys, nothing of a declaration.
@@ -37,6 +100,11 @@ impl PendingEntry {
             integrated_time_ms,
         }
         .encode_to_vec()
+    }
+
+    /// The length of [`PendingEntry::encode_leaf`]'s result, without encoding ([`leaf_len`]).
+    pub fn leaf_len(&self, integrated_time_ms: i64) -> usize {
+        leaf_len(self.envelope.len(), &self.public_keys, integrated_time_ms)
     }
 }
 
@@ -142,6 +210,61 @@ mod tests {
         assert_eq!(back.public_keys, vec!["k".to_string()]);
         assert_eq!(back.integrated_time_ms, 1234);
         assert!(decode_leaf(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn leaf_len_is_the_encoded_length() {
+        let keys =
+            |lens: &[usize]| -> Vec<String> { lens.iter().map(|&n| "k".repeat(n)).collect() };
+        // Around every varint width of the lengths and the time, and the limit itself.
+        let envelopes = [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            MAX_LEAF_BYTES - 300,
+            MAX_LEAF_BYTES,
+        ];
+        let times = [
+            0,
+            1,
+            127,
+            128,
+            1_700_000_000_000,
+            (1 << 42) - 1,
+            1 << 42,
+            i64::MAX,
+            -1,
+        ];
+        for &n in &envelopes {
+            for &t in &times {
+                for k in [keys(&[]), keys(&[178]), keys(&[178, 0, 200])] {
+                    let e = PendingEntry {
+                        envelope: vec![b'x'; n],
+                        public_keys: k,
+                        dedup_key: [0; 32],
+                        search_prefixes: vec![],
+                    };
+                    assert_eq!(e.leaf_len(t), e.encode_leaf(t).len(), "{n} bytes at {t}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_leaf_limit_is_the_tiles_entry_limit() {
+        assert_eq!(MAX_LEAF_BYTES, usize::from(u16::MAX));
+        assert_eq!(check_leaf_len(MAX_LEAF_BYTES), Ok(()));
+        let e = check_leaf_len(MAX_LEAF_BYTES + 1).unwrap_err();
+        assert_eq!(e, LeafTooLarge { size: 65_536 });
+        let m = e.to_string();
+        assert!(
+            m.contains("65536 bytes") && m.contains("at most 65535"),
+            "{m}"
+        );
+        assert!(m.contains("tlog-tiles"), "{m}");
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::bucket::{Bucket, BucketError, S3Options};
 use crate::keyfile::{self, KeyFileError};
 use crate::server::config::database_path;
 use crate::server::logkey::KEY_FILE;
-use crate::server::rebuild::leaf_keys;
+use crate::server::rebuild::{leaf_keys, KeyIds};
 use crate::server::sequencer::Overlay;
 use crate::server::storage::{schema, StorageError, Store};
 use crate::server::tiles;
@@ -198,6 +198,7 @@ async fn rebuild(
         .buffered(IN_FLIGHT);
     let mut restored = 0u64;
     let mut pending = Vec::new();
+    let mut keys = KeyIds::default();
     while let Some(next) = fetched.next().await {
         let (tile, got) = next?;
         let got = got.ok_or_else(|| RestoreError::Missing {
@@ -206,11 +207,11 @@ async fn rebuild(
         })?;
         pending.push((tile, got.bytes));
         if pending.len() == BUNDLES_PER_BATCH {
-            restored = append(&store, restored, &std::mem::take(&mut pending), &url)?;
+            restored = append(&store, restored, &std::mem::take(&mut pending), &url, &mut keys)?;
             progress(restored, size);
         }
     }
-    restored = append(&store, restored, &pending, &url)?;
+    restored = append(&store, restored, &pending, &url, &mut keys)?;
     progress(restored, size);
 
     let root = merkle::root_hash(size, &store).map_err(|e| RestoreError::Bad {
@@ -247,6 +248,7 @@ fn append(
     start: u64,
     bundles: &[(TileId, bytes::Bytes)],
     url: &str,
+    keys: &mut KeyIds,
 ) -> Result<u64, RestoreError> {
     let mut overlay = Overlay::new(store, start);
     let mut batch = store.batch();
@@ -260,13 +262,13 @@ fn append(
         };
         let leaves = decode_bundle(bytes, tile.width()).map_err(|e| bad(e.to_string()))?;
         for leaf in leaves {
-            let keys = leaf_keys(leaf).map_err(|e| bad(format!("entry {index}: {e}")))?;
+            let derived = leaf_keys(leaf, keys).map_err(|e| bad(format!("entry {index}: {e}")))?;
             let leaf_hash = merkle::leaf_hash(leaf);
             overlay
                 .append(index, leaf_hash)
                 .map_err(|e| bad(format!("entry {index}: {e}")))?;
-            batch.put_entry(index, leaf, &leaf_hash, &keys.dedup_key);
-            for p in &keys.search_prefixes {
+            batch.put_entry(index, leaf, &leaf_hash, &derived.dedup_key);
+            for p in &derived.search_prefixes {
                 batch.put_search(p, index);
             }
             index += 1;

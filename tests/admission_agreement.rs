@@ -77,6 +77,18 @@ fn model(name: &str, version: &str, content: &str, extra: Value) -> (Value, [u8;
     (in_toto(MODEL_RELEASE, name, &root, merged(p, extra)), root)
 }
 
+/// `st` (a model release) with its manifest detached: named by the SHA-256 of its JSON text.
+fn detached(mut st: Value) -> Value {
+    let p = st["predicate"].as_object_mut().unwrap();
+    let m = p.remove("manifest").unwrap();
+    p.insert(
+        "detachedManifest".into(),
+        json!({"digest": {"sha256": hex::encode(sha(m.to_string().as_bytes()))},
+            "serialization": m["serialization"]}),
+    );
+    st
+}
+
 fn trained_on(name: &str, digest: &[u8; 32], index: u64) -> Value {
     json!({"trainingData": [{"name": name, "digest": {"sha256": hex::encode(digest)},
         "role": "pretraining", "logIndex": index}], "dataDisclosure": "partial"})
@@ -142,7 +154,7 @@ impl Corpus {
             digest,
         };
         // The first entries give later ones something to reference.
-        let choice = if n <= 4 { n % 3 } else { self.rng.below(26) };
+        let choice = if n <= 4 { n % 3 } else { self.rng.below(28) };
         match choice {
             0 => {
                 let (st, root) = dataset(&dname, &format!("d{n}"), json!({}));
@@ -403,6 +415,20 @@ impl Corpus {
                 }
                 None => self.next_fallback(size),
             },
+            25 => {
+                let (st, root) = model(&mname, "1", &format!("m{n}"), json!({}));
+                self.case(
+                    "model with a detached manifest",
+                    &detached(st),
+                    Some(target(true, &mname, root)),
+                )
+            }
+            26 => {
+                let (st, _) = model(&mname, "1", &format!("m{n}"), json!({}));
+                let mut both = detached(st.clone());
+                both["predicate"]["manifest"] = st["predicate"]["manifest"].clone();
+                self.case("a manifest both embedded and detached", &both, None)
+            }
             _ => match self.pick(true) {
                 Some(m) => {
                     let (st, _) = model(
@@ -603,6 +629,7 @@ async fn server_audit_and_monitor_agree_entry_by_entry() {
             "model based on a logged model",
             "a new release superseding",
             "model signed by two publishers",
+            "model with a detached manifest",
         ]
         .contains(what);
         assert_eq!(
@@ -611,7 +638,7 @@ async fn server_audit_and_monitor_agree_entry_by_entry() {
             "{what}: {admitted} admitted, {refusals} refused"
         );
     }
-    assert_eq!(tested.len(), 26, "every case was generated: {tested:?}");
+    assert_eq!(tested.len(), 28, "every case was generated: {tested:?}");
 
     let audit = audit_verdicts(&server, home);
     let monitor = monitor_verdicts(&server, home);

@@ -462,6 +462,203 @@ fn verify_names_every_change_to_a_model_directory_and_later_releases() {
     assert_eq!(field(&out, "result"), "FAIL");
 }
 
+#[test]
+fn a_large_model_gets_a_detached_manifest_that_verify_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let server = TestServer::start(&home.join("data"), &["--origin", ORIGIN]);
+    let key = keygen(home);
+    // 600 files: a manifest of about 90 KB, too large for a log entry (64 KiB).
+    let contents: Vec<(String, Vec<u8>)> = (0..600)
+        .map(|i| {
+            (
+                format!("shards/part-{i:04}.bin"),
+                format!("shard {i}").into_bytes(),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &[u8])> = contents
+        .iter()
+        .map(|(n, c)| (n.as_str(), c.as_slice()))
+        .collect();
+    let model_dir = write_files(&home.join("large"), &files);
+    let decl = home.join("large.dsse.json");
+    let out = expect(
+        home,
+        0,
+        [
+            OsStr::new("declare"),
+            "model".as_ref(),
+            model_dir.as_os_str(),
+            "--name".as_ref(),
+            "org/large".as_ref(),
+            "--version".as_ref(),
+            "1".as_ref(),
+            "--license".as_ref(),
+            "MIT".as_ref(),
+            "--data-disclosure".as_ref(),
+            "none".as_ref(),
+            "--key".as_ref(),
+            key.as_os_str(),
+            "--out".as_ref(),
+            decl.as_os_str(),
+        ],
+    );
+    let manifest_file = PathBuf::from(format!("{}.manifest.json", decl.display()));
+    assert_eq!(
+        field(&out, "manifest"),
+        format!("detached, {}", manifest_file.display())
+    );
+    assert_eq!(field(&out, "files"), "600");
+    let subject = field(&out, "digest")
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    let file_bytes = std::fs::read(&manifest_file).unwrap();
+    assert!(file_bytes.len() > 64 << 10, "{}", file_bytes.len());
+    let m = hash_directory(&model_dir, &HashOptions::default(), None).unwrap();
+    assert_eq!(hex::encode(m.root_digest()), subject);
+    let envelope = std::fs::read(&decl).unwrap();
+    assert!(envelope.len() < 8 << 10, "{}", envelope.len());
+    let payload = Envelope::parse(&envelope).unwrap().payload;
+    let Some(record) = declaration::parse_statement(&payload)
+        .unwrap()
+        .detached_manifest()
+        .cloned()
+    else {
+        panic!("no detachedManifest")
+    };
+    assert_eq!(record.digest, declaration::Digest::of(&file_bytes));
+
+    // The log takes it.
+    let public = pub_of(&key);
+    let submitted = expect(
+        home,
+        0,
+        [
+            OsStr::new("submit"),
+            decl.as_os_str(),
+            "--server".as_ref(),
+            server.url.as_ref(),
+            "--log-key".as_ref(),
+            server.verifier_key.as_ref(),
+            "--public-key".as_ref(),
+            public.as_os_str(),
+        ],
+    );
+    assert_eq!(field(&submitted, "index"), "0");
+
+    // With the manifest: file by file; without: by root digest, saying names are not compared.
+    let with_manifest = ["--manifest", manifest_file.to_str().unwrap()];
+    let out = verify(home, &server, &model_dir, "org/large", &with_manifest, 0);
+    assert_eq!(
+        field(&out, "files"),
+        "all 600 match the detached manifest (--manifest)"
+    );
+    let out = verify(home, &server, &model_dir, "org/large", &["--json"], 0);
+    let (_, summary) = json_lines(&out);
+    assert_eq!(summary["declaration"]["compared_by"], "root-digest");
+    let out = verify(home, &server, &model_dir, "org/large", &[], 0);
+    assert!(
+        field(&out, "files").contains("file names not compared"),
+        "{out}"
+    );
+
+    // One changed file is named with the manifest, only detected without it.
+    let part = model_dir.join("shards/part-0007.bin");
+    std::fs::write(&part, b"tampered").unwrap();
+    let out = verify(home, &server, &model_dir, "org/large", &with_manifest, 1);
+    assert!(
+        out.contains("FAIL file-changed (index 0, org/large, file shards/part-0007.bin)"),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("FAIL ")).count(),
+        1,
+        "{out}"
+    );
+    let out = verify(home, &server, &model_dir, "org/large", &[], 1);
+    assert!(
+        out.contains("FAIL subject-mismatch (index 0, org/large)"),
+        "{out}"
+    );
+    assert!(out.contains("cannot be named"), "{out}");
+
+    // A manifest of other files is refused first, naming both root digests; the directory is
+    // then compared with the subject digest alone.
+    let other = hash_directory(&model_dir, &HashOptions::default(), None).unwrap();
+    let other_file = home.join("other.manifest.json");
+    std::fs::write(&other_file, other.to_json()).unwrap();
+    std::fs::write(&part, b"shard 7").unwrap();
+    let out = verify(
+        home,
+        &server,
+        &model_dir,
+        "org/large",
+        &["--manifest", other_file.to_str().unwrap()],
+        1,
+    );
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL ")).collect();
+    assert_eq!(fails.len(), 1, "{out}");
+    assert!(
+        fails[0].starts_with("FAIL manifest-mismatch (index 0, org/large)"),
+        "{out}"
+    );
+    assert!(
+        fails[0].contains(&subject) && fails[0].contains(&hex::encode(other.root_digest())),
+        "{out}"
+    );
+    assert!(
+        field(&out, "files").starts_with("the directory's root digest is the subject digest"),
+        "{out}"
+    );
+    // Not a manifest at all: the verification cannot be done.
+    let out = glasslog(
+        home,
+        [
+            "verify",
+            model_dir.to_str().unwrap(),
+            "--name",
+            "org/large",
+            "--manifest",
+            decl.to_str().unwrap(),
+            "--server",
+            &server.url,
+            "--log-key",
+            &server.verifier_key,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--manifest"),
+        "{}",
+        text(&out)
+    );
+
+    // Offline, from the bundle.
+    let bundle = PathBuf::from(format!("{}.bundle.json", decl.display()));
+    let out = expect(
+        home,
+        0,
+        [
+            OsStr::new("verify"),
+            "--bundle".as_ref(),
+            bundle.as_os_str(),
+            "--log-key".as_ref(),
+            server.verifier_key.as_ref(),
+            "--state".as_ref(),
+            home.join("state.json").as_os_str(),
+            "--manifest".as_ref(),
+            manifest_file.as_os_str(),
+            model_dir.as_os_str(),
+        ],
+    );
+    assert_eq!(
+        field(&out, "files"),
+        "all 600 match the detached manifest (--manifest)"
+    );
+}
+
 // ---- Logs built with the library, for audit and split views.
 
 /// A model-release or training-data statement for the files of `dir`, with `extra` predicate

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::{TestServer, ORIGIN};
-use glasslog::admission::declaration::{self, Declaration, Digest, Role};
+use glasslog::admission::declaration::{self, Declaration, Digest, ModelManifest, Role};
 use glasslog::admission::dsse::Envelope;
 use glasslog::admission::keys::{PrivateKey, PublicKey};
 use glasslog::admission::manifest::{hash_directory, HashOptions};
@@ -332,7 +332,10 @@ fn declare_submit_and_reference_by_bundle_and_by_digest() {
         (by_digest.role, by_digest.log_index, by_digest.digest),
         (Role::Evaluation, None, eval_digest)
     );
-    assert_eq!(release.manifest.resources.len(), 2);
+    let ModelManifest::Embedded(manifest) = &release.manifest else {
+        panic!("a small manifest is embedded")
+    };
+    assert_eq!(manifest.resources.len(), 2);
 
     // A new version of the model, described in a --from file, superseding the first by bundle.
     let from = s.path("model-v2.json");
@@ -447,6 +450,48 @@ fn private_dataset_logs_a_commitment_and_keeps_the_salt() {
         verify_bundle(&bundle).declaration.subject_digest(),
         &data.digest
     );
+}
+
+#[test]
+fn a_dataset_too_large_for_a_log_entry_is_refused_with_the_ways_out() {
+    let s = Setup::new();
+    // 600 files: a manifest of about 90 KB; only a model release can detach it.
+    let dir = s.path("big-corpus");
+    for i in 0..600 {
+        write_files(&dir, &[(&format!("part-{i:04}.jsonl"), &format!("{i}\n"))]);
+    }
+    let out = s.path("big.declaration.json");
+    let err = fails([
+        OsStr::new("declare"),
+        "dataset".as_ref(),
+        dir.as_os_str(),
+        "--name".as_ref(),
+        "org/big".as_ref(),
+        "--version".as_ref(),
+        "1".as_ref(),
+        "--license".as_ref(),
+        "CC0-1.0".as_ref(),
+        "--source".as_ref(),
+        "synthetic:generated".as_ref(),
+        "--processing".as_ref(),
+        "none".as_ref(),
+        "--contains-personal-data".as_ref(),
+        "no".as_ref(),
+        "--personal-data-handling".as_ref(),
+        "none present".as_ref(),
+        "--key".as_ref(),
+        s.key.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        err.contains("at most 65535 bytes")
+            && err.contains("600 files")
+            && err.contains("--private"),
+        "{err}"
+    );
+    assert!(!out.exists(), "nothing written");
+    assert!(!PathBuf::from(format!("{}.manifest.json", out.display())).exists());
 }
 
 #[test]

@@ -259,6 +259,25 @@ async fn declarations_are_admitted_checked_and_searchable() {
         .unwrap_err();
     assert!(e.to_string().contains("payload"), "{e}");
 
+    // A model release with a detached manifest: found by name and subject digest, never by the
+    // digests of its files, which the log does not see.
+    let (big, big_root) = model("org/big", "1", &[("w.bin", b"omega")], json!({}));
+    let mut big = big;
+    let manifest = big["predicate"]
+        .as_object_mut()
+        .unwrap()
+        .remove("manifest")
+        .unwrap();
+    big["predicate"]["detachedManifest"] = json!({
+        "digest": {"sha256": hex::encode(sha(manifest.to_string().as_bytes()))},
+        "serialization": manifest["serialization"],
+    });
+    let big_index = submit(&client, &publisher, &big).await.unwrap();
+    assert_eq!(
+        search_all(&client, Query::SubjectDigest(big_root.to_vec()), 0).await,
+        vec![big_index]
+    );
+
     // An extra-type statement from another key, then everything Search finds equals a scan.
     let other_publisher = Publisher::new(KeyType::P256);
     client
@@ -327,4 +346,74 @@ async fn declarations_are_admitted_checked_and_searchable() {
     let server = TestServer::start(&data, &[]);
     let client = server.client().await;
     assert_search_matches_scan(&client).await;
+}
+
+/// Leaf data of `envelope` signed by `p`, if the log logged it now.
+fn leaf_len(p: &Publisher, envelope: &[u8]) -> usize {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    glasslog::entry::leaf_len(envelope.len(), &[p.pem.clone()], now_ms)
+}
+
+#[tokio::test]
+async fn a_leaf_of_exactly_the_tiles_limit_is_logged_and_one_byte_more_is_not() {
+    use glasslog::entry::MAX_LEAF_BYTES;
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data"), &["--origin", ORIGIN]);
+    let client = server.client().await;
+    let publisher = Publisher::new(KeyType::Ed25519);
+
+    // A model release padded by its description to just under the limit (base64 moves in steps
+    // of 4 bytes), then by whitespace after the envelope's JSON, which the log keeps as sent.
+    let sign = |description_len: usize| {
+        let extra = json!({"description": "d".repeat(description_len)});
+        let (st, _) = model("org/huge", "1", &[("w.bin", b"w")], extra);
+        let payload = serde_json::to_vec(&st).unwrap();
+        Envelope::sign(declaration::PAYLOAD_TYPE, &payload, &[&publisher.key]).to_json()
+    };
+    let room = MAX_LEAF_BYTES - leaf_len(&publisher, &sign(1));
+    let envelope = sign(1 + room * 3 / 4 - 8);
+    let short = MAX_LEAF_BYTES - leaf_len(&publisher, &envelope);
+    assert!((1..32).contains(&short), "{short}");
+    let padded = |n: usize| [envelope.clone(), vec![b' '; n]].concat();
+    let (at, over) = (padded(short), padded(short + 1));
+    assert_eq!(leaf_len(&publisher, &at), MAX_LEAF_BYTES);
+
+    let refused = client
+        .rpc()
+        .submit(proto::SubmitRequest {
+            envelope: over,
+            public_keys: vec![publisher.pem.clone()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Code::ResourceExhausted,
+        "{}",
+        refused.message()
+    );
+    for want in [
+        "65536 bytes",
+        "at most 65535 bytes",
+        "tlog-tiles",
+        "detachedManifest",
+    ] {
+        assert!(
+            refused.message().contains(want),
+            "{want:?}: {}",
+            refused.message()
+        );
+    }
+    // Nothing was logged, so the same statement is not a duplicate of it.
+    let logged = client
+        .submit(at, vec![publisher.pem.clone()])
+        .await
+        .unwrap();
+    assert_eq!((logged.index, logged.duplicate), (0, false));
+    assert_eq!(logged.leaf_data.len(), MAX_LEAF_BYTES);
+    let (cp, _) = client.checkpoint().await.unwrap();
+    assert_eq!(cp.size, 1);
 }

@@ -87,6 +87,15 @@ impl Admitted {
         )
     }
 
+    /// The length of the leaf the log would write for this entry, `envelope_len` bytes of
+    /// envelope JSON logged at `integrated_time_ms` ([`crate::entry::leaf_len`], with the keys as
+    /// [`Admitted::into_pending`] writes them). A client compares it with
+    /// [`crate::entry::MAX_LEAF_BYTES`] before it submits.
+    pub fn leaf_len(&self, envelope_len: usize, integrated_time_ms: i64) -> usize {
+        let pems: Vec<String> = self.keys.iter().map(PublicKey::to_pem).collect();
+        crate::entry::leaf_len(envelope_len, &pems, integrated_time_ms)
+    }
+
     /// What the sequencer logs: `envelope_json` (the bytes admitted), the keys, the dedup key,
     /// and the search index prefixes the caller computed for it.
     pub fn into_pending(
@@ -343,7 +352,9 @@ mod tests {
         .unwrap();
         assert!(a.declaration.is_none());
         let dedup = a.dedup_key();
+        let leaf_len = a.leaf_len(json.len(), 1_700_000_000_000);
         let p = a.into_pending(json.clone(), vec![b"k".to_vec()]);
+        assert_eq!(leaf_len, p.encode_leaf(1_700_000_000_000).len());
         assert_eq!(p.public_keys, vec![pem]);
         assert_eq!(p.dedup_key, dedup);
         assert_eq!(p.envelope, json);

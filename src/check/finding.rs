@@ -77,8 +77,14 @@ pub enum FindingKind {
     FileRemoved,
     /// Verify: a file whose content differs from the logged manifest's digest.
     FileChanged,
-    /// Verify: the directory matches the manifest but not the declared subject digest.
+    /// Verify: the directory matches the manifest but not the declared subject digest, or
+    /// (compared by root digest alone, the manifest being detached) its root digest is not the
+    /// subject digest.
     SubjectMismatch,
+    /// Verify: the manifest file given (`--manifest`) is not the declaration's: its root digest
+    /// is not the subject digest, its SHA-256 is not the one `detachedManifest` records, or it
+    /// differs from the manifest in the statement.
+    ManifestMismatch,
 }
 
 impl FindingKind {
@@ -109,6 +115,7 @@ impl FindingKind {
             FindingKind::FileRemoved => "file-removed",
             FindingKind::FileChanged => "file-changed",
             FindingKind::SubjectMismatch => "subject-mismatch",
+            FindingKind::ManifestMismatch => "manifest-mismatch",
         }
     }
 

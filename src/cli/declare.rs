@@ -10,6 +10,14 @@
 //! the proof bundle `submit` wrote for them, which is verified and read for the name, digest and
 //! log index, or as `NAME=sha256:HEX[@INDEX]`.
 //!
+//! A log entry is at most [`MAX_LEAF_BYTES`] (C2SP tlog-tiles). A model release whose manifest
+//! would make it longer (thousands of files) gets a *detached* manifest: the manifest is written
+//! to `OUT.manifest.json` ([`manifest_path`]), to be published with the declaration, and the
+//! statement names it by the SHA-256 of that file (`detachedManifest`,
+//! [`crate::admission::declaration::DetachedManifest`]); the subject digest is its root digest as
+//! ever. Its file digests are then not searchable in the log. A dataset's manifest is never
+//! detached: a dataset declaration too large for the log is refused here, with the ways out.
+//!
 //! What this is not: a way to edit or withdraw a declaration (a log never forgets; a later
 //! declaration can only supersede an earlier one), nor a secret store: `--private` writes its salt
 //! to a file beside the declaration, and keeping it is the publisher's job.
@@ -27,9 +35,10 @@ use serde_json::Value;
 use super::keygen::{public_key_path, write_new};
 use super::CliError;
 use crate::admission::declaration::{
-    self, BaseModel, DataDisclosure, Declaration, Digest, Kind, LicenseExpression, ModelRelease,
-    Name, PersonalData, PersonalDataPresence, Relation, Role, Source, SourceCategory, Supersedes,
-    Timestamp, TrainingData, TrainingDataRef, Uri, PAYLOAD_TYPE,
+    self, BaseModel, DataDisclosure, Declaration, DetachedManifest, Digest, Kind,
+    LicenseExpression, ModelManifest, ModelRelease, Name, PersonalData, PersonalDataPresence,
+    Relation, Role, Source, SourceCategory, Supersedes, Timestamp, TrainingData, TrainingDataRef,
+    Uri, PAYLOAD_TYPE,
 };
 use crate::admission::dsse::Envelope;
 use crate::admission::keys::{KeyCache, PrivateKey};
@@ -37,6 +46,7 @@ use crate::admission::manifest::{self, HashOptions, Manifest};
 use crate::admission::strict_json::{self, Map};
 use crate::admission::{self, Policy};
 use crate::client::bundle::ProofBundle;
+use crate::entry::{check_leaf_len, MAX_LEAF_BYTES};
 use crate::files;
 
 /// Largest `--from` file read.
@@ -187,8 +197,9 @@ struct Resolved {
     index: Option<u64>,
 }
 
-/// Builds the statement from the manifest, the subject digest and the release time.
-type Build<'a> = dyn Fn(Manifest, Digest, Timestamp) -> Result<Vec<u8>, CliError> + 'a;
+/// Builds the statement from the files (the manifest, or a model release's detached manifest),
+/// the subject digest and the release time.
+type Build<'a> = dyn Fn(ModelManifest, Digest, Timestamp) -> Result<Vec<u8>, CliError> + 'a;
 
 /// What the flags or `--from` say besides the files, references resolved.
 struct Described {
@@ -208,7 +219,7 @@ pub fn run(args: DeclareArgs) -> Result<ExitCode, CliError> {
 /// Everything that can fail without hashing is checked before hashing: outputs, key, references.
 fn run_model(m: &ModelArgs) -> Result<ExitCode, CliError> {
     let c = &m.common;
-    let key = start(c, false)?;
+    let key = start(c, Kind::Model, false)?;
     let training = m
         .trained_on
         .iter()
@@ -275,50 +286,47 @@ fn run_model(m: &ModelArgs) -> Result<ExitCode, CliError> {
 
 fn run_dataset(d: &DatasetArgs) -> Result<ExitCode, CliError> {
     let c = &d.common;
-    let key = start(c, d.private)?;
+    let key = start(c, Kind::Dataset, d.private)?;
     let described = describe(c, Kind::Dataset)?;
-    finish(
-        c,
-        Kind::Dataset,
-        &key,
-        d.private,
-        &|manifest, digest, now| {
-            let manifest = (!d.private).then_some(manifest);
-            if let Some((file, p)) = &described.from {
-                return from_file(
-                    file,
-                    Kind::Dataset,
-                    p.clone(),
-                    &described.name,
-                    manifest,
-                    digest,
-                    now,
-                );
-            }
-            let data = TrainingData {
-                name: described.name.clone(),
+    finish(c, Kind::Dataset, &key, d.private, &|files, digest, now| {
+        let ModelManifest::Embedded(manifest) = files else {
+            return Err("a dataset's manifest cannot be detached".into());
+        };
+        let manifest = (!d.private).then_some(manifest);
+        if let Some((file, p)) = &described.from {
+            return from_file(
+                file,
+                Kind::Dataset,
+                p.clone(),
+                &described.name,
+                manifest.map(ModelManifest::Embedded),
                 digest,
-                version: required(&c.version, "--version")?,
-                release_time: now,
-                license: required(&c.license, "--license")?,
-                sources: d.source.clone(),
-                processing: required(&d.processing, "--processing")?,
-                personal_data: PersonalData {
-                    contains: required(&d.contains_personal_data, "--contains-personal-data")?,
-                    handling: required(&d.personal_data_handling, "--personal-data-handling")?,
-                },
-                manifest,
-                supersedes: described.supersedes.clone(),
-                known_limitations: None,
-                intended_use: None,
-                supplier: None,
-                download_location: None,
-                description: None,
-                extensions: Map::new(),
-            };
-            Ok(data.to_statement_json())
-        },
-    )
+                now,
+            );
+        }
+        let data = TrainingData {
+            name: described.name.clone(),
+            digest,
+            version: required(&c.version, "--version")?,
+            release_time: now,
+            license: required(&c.license, "--license")?,
+            sources: d.source.clone(),
+            processing: required(&d.processing, "--processing")?,
+            personal_data: PersonalData {
+                contains: required(&d.contains_personal_data, "--contains-personal-data")?,
+                handling: required(&d.personal_data_handling, "--personal-data-handling")?,
+            },
+            manifest,
+            supersedes: described.supersedes.clone(),
+            known_limitations: None,
+            intended_use: None,
+            supplier: None,
+            download_location: None,
+            description: None,
+            extensions: Map::new(),
+        };
+        Ok(data.to_statement_json())
+    })
 }
 
 /// `OUT.salt`, where a private dataset's salt goes.
@@ -326,10 +334,18 @@ fn salt_path(c: &CommonArgs) -> PathBuf {
     files::with_suffix(&c.out, ".salt")
 }
 
-/// Refuses outputs that exist, and loads the key.
-fn start(c: &CommonArgs, private: bool) -> Result<PrivateKey, CliError> {
+/// `OUT.manifest.json`, where a model release's detached manifest goes: the OMS manifest of the
+/// directory, whose SHA-256 the statement's `detachedManifest` holds.
+fn manifest_path(c: &CommonArgs) -> PathBuf {
+    files::with_suffix(&c.out, ".manifest.json")
+}
+
+/// Refuses outputs that exist (a model release's detached manifest too, although it is written
+/// only for a large manifest), and loads the key.
+fn start(c: &CommonArgs, kind: Kind, private: bool) -> Result<PrivateKey, CliError> {
     let salt = private.then(|| salt_path(c));
-    for path in std::iter::once(&c.out).chain(salt.as_ref()) {
+    let manifest = (kind == Kind::Model).then(|| manifest_path(c));
+    for path in std::iter::once(&c.out).chain(&salt).chain(&manifest) {
         if path.exists() {
             return Err(format!(
                 "{} already exists; it is never overwritten (remove it, or choose another --out)",
@@ -375,7 +391,8 @@ fn describe(c: &CommonArgs, kind: Kind) -> Result<Described, CliError> {
 }
 
 /// The steps both kinds share once the description is ready: hash, build, validate as the
-/// server does, sign, write.
+/// server does, sign, detach a model release's manifest if the entry would be too large for the
+/// log, write.
 fn finish(
     c: &CommonArgs,
     kind: Kind,
@@ -391,9 +408,65 @@ fn finish(
     let digest = salt
         .as_ref()
         .map_or(root, |s| declaration::commitment(s, &root));
-    let statement = build(manifest, digest, now()?)?;
-    let envelope = Envelope::sign(PAYLOAD_TYPE, &statement, &[key]).to_json();
-    // What the log will check, references aside: a declaration it would refuse is not written.
+    let now = now()?;
+    let statement = build(
+        ModelManifest::Embedded(manifest.clone()),
+        digest,
+        now.clone(),
+    )?;
+    let (mut envelope, mut declaration, leaf) = sign_and_admit(&statement, key)?;
+    let mut detached = None;
+    if check_leaf_len(leaf).is_err() {
+        if kind != Kind::Model || private {
+            return Err(too_large(kind, private, files, leaf));
+        }
+        // The same statement naming the manifest file instead of embedding it.
+        let file = manifest.to_json();
+        let statement = build(
+            ModelManifest::Detached(DetachedManifest::of(&manifest, &file)),
+            digest,
+            now,
+        )?;
+        let leaf;
+        (envelope, declaration, leaf) = sign_and_admit(&statement, key)?;
+        if check_leaf_len(leaf).is_err() {
+            return Err(format!(
+                "even with its manifest detached, the declaration would make a log entry of \
+                 {leaf} bytes; a log entry is at most {MAX_LEAF_BYTES} bytes (C2SP tlog-tiles): \
+                 shorten its text fields"
+            )
+            .into());
+        }
+        detached = Some((manifest_path(c), file));
+    }
+    // Written in this order, all or none. The signer's public key goes beside the envelope,
+    // where `glasslog submit` looks for it.
+    let salt_file = salt.map(|s| (salt_path(c), format!("{}\n", hex::encode(s)).into_bytes()));
+    let mut outputs: Vec<(PathBuf, Vec<u8>, u32)> = Vec::new();
+    outputs.extend(salt_file.iter().map(|(p, s)| (p.clone(), s.clone(), 0o600)));
+    outputs.extend(detached.iter().map(|(p, f)| (p.clone(), f.clone(), 0o644)));
+    outputs.push((c.out.clone(), envelope, 0o644));
+    let pem = key.public_key().to_pem().into_bytes();
+    outputs.push((files::with_suffix(&c.out, ".pub"), pem, 0o644));
+    write_all_new(&outputs)?;
+    report(
+        c,
+        &declaration,
+        files,
+        salt_file.as_ref().map(|(p, _)| p.as_path()),
+        detached.as_ref().map(|(p, _)| p.as_path()),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Signs `statement` and checks the envelope as the log will, references aside (a declaration
+/// it would refuse is not written). Returns the envelope, its declaration, and the length of the
+/// leaf the log would write for it now.
+fn sign_and_admit(
+    statement: &[u8],
+    key: &PrivateKey,
+) -> Result<(Vec<u8>, Declaration, usize), CliError> {
+    let envelope = Envelope::sign(PAYLOAD_TYPE, statement, &[key]).to_json();
     let public_key = key.public_key().to_pem();
     let admitted = admission::admit_envelope(
         &envelope,
@@ -402,34 +475,43 @@ fn finish(
         &Policy::default(),
     )
     .map_err(|e| format!("the declaration made is not admissible: {e}"))?;
+    let leaf = super::leaf_len_now(&admitted, envelope.len());
     let declaration = admitted
         .declaration
         .ok_or("the statement is not a glasslog declaration")?;
-    let salt_file = salt.map(|s| (salt_path(c), s));
-    if let Some((path, salt)) = &salt_file {
-        write_new(path, format!("{}\n", hex::encode(salt)).as_bytes(), 0o600)?;
-    }
-    // The signer's public key beside the envelope, where `glasslog submit` looks for it.
-    let pub_path = files::with_suffix(&c.out, ".pub");
-    let written = write_new(&c.out, &envelope, 0o644).and_then(|()| {
-        write_new(&pub_path, key.public_key().to_pem().as_bytes(), 0o644).inspect_err(|_| {
-            let _ = std::fs::remove_file(&c.out);
-        })
-    });
-    if let Err(e) = written {
-        if let Some((path, _)) = &salt_file {
-            // The salt belongs to a declaration that was not written: nothing will need it.
-            let _ = std::fs::remove_file(path);
+    Ok((envelope, declaration, leaf))
+}
+
+/// Why a declaration that only a model release's detached manifest could shrink is refused.
+fn too_large(kind: Kind, private: bool, files: usize, leaf: usize) -> CliError {
+    let way_out = if kind == Kind::Dataset && !private {
+        format!(
+            "its manifest lists {files} files, and only a model release can leave its manifest \
+             out of the statement: declare the dataset with --private (a commitment, no file \
+             list), leave files out with --ignore, or split it into several datasets"
+        )
+    } else {
+        "shorten its text fields".to_string()
+    };
+    format!(
+        "the declaration would make a log entry of {leaf} bytes; a log entry is at most \
+         {MAX_LEAF_BYTES} bytes (C2SP tlog-tiles): {way_out}"
+    )
+    .into()
+}
+
+/// Writes each `(path, data, mode)` as a new file, in order; if one cannot be written, removes
+/// those written before it (they belong to a declaration that was not written).
+fn write_all_new(outputs: &[(PathBuf, Vec<u8>, u32)]) -> Result<(), CliError> {
+    for (i, (path, data, mode)) in outputs.iter().enumerate() {
+        if let Err(e) = write_new(path, data, *mode) {
+            for (written, _, _) in &outputs[..i] {
+                let _ = std::fs::remove_file(written);
+            }
+            return Err(e);
         }
-        return Err(e);
     }
-    report(
-        c,
-        &declaration,
-        files,
-        salt_file.as_ref().map(|(p, _)| p.as_path()),
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 fn load_key(path: &Path) -> Result<PrivateKey, CliError> {
@@ -515,12 +597,29 @@ fn now() -> Result<Timestamp, CliError> {
     Ok(Timestamp::from_unix_seconds(secs).ok_or("the system clock is after 9999; set it")?)
 }
 
-fn report(c: &CommonArgs, d: &Declaration, files: usize, salt: Option<&Path>) {
+fn report(
+    c: &CommonArgs,
+    d: &Declaration,
+    files: usize,
+    salt: Option<&Path>,
+    detached: Option<&Path>,
+) {
     println!("declaration: {}", c.out.display());
     println!("name: {}", d.name());
     println!("version: {}", d.version());
     println!("digest: sha256:{}", d.subject_digest());
     println!("files: {files}");
+    if let Some(manifest) = detached {
+        println!("manifest: detached, {}", manifest.display());
+        eprintln!(
+            "The manifest of {files} files would make the log entry longer than the \
+             {MAX_LEAF_BYTES} bytes a log entry may have, so it is not in the statement: it is \
+             in {}, which the statement names by its SHA-256 (detachedManifest). Publish it \
+             with the model: glasslog verify --manifest needs it to name changed files, and the \
+             log cannot be searched by the digests of these files.",
+            manifest.display()
+        );
+    }
     if let Some(salt) = salt {
         println!("salt: {}", salt.display());
         eprintln!(
@@ -627,11 +726,11 @@ fn read_from(file: &Path) -> Result<Map, CliError> {
     let Value::Object(map) = value else {
         return Err(format!("{}: want a JSON object of predicate fields", file.display()).into());
     };
-    for computed in ["releaseTime", "manifest"] {
+    for computed in ["releaseTime", "manifest", "detachedManifest"] {
         if map.contains_key(computed) {
             return Err(format!(
                 "{}: remove \"{computed}\"; declare computes it (the release time is now, the \
-                 manifest is DIR's)",
+                 manifest is DIR's, detached when it is too large for a log entry)",
                 file.display()
             )
             .into());
@@ -664,14 +763,16 @@ fn from_file(
     kind: Kind,
     mut p: Map,
     name: &Name,
-    manifest: Option<Manifest>,
+    manifest: Option<ModelManifest>,
     digest: Digest,
     now: Timestamp,
 ) -> Result<Vec<u8>, CliError> {
     p.insert("releaseTime".into(), now.as_str().into());
-    if let Some(manifest) = manifest {
-        p.insert("manifest".into(), manifest.to_json_value());
-    }
+    match manifest {
+        Some(ModelManifest::Embedded(m)) => p.insert("manifest".into(), m.to_json_value()),
+        Some(ModelManifest::Detached(d)) => p.insert("detachedManifest".into(), d.to_json_value()),
+        None => None,
+    };
     let statement = declaration::statement_json(name, &digest, kind, p);
     let declaration = declaration::parse_statement(&statement).map_err(|e| in_file(file, &e))?;
     Ok(declaration.to_statement_json())

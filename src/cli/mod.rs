@@ -151,6 +151,16 @@ pub(crate) async fn open_source(
     }
 }
 
+/// The length of the leaf a log would write for `admitted` (`envelope_len` bytes of envelope)
+/// if it logged it now: the log's clock is part of the leaf, but its encoding is 6 bytes for every
+/// time from 1971 to 2109, so when the log actually logs it does not matter.
+pub(crate) fn leaf_len_now(admitted: &crate::admission::Admitted, envelope_len: usize) -> usize {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    admitted.leaf_len(envelope_len, now_ms)
+}
+
 /// Completes on the first SIGINT (ctrl-c) or SIGTERM: the shutdown signal that `serve` and a
 /// following `monitor` stop on. Without a SIGTERM handler, only SIGINT.
 pub(crate) async fn shutdown_signal() {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::CliError;
-use crate::server::rebuild::leaf_keys;
+use crate::server::rebuild::{leaf_keys, KeyIds};
 use crate::server::storage::Store;
 
 #[derive(Args, Debug)]
@@ -33,23 +33,24 @@ pub fn run(args: ReindexArgs) -> Result<ExitCode, CliError> {
     let mut clear = store.batch();
     clear.clear_search();
     store.commit(clear)?;
-    let mut keys = 0usize;
+    let mut index_keys = 0usize;
+    let mut keys = KeyIds::default();
     let mut start = 0;
     while start < size {
         let mut batch = store.batch();
         for (index, leaf) in store.entries(start, (start + CHUNK).min(size), usize::MAX)? {
-            let prefixes = leaf_keys(&leaf)
+            let prefixes = leaf_keys(&leaf, &mut keys)
                 .map_err(|e| format!("entry {index}: {e}"))?
                 .search_prefixes;
             for p in &prefixes {
                 batch.put_search(p, index);
             }
-            keys += prefixes.len();
+            index_keys += prefixes.len();
         }
         store.commit(batch)?;
         start += CHUNK;
         eprintln!("reindexed {} of {size} entries", start.min(size));
     }
-    println!("rebuilt the search index: {size} entries, {keys} index keys");
+    println!("rebuilt the search index: {size} entries, {index_keys} index keys");
     Ok(ExitCode::SUCCESS)
 }

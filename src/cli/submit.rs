@@ -36,7 +36,8 @@ use crate::proto::{self, transparency_log_client::TransparencyLogClient};
 use crate::tlog::note::LogVerifier;
 use crate::tlog::policy::{Cosignatures, WitnessPolicy};
 
-/// Largest declaration read; the server's own limit is usually lower (1 MiB by default).
+/// Largest declaration read; a log entry is far smaller ([`crate::entry::MAX_LEAF_BYTES`]),
+/// which is checked once the envelope is read.
 const MAX_ENVELOPE_BYTES: u64 = 16 << 20;
 
 #[derive(Args, Debug)]
@@ -211,7 +212,7 @@ fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<String>, CliError> {
 }
 
 /// The checks the server makes (references aside: they need the log), made here first so that
-/// errors name local files.
+/// errors name local files; the leaf's length too ([`crate::entry::MAX_LEAF_BYTES`]).
 fn check_locally(file: &Path, envelope: &[u8], keys: &[String]) -> Result<Declaration, CliError> {
     let admitted =
         admission::admit_envelope(envelope, keys, &KeyCache::default(), &Policy::default())
@@ -223,6 +224,9 @@ fn check_locally(file: &Path, envelope: &[u8], keys: &[String]) -> Result<Declar
             ),
                 e => format!("{} is not a valid declaration: {e}", file.display()),
             })?;
+    let leaf = super::leaf_len_now(&admitted, envelope.len());
+    crate::entry::check_leaf_len(leaf)
+        .map_err(|e| format!("{} cannot be logged: {e}", file.display()))?;
     admitted
         .declaration
         .ok_or_else(|| format!("{} is not a glasslog declaration", file.display()).into())

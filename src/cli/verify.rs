@@ -14,6 +14,10 @@
 //! Offline, `glasslog verify --bundle FILE --log-key VKEY [DIR]`: the same for the declaration of
 //! a proof bundle written by `submit`, whose embedded log key must equal `--log-key`.
 //!
+//! `--manifest FILE` gives a model release's detached manifest (`OUT.manifest.json` of
+//! `glasslog declare`), without which a directory can be compared with such a release by root
+//! digest only ([`crate::verify::ManifestFile`] says what is checked of the file).
+//!
 //! Output: findings (`FAIL ...` lines, or with `--json` JSON lines as the monitor writes them,
 //! [`crate::check`]), then a summary of `key: value` lines (or one JSON object). Exit status 0
 //! when everything verified and matched, 1 on any finding, 2 when the verification could not be
@@ -29,11 +33,11 @@ use tonic::transport::Endpoint;
 
 use super::CliError;
 use crate::admission::declaration::Name;
-use crate::check::Printer;
+use crate::check::{FindingKind, Printer};
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::LogClient;
 use crate::tlog::note::LogVerifier;
-use crate::verify::{self, Report, TrustNote};
+use crate::verify::{self, ComparedBy, ManifestFile, Report, TrustNote};
 
 /// HTTP/2 flow-control windows of the client's connection.
 const STREAM_WINDOW: u32 = 8 << 20;
@@ -41,6 +45,9 @@ const CONNECTION_WINDOW: u32 = 32 << 20;
 
 /// Largest proof bundle read.
 const MAX_BUNDLE_BYTES: u64 = 64 << 20;
+
+/// Largest manifest file read (about 150 bytes a file: over a million files).
+const MAX_MANIFEST_BYTES: u64 = 256 << 20;
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -81,6 +88,14 @@ pub struct VerifyArgs {
     /// Verify offline from a proof bundle written by glasslog submit.
     #[arg(long, value_name = "FILE")]
     bundle: Option<PathBuf>,
+    /// A model release's detached manifest: the OMS manifest file published with a
+    /// declaration whose manifest was too large for the log (DECLARATION.manifest.json, as
+    /// glasslog declare writes it). It must be the declared one (root digest = subject digest,
+    /// SHA-256 = the declaration's detachedManifest digest); DIR is then compared with it file by
+    /// file. Without it such a release is compared by root digest only. Given for a declaration
+    /// whose manifest is in the statement, it must equal that manifest.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
     /// The split-view state file [default: one per log key under
     /// $XDG_CONFIG_HOME/glasslog/checkpoints or ~/.config/glasslog/checkpoints]. With --bundle it
     /// is only read.
@@ -123,17 +138,54 @@ fn check(args: &VerifyArgs) -> Result<(Report, Option<PathBuf>), CliError> {
         .state
         .clone()
         .or_else(|| TrustState::default_path(&verifier).ok());
+    let file = args.manifest.as_deref().map(read_manifest).transpose()?;
     let report = match (&args.dir, &args.bundle) {
         (Some(dir), _) if !dir.is_dir() => {
             return Err(format!("{} is not a directory", dir.display()).into())
         }
-        (_, Some(bundle)) => offline(args, bundle, &verifier)?,
-        (_, None) => online(args, verifier)?,
+        (_, Some(bundle)) => offline(args, bundle, &verifier, file.as_ref())?,
+        (_, None) => online(args, verifier, file.as_ref())?,
     };
     Ok((report, state_path))
 }
 
-fn online(args: &VerifyArgs, verifier: LogVerifier) -> Result<Report, CliError> {
+/// `--manifest FILE`, read and validated (whether it is the declared one is a finding).
+fn read_manifest(path: &Path) -> Result<ManifestFile, CliError> {
+    let bytes = read_limited(path, MAX_MANIFEST_BYTES, "manifest file")?;
+    ManifestFile::from_bytes(&bytes).map_err(|e| {
+        format!(
+            "--manifest {} is not an OMS manifest as glasslog admits it: {e}",
+            path.display()
+        )
+        .into()
+    })
+}
+
+/// The bytes of `path`, of at most `limit`.
+fn read_limited(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let context = |e: std::io::Error| format!("cannot read the {what} {}: {e}", path.display());
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(context)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(context)?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "{} is larger than {limit} bytes; it is not a {what}",
+            path.display()
+        )
+        .into());
+    }
+    Ok(bytes)
+}
+
+fn online(
+    args: &VerifyArgs,
+    verifier: LogVerifier,
+    file: Option<&ManifestFile>,
+) -> Result<Report, CliError> {
     let (Some(name), Some(dir)) = (&args.name, &args.dir) else {
         return Err("--name, --server (or --tiles) and DIR are required without --bundle".into());
     };
@@ -164,6 +216,7 @@ fn online(args: &VerifyArgs, verifier: LogVerifier) -> Result<Report, CliError> 
             name,
             args.version.as_deref(),
             dir,
+            file,
             policy.as_ref(),
             &args.entries,
         )
@@ -171,22 +224,13 @@ fn online(args: &VerifyArgs, verifier: LogVerifier) -> Result<Report, CliError> 
     })
 }
 
-fn offline(args: &VerifyArgs, bundle: &Path, verifier: &LogVerifier) -> Result<Report, CliError> {
-    use std::io::Read;
-    let context = |e: std::io::Error| format!("cannot read the bundle {}: {e}", bundle.display());
-    let mut bytes = Vec::new();
-    std::fs::File::open(bundle)
-        .map_err(context)?
-        .take(MAX_BUNDLE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(context)?;
-    if bytes.len() as u64 > MAX_BUNDLE_BYTES {
-        return Err(format!(
-            "{} is larger than {MAX_BUNDLE_BYTES} bytes; it is not a proof bundle",
-            bundle.display()
-        )
-        .into());
-    }
+fn offline(
+    args: &VerifyArgs,
+    bundle: &Path,
+    verifier: &LogVerifier,
+    file: Option<&ManifestFile>,
+) -> Result<Report, CliError> {
+    let bytes = read_limited(bundle, MAX_BUNDLE_BYTES, "proof bundle")?;
     // Read-only: an offline check proves nothing newer to store.
     let trust = match TrustState::open(verifier, args.state.as_deref()) {
         Ok(t) => Some(t),
@@ -202,6 +246,7 @@ fn offline(args: &VerifyArgs, bundle: &Path, verifier: &LogVerifier) -> Result<R
         &bytes,
         verifier,
         args.dir.as_deref(),
+        file,
         trust.as_ref(),
         policy.as_ref(),
     )?)
@@ -252,7 +297,8 @@ fn summary_json(report: &Report, findings: usize) -> serde_json::Value {
             "index": c.logged.index, "name": d.name().to_string(), "version": d.version(), "kind": d.kind().as_str(),
             "subject_digest": d.subject_digest().to_string(),
             "publisher_keys": c.logged.key_ids.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-            "files": c.files,
+            "files": c.by.files(),
+            "compared_by": compared_by_code(c.by),
         })
     });
     let later: Vec<_> = report
@@ -276,6 +322,19 @@ fn summary_json(report: &Report, findings: usize) -> serde_json::Value {
     })
 }
 
+/// How the directory was compared, in the JSON summary: `manifest`, `detached-manifest`,
+/// `root-digest`, or null.
+fn compared_by_code(by: ComparedBy) -> Option<&'static str> {
+    match by {
+        ComparedBy::Nothing => None,
+        ComparedBy::Manifest {
+            detached: false, ..
+        } => Some("manifest"),
+        ComparedBy::Manifest { detached: true, .. } => Some("detached-manifest"),
+        ComparedBy::RootDigest => Some("root-digest"),
+    }
+}
+
 fn head(report: &Report) -> Option<bool> {
     let (c, h) = (report.compared.as_ref()?, report.head.as_ref()?);
     Some(c.logged.index == h.index)
@@ -295,6 +354,35 @@ fn trust_code(t: &TrustNote) -> String {
     }
 }
 
+/// The `files:` line: how the directory was compared and whether it matched.
+fn files_line(report: &Report, by: ComparedBy, dir: bool) -> String {
+    let differs = |kind| report.findings.iter().any(|f| f.kind == kind);
+    let file_findings = report.findings.iter().any(|f| f.file.is_some());
+    let which = |detached| match detached {
+        false => "the logged manifest",
+        true => "the detached manifest (--manifest)",
+    };
+    match by {
+        _ if !dir => "files: not compared (no DIR given)".into(),
+        ComparedBy::Manifest { files, detached } if !file_findings => {
+            format!("files: all {files} match {}", which(detached))
+        }
+        ComparedBy::Manifest { files, detached } => format!(
+            "files: the directory differs from {} of {files} files (see FAIL lines)",
+            which(detached)
+        ),
+        ComparedBy::RootDigest if !differs(FindingKind::SubjectMismatch) => {
+            "files: the directory's root digest is the subject digest; file names not compared \
+             (the manifest is detached: give --manifest FILE to compare them)"
+                .into()
+        }
+        ComparedBy::RootDigest => "files: the directory's root digest is not the subject digest; \
+             the files that differ cannot be named without the detached manifest (--manifest FILE)"
+            .into(),
+        ComparedBy::Nothing => "files: not compared (no manifest logged)".into(),
+    }
+}
+
 fn summary_lines(report: &Report, args: &VerifyArgs, state: Option<&Path>) -> Vec<String> {
     let mut out = vec![format!(
         "result: {}",
@@ -309,14 +397,7 @@ fn summary_lines(report: &Report, args: &VerifyArgs, state: Option<&Path>) -> Ve
         out.push(format!("digest: sha256:{}", d.subject_digest()));
         let keys: Vec<String> = c.logged.key_ids.iter().map(|k| k.to_string()).collect();
         out.push(format!("publisher keys: {}", keys.join(", ")));
-        out.push(match (c.files, args.dir.is_some()) {
-            (_, false) => "files: not compared (no DIR given)".into(),
-            (Some(n), true) if report.findings.iter().all(|f| f.file.is_none()) => {
-                format!("files: all {n} match the logged manifest")
-            }
-            (Some(n), true) => format!("files: the directory differs from the logged manifest of {n} files (see FAIL lines)"),
-            (None, true) => "files: not compared (no manifest logged)".into(),
-        });
+        out.push(files_line(report, c.by, args.dir.is_some()));
     }
     if let Some((cp, _)) = &report.checkpoint {
         out.push(format!(

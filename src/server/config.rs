@@ -18,7 +18,9 @@ pub const MAX_REPLY_BYTES: usize = (4 << 20) - (64 << 10);
 /// Limits and admission policy the service enforces.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Largest envelope Submit accepts, in bytes.
+    /// Largest envelope Submit reads, in bytes, checked before it is parsed. The logged leaf
+    /// has its own, fixed limit ([`crate::entry::MAX_LEAF_BYTES`]), which binds first for any
+    /// value above about 65 KB.
     pub max_envelope_bytes: usize,
     /// Most concurrent Tail streams.
     pub max_tail_streams: usize,

@@ -20,7 +20,8 @@ pub enum RequestError {
     /// GetInclusionProof without a leaf.
     #[error("set either leaf.index or leaf.leaf_hash")]
     NoLeaf,
-    /// A Submit whose envelope is over the configured limit.
+    /// A Submit whose envelope is over the configured limit (the leaf's own limit is the
+    /// sequencer's: [`crate::server::sequencer::SequencerError::LeafTooLarge`]).
     #[error("envelope is {size} bytes; this log accepts envelopes of at most {limit} bytes")]
     EnvelopeTooLarge { size: usize, limit: usize },
     /// A witnessed checkpoint asked of a log without a witness policy.

@@ -114,7 +114,8 @@ fn valid_name(n: &str) -> Result<String, SearchError> {
 
 /// Every index prefix an entry is found under: its signers' keys, and, for a declaration, its
 /// name, name@version, subject digest, manifest file digests and training-data digests.
-/// Repeated terms (a file digest listed twice) are indexed once.
+/// Repeated terms (a file digest listed twice) are indexed once. File digests are those of a
+/// manifest in the statement: a detached manifest's files are unknown to the log.
 pub fn index_prefixes(declaration: Option<&Declaration>, signers: &[KeyId]) -> Vec<Vec<u8>> {
     let mut queries: Vec<Query> = signers.iter().map(|k| Query::PublisherKey(*k)).collect();
     if let Some(d) = declaration {

@@ -7,7 +7,10 @@
 //! 1. Assign indexes in arrival order; a submission whose dedup key is already logged (on disk
 //!    or earlier in this batch) is answered with the original index and adds nothing.
 //! 2. Encode each new leaf once, with the log's clock (never decreasing), and compute the stored
-//!    hashes it completes, reading older hashes from disk and newer ones from this batch.
+//!    hashes it completes, reading older hashes from disk and newer ones from this batch. A leaf
+//!    longer than [`crate::entry::MAX_LEAF_BYTES`] (it could not be served as tiles) is refused
+//!    here, where its length is first known (the time is part of it): its submitter is answered
+//!    at once with [`SequencerError::LeafTooLarge`], and it takes no index.
 //! 3. Compute the new root and sign a checkpoint for the new size.
 //! 4. Write entries, hashes, lookups and the checkpoint in one RocksDB batch with a synced WAL.
 //!    *Crash here, before or during the write:* the batch is absent or whole on restart, no client
@@ -28,7 +31,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use crate::entry::{decode_leaf, PendingEntry};
+use crate::entry::{check_leaf_len, decode_leaf, LeafTooLarge, PendingEntry};
 use crate::server::config::SequencerConfig;
 use crate::server::lease::Gate;
 use crate::server::storage::{StorageError, Store};
@@ -49,6 +52,10 @@ pub enum SequencerError {
     /// The state on disk contradicts itself or the log key.
     #[error("log state on disk is inconsistent: {0}")]
     Inconsistent(String),
+    /// The submission's leaf would be longer than [`crate::entry::MAX_LEAF_BYTES`]; it was not
+    /// logged. Only that submission fails: the batch goes on without it.
+    #[error(transparent)]
+    LeafTooLarge(#[from] LeafTooLarge),
 }
 
 /// A checkpoint that is durable and signed, as published to readers.
@@ -175,7 +182,9 @@ impl Sequencer {
     /// Appends `entry`, returning once it is durable and covered by a published checkpoint.
     ///
     /// # Errors
-    /// [`SequencerError::Unavailable`] if the sequencer stopped before the entry was committed.
+    /// [`SequencerError::Unavailable`] if the sequencer stopped before the entry was committed;
+    /// [`SequencerError::LeafTooLarge`] if its leaf would be longer than
+    /// [`crate::entry::MAX_LEAF_BYTES`].
     pub async fn append(&self, entry: PendingEntry) -> Result<Appended, SequencerError> {
         let (reply, rx) = oneshot::channel();
         self.requests
@@ -386,6 +395,11 @@ impl State {
             match existing {
                 Ok(Some(index)) => answers.push((req.reply, index, true)),
                 Ok(None) => {
+                    // Refused before it takes an index; answering now needs nothing durable.
+                    if let Err(e) = check_leaf_len(req.entry.leaf_len(now_ms)) {
+                        let _ = req.reply.send(Err(e.into()));
+                        continue;
+                    }
                     let index = start + leaves.len() as u64;
                     let leaf = req.entry.encode_leaf(now_ms);
                     let leaf_hash = merkle::leaf_hash(&leaf);

@@ -100,6 +100,8 @@ impl From<SequencerError> for ApiError {
             SequencerError::Unavailable(m) => ApiError::Unavailable(format!(
                 "the log is not accepting writes ({m}); retrying is safe: a resubmission is deduplicated"
             )),
+            // Smaller, as RESOURCE_EXHAUSTED says, like an envelope over the configured limit.
+            SequencerError::LeafTooLarge(_) => ApiError::ResourceExhausted(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -241,6 +243,26 @@ mod tests {
             Code::Internal
         );
         assert_eq!(code(TailError::ShuttingDown), Code::Unavailable);
+    }
+
+    #[test]
+    fn a_leaf_over_the_tiles_limit_is_resource_exhausted_and_names_the_limit() {
+        let s = Status::from(ApiError::from(SequencerError::from(
+            crate::entry::LeafTooLarge { size: 65_536 },
+        )));
+        assert_eq!(s.code(), Code::ResourceExhausted);
+        for want in [
+            "65536 bytes",
+            "at most 65535 bytes",
+            "tlog-tiles",
+            "detachedManifest",
+        ] {
+            assert!(
+                s.message().contains(want),
+                "{want:?} not in {}",
+                s.message()
+            );
+        }
     }
 
     #[test]

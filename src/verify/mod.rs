@@ -12,6 +12,16 @@
 //! current release. With a version, the same rule among the declarations of that version.
 //! Declarations without a manifest (private datasets, which log a commitment) cannot be compared.
 //!
+//! A model release whose manifest is detached (`detachedManifest`, too large for a log entry)
+//! is compared file by file with the manifest file given ([`ManifestFile`], `--manifest`) once
+//! that file is shown to be the declared one: its root digest must be the subject digest, then
+//! its SHA-256 the one `detachedManifest` records (which binds the names and hashing settings
+//! that the root digest does not cover). Without the file, or with a file that is not the
+//! declared one, only the directory's root digest (hashed with the settings the declaration
+//! records) is compared with the subject digest: the files that differ cannot be named. A file
+//! given for a declaration whose manifest is in the statement must equal that manifest, which
+//! is the one used.
+//!
 //! Offline ([`verify_bundle`]): the same for the one declaration of a proof bundle, whose
 //! embedded log key must be the pinned one; split views can only be detected for a stored
 //! checkpoint of the same size, and later declarations are unknown.
@@ -25,9 +35,11 @@ mod scan;
 
 use std::path::Path;
 
-use crate::admission::declaration::{Declaration, Kind, Name};
+use crate::admission::declaration::{Declaration, Digest, Kind, Name};
 use crate::admission::keys::{KeyCache, KeyId};
-use crate::admission::manifest::{self, HashOptions, Manifest, ManifestDiff, ManifestError};
+use crate::admission::manifest::{
+    self, HashOptions, Manifest, ManifestDiff, ManifestError, Serialization,
+};
 use crate::admission::{self, Policy};
 use crate::client::bundle::{BundleError, ProofBundle};
 use crate::client::source::Source;
@@ -86,8 +98,55 @@ pub enum TrustNote {
 #[derive(Clone, Debug)]
 pub struct Compared {
     pub logged: Logged,
-    /// Files in the logged manifest (when it was compared with a directory).
-    pub files: Option<usize>,
+    /// How the directory was compared with it.
+    pub by: ComparedBy,
+}
+
+/// How a directory was compared with a declaration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComparedBy {
+    /// Not at all: no directory was given, or the declaration has no manifest (a private
+    /// dataset's commitment).
+    Nothing,
+    /// File by file, with a manifest of `files` files: the logged one, or (`detached`) the
+    /// detached manifest file given, shown to be the declared one.
+    Manifest { files: usize, detached: bool },
+    /// By root digest alone: the manifest is detached and its file was not given (or was not
+    /// the declared one), so the files that differ cannot be named.
+    RootDigest,
+}
+
+impl ComparedBy {
+    /// The files of the manifest compared, if the comparison was by manifest.
+    pub fn files(self) -> Option<usize> {
+        match self {
+            ComparedBy::Manifest { files, .. } => Some(files),
+            _ => None,
+        }
+    }
+}
+
+/// A manifest file given to verify (`--manifest`): a model release's detached manifest, as
+/// `glasslog declare` wrote it beside the declaration.
+#[derive(Clone, Debug)]
+pub struct ManifestFile {
+    /// The manifest the file holds.
+    pub manifest: Manifest,
+    /// SHA-256 of the file's bytes, which a declaration's `detachedManifest` records.
+    pub digest: Digest,
+}
+
+impl ManifestFile {
+    /// Reads a manifest file's bytes.
+    ///
+    /// # Errors
+    /// The bytes are not a manifest as glasslog admits them ([`Manifest::from_json`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<ManifestFile, ManifestError> {
+        Ok(ManifestFile {
+            manifest: Manifest::from_json(bytes)?,
+            digest: Digest::of(bytes),
+        })
+    }
 }
 
 /// A later declaration of the same name.
@@ -140,6 +199,7 @@ pub async fn verify_name(
     name: &Name,
     version: Option<&str>,
     dir: &Path,
+    file: Option<&ManifestFile>,
     policy: Option<&WitnessPolicy>,
     at: &[u64],
 ) -> Result<Report, VerifyError> {
@@ -209,17 +269,14 @@ pub async fn verify_name(
         .iter()
         .filter(|l| version.is_none_or(|v| l.declaration.version() == v))
         .collect();
-    let Some(chosen) = compare(&candidates, dir, &mut report.findings)? else {
+    let Some((chosen, by)) = compare(&candidates, dir, file, &mut report.findings)? else {
         report
             .findings
             .push(not_found(name, version, &logged, &report));
         return Ok(report);
     };
     report.later = later_than(&logged, chosen.index);
-    report.compared = Some(Compared {
-        files: chosen.declaration.manifest().map(|m| m.resources.len()),
-        logged: chosen,
-    });
+    report.compared = Some(Compared { logged: chosen, by });
     Ok(report)
 }
 
@@ -255,8 +312,9 @@ fn later_than(logged: &[Logged], index: u64) -> Vec<Later> {
 }
 
 /// Verifies a proof bundle offline against the pinned `verifier`, and compares its declaration
-/// with `dir` if given. `trust`, if given, is checked (never written) for a stored checkpoint of
-/// the same size.
+/// with `dir` if given (with the detached manifest `file`, if given; without `dir`, `file` is
+/// still checked to be the declared manifest). `trust`, if given, is checked (never written) for
+/// a stored checkpoint of the same size.
 ///
 /// # Errors
 /// The directory could not be hashed, or the split-view state is unusable. Failed checks are
@@ -265,6 +323,7 @@ pub fn verify_bundle(
     bundle: &[u8],
     verifier: &LogVerifier,
     dir: Option<&Path>,
+    file: Option<&ManifestFile>,
     trust: Option<&TrustState>,
     policy: Option<&WitnessPolicy>,
 ) -> Result<Report, VerifyError> {
@@ -321,15 +380,18 @@ pub fn verify_bundle(
         declaration: verified.declaration,
         key_ids,
     };
-    let files = match dir {
+    let by = match dir {
         Some(dir) => {
-            compare(&[&logged], dir, &mut report.findings)?;
-            logged.declaration.manifest().map(|m| m.resources.len())
+            let compared = compare(&[&logged], dir, file, &mut report.findings)?;
+            compared.map_or(ComparedBy::Nothing, |(_, by)| by)
         }
-        None => None,
+        None => {
+            report.findings.extend(listing(&logged, file).1);
+            ComparedBy::Nothing
+        }
     };
     report.checkpoint = Some((verified.checkpoint, bundle.checkpoint));
-    report.compared = Some(Compared { logged, files });
+    report.compared = Some(Compared { logged, by });
     Ok(report)
 }
 
@@ -468,33 +530,152 @@ fn not_found(name: &Name, version: Option<&str>, logged: &[Logged], report: &Rep
     Finding::of(FindingKind::NotFound, message).named(name.to_string())
 }
 
-/// Chooses among `candidates` (in log order, not empty) the one to compare with `dir`, and
-/// reports each difference.
+/// How a declaration's files can be compared with a directory.
+#[derive(Clone, Copy)]
+enum Listing<'a> {
+    /// File by file, with this manifest: the one in the statement, or (`detached`) the
+    /// `--manifest` file once shown to be the declared detached manifest.
+    Manifest {
+        manifest: &'a Manifest,
+        detached: bool,
+    },
+    /// By root digest, hashing the directory with these settings: a detached manifest without
+    /// a trusted file.
+    Root(&'a Serialization),
+    /// Not at all: no manifest (a private dataset's commitment).
+    Nothing,
+}
+
+/// The listing of `c`'s files, given the `--manifest` file if any, and what is wrong with that
+/// file as `c`'s manifest: findings, to be reported if `c` is the declaration compared. The
+/// checks of a detached manifest file, in order: its root digest is the subject digest, the
+/// SHA-256 of its bytes is the one `detachedManifest` records, its settings are the recorded
+/// ones.
+fn listing<'a>(c: &'a Logged, file: Option<&'a ManifestFile>) -> (Listing<'a>, Vec<Finding>) {
+    let d = &c.declaration;
+    let mismatch = |message: String| {
+        vec![Finding::of(FindingKind::ManifestMismatch, message)
+            .at(c.index)
+            .named(d.name().to_string())]
+    };
+    let release = release(c);
+    if let Some(logged) = d.manifest() {
+        let listing = Listing::Manifest {
+            manifest: logged,
+            detached: false,
+        };
+        return match file {
+            Some(f) if !same_manifest(&f.manifest, logged) => {
+                let root = Digest(f.manifest.root_digest());
+                let message = format!(
+                    "the --manifest file (root digest {root}) is not the manifest in the statement \
+                     of {release} (root digest {}); the manifest in the statement is used",
+                    d.subject_digest()
+                );
+                (listing, mismatch(message))
+            }
+            _ => (listing, Vec::new()),
+        };
+    }
+    let Some(record) = d.detached_manifest() else {
+        return (Listing::Nothing, Vec::new());
+    };
+    let root_only = Listing::Root(&record.serialization);
+    let Some(f) = file else {
+        return (root_only, Vec::new());
+    };
+    let alone = "the directory is compared with the subject digest alone";
+    let root = Digest(f.manifest.root_digest());
+    if root != *d.subject_digest() {
+        let message = format!(
+            "the --manifest file's root digest {root} is not the subject digest {} of {release}: \
+             it lists other files than the release; {alone}",
+            d.subject_digest()
+        );
+        return (root_only, mismatch(message));
+    }
+    if f.digest != record.digest {
+        let message = format!(
+            "the --manifest file has the root digest of {release}, but its SHA-256 {} is not {}, \
+             the one the declaration's detachedManifest records: its file names or hashing \
+             settings are not those the publisher declared; {alone}",
+            f.digest, record.digest
+        );
+        return (root_only, mismatch(message));
+    }
+    let listing = Listing::Manifest {
+        manifest: &f.manifest,
+        detached: true,
+    };
+    if f.manifest.serialization() != record.serialization {
+        let message = format!(
+            "the --manifest file is the one {release} declares, but its serialization (ignore \
+             paths, symlinks) is not the one its detachedManifest records; the file's is used"
+        );
+        return (listing, mismatch(message));
+    }
+    (listing, Vec::new())
+}
+
+/// Whether two manifests list the same files and were made with the same settings (the order
+/// of ignore paths, which the tool writes in any order, aside).
+fn same_manifest(a: &Manifest, b: &Manifest) -> bool {
+    let sorted = |m: &Manifest| {
+        let mut paths = m.ignore_paths.clone();
+        paths.sort();
+        paths
+    };
+    a.resources == b.resources && a.allow_symlinks == b.allow_symlinks && sorted(a) == sorted(b)
+}
+
+/// What comparing a directory with a declaration found.
+enum Outcome<'a> {
+    /// By manifest: the manifest and the differences from it.
+    Diff(&'a Manifest, ManifestDiff),
+    /// By root digest: the directory's.
+    Root([u8; 32]),
+}
+
+/// Chooses among `candidates` (in log order, not empty) the one to compare with `dir`, with
+/// the detached manifest `file` if given, and reports each difference: the latest that matches
+/// (whose listing raised no finding), else the latest that can be compared at all.
 fn compare(
     candidates: &[&Logged],
     dir: &Path,
+    file: Option<&ManifestFile>,
     findings: &mut Vec<Finding>,
-) -> Result<Option<Logged>, VerifyError> {
+) -> Result<Option<(Logged, ComparedBy)>, VerifyError> {
     let mut local = LocalHashes {
         dir,
         cache: Vec::new(),
     };
-    let mut fallback: Option<(&Logged, &Manifest, ManifestDiff)> = None;
+    let mut fallback = None;
     for c in candidates.iter().rev() {
-        let Some(logged) = c.declaration.manifest() else {
-            continue;
+        let (listing, problems) = listing(c, file);
+        let outcome = match listing {
+            Listing::Nothing => continue,
+            Listing::Manifest { manifest, .. } => {
+                let here = local.manifest(&manifest.serialization())?;
+                let diff = manifest::diff(manifest, here);
+                if diff.is_empty() && problems.is_empty() {
+                    check_root(c, here.root_digest(), findings);
+                    return Ok(Some(((*c).clone(), compared_by(listing))));
+                }
+                Outcome::Diff(manifest, diff)
+            }
+            Listing::Root(serialization) => {
+                let root = local.manifest(serialization)?.root_digest();
+                if root == c.declaration.subject_digest().0 && problems.is_empty() {
+                    return Ok(Some(((*c).clone(), ComparedBy::RootDigest)));
+                }
+                Outcome::Root(root)
+            }
         };
-        let here = local.manifest(logged)?;
-        let diff = manifest::diff(logged, here);
-        if diff.is_empty() {
-            check_root(c, here.root_digest(), findings);
-            return Ok(Some((*c).clone()));
-        }
         if fallback.is_none() {
-            fallback = Some((c, logged, diff));
+            fallback = Some((c, listing, problems, outcome));
         }
     }
-    let Some((c, logged, diff)) = fallback else {
+    let Some((c, listing, problems, outcome)) = fallback else {
         let Some(latest) = candidates.last() else {
             return Ok(None);
         };
@@ -507,10 +688,68 @@ fn compare(
             .at(latest.index)
             .named(latest.declaration.name().to_string()),
         );
-        return Ok(Some((*latest).clone()));
+        return Ok(Some(((*latest).clone(), ComparedBy::Nothing)));
     };
-    report_diff(c, logged, &diff, local.manifest(logged)?, findings);
-    Ok(Some(c.clone()))
+    let file_refused = !problems.is_empty();
+    findings.extend(problems);
+    let by = compared_by(listing);
+    match outcome {
+        Outcome::Diff(manifest, diff) => {
+            let here = local.manifest(&manifest.serialization())?;
+            report_diff(c, manifest, by, &diff, here, findings);
+            if diff.is_empty() {
+                check_root(c, here.root_digest(), findings);
+            }
+        }
+        Outcome::Root(root) => root_mismatch(c, root, file_refused, findings),
+    }
+    Ok(Some(((*c).clone(), by)))
+}
+
+fn compared_by(listing: Listing<'_>) -> ComparedBy {
+    match listing {
+        Listing::Manifest { manifest, detached } => ComparedBy::Manifest {
+            files: manifest.resources.len(),
+            detached,
+        },
+        Listing::Root(_) => ComparedBy::RootDigest,
+        Listing::Nothing => ComparedBy::Nothing,
+    }
+}
+
+/// A directory compared by root digest alone that does not have the subject digest (`root`
+/// may also equal it, when the finding is about the `--manifest` file given: nothing to add).
+fn root_mismatch(c: &Logged, root: [u8; 32], file_refused: bool, findings: &mut Vec<Finding>) {
+    let d = &c.declaration;
+    if root == d.subject_digest().0 {
+        return;
+    }
+    let why = if file_refused {
+        "the --manifest file given is not the declared one (see above)"
+    } else {
+        "the manifest is detached and was not given (--manifest FILE: the manifest file published \
+         with the declaration, DECLARATION.manifest.json as glasslog declare names it)"
+    };
+    findings.push(
+        Finding::of(
+            FindingKind::SubjectMismatch,
+            format!(
+                "the directory's root digest {} is not the subject digest {} of {}; {why}, so the \
+                 files that differ cannot be named",
+                hex::encode(root),
+                d.subject_digest(),
+                release(c)
+            ),
+        )
+        .at(c.index)
+        .named(d.name().to_string()),
+    );
+}
+
+/// `name version (log index i)`, for messages.
+fn release(c: &Logged) -> String {
+    let d = &c.declaration;
+    format!("{} {} (log index {})", d.name(), d.version(), c.index)
 }
 
 /// The directory's root digest must be the declared subject digest (it is, when the manifests
@@ -533,9 +772,12 @@ fn check_root(c: &Logged, root: [u8; 32], findings: &mut Vec<Finding>) {
     }
 }
 
+/// Each difference of the directory (`here`) from the manifest `logged` (of `c`, or its
+/// detached manifest, as `by` says), as a finding naming the file.
 fn report_diff(
     c: &Logged,
     logged: &Manifest,
+    by: ComparedBy,
     diff: &ManifestDiff,
     here: &Manifest,
     findings: &mut Vec<Finding>,
@@ -547,19 +789,29 @@ fn report_diff(
             .named(d.name().to_string())
             .file(file)
     };
-    let release = format!("{} {} (log index {})", d.name(), d.version(), c.index);
+    let detached = matches!(by, ComparedBy::Manifest { detached: true, .. });
+    let (manifest, there) = match detached {
+        false => (
+            format!("the logged manifest of {}", release(c)),
+            "in the log",
+        ),
+        true => (
+            format!("the detached manifest (--manifest) of {}", release(c)),
+            "in the manifest",
+        ),
+    };
     for f in &diff.added {
         findings.push(at(
             FindingKind::FileAdded,
             f,
-            format!("{f} is in the directory but not in the logged manifest of {release}"),
+            format!("{f} is in the directory but not in {manifest}"),
         ));
     }
     for f in &diff.removed {
         findings.push(at(
             FindingKind::FileRemoved,
             f,
-            format!("{f} is in the logged manifest of {release} but not in the directory"),
+            format!("{f} is in {manifest} but not in the directory"),
         ));
     }
     for f in &diff.changed {
@@ -568,7 +820,7 @@ fn report_diff(
             FindingKind::FileChanged,
             f,
             format!(
-                "{f} differs from the logged manifest of {release}: SHA-256 {} here, {} in the log",
+                "{f} differs from {manifest}: SHA-256 {} here, {} {there}",
                 digest(here),
                 digest(logged)
             ),
@@ -583,9 +835,10 @@ struct LocalHashes<'a> {
 }
 
 impl LocalHashes<'_> {
-    /// The directory's manifest hashed as `logged` was (its ignore paths and symlink setting).
-    fn manifest(&mut self, logged: &Manifest) -> Result<&Manifest, ManifestError> {
-        let opts = HashOptions::for_verifying(logged);
+    /// The directory's manifest hashed as a manifest of `serialization` was (its ignore paths
+    /// and symlink setting).
+    fn manifest(&mut self, serialization: &Serialization) -> Result<&Manifest, ManifestError> {
+        let opts = HashOptions::for_serialization(serialization);
         let at = match self.cache.iter().position(|(o, _)| *o == opts) {
             Some(at) => at,
             None => {
@@ -601,24 +854,36 @@ impl LocalHashes<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::declaration::{self, parse_statement, ModelRelease};
+    use crate::admission::declaration::{
+        self, parse_statement, DetachedManifest, ModelManifest, ModelRelease,
+    };
     use crate::admission::manifest::Resource;
 
     const MODEL: &[u8] = include_bytes!("../../tests/data/declarations/model-release.json");
 
-    /// A model declaration whose manifest lists `files` (name, contents).
-    fn logged(index: u64, files: &[(&str, &[u8])]) -> Logged {
-        let Declaration::Model(mut m): Declaration = parse_statement(MODEL).unwrap() else {
-            panic!("not a model")
+    /// The manifest of `files` (name, contents) in the model example's settings.
+    fn manifest_of(files: &[(&str, &[u8])]) -> Manifest {
+        let Some(mut m) = parse_statement(MODEL).unwrap().manifest().cloned() else {
+            panic!("no manifest")
         };
-        m.manifest.resources = files
+        m.resources = files
             .iter()
             .map(|(n, data)| Resource {
                 name: n.to_string(),
                 digest: declaration::Digest::of(data).0,
             })
             .collect();
-        m.digest = declaration::Digest(m.manifest.root_digest());
+        m
+    }
+
+    /// A model declaration whose manifest lists `files` (name, contents).
+    fn logged(index: u64, files: &[(&str, &[u8])]) -> Logged {
+        let Declaration::Model(mut m): Declaration = parse_statement(MODEL).unwrap() else {
+            panic!("not a model")
+        };
+        let manifest = manifest_of(files);
+        m.digest = declaration::Digest(manifest.root_digest());
+        m.manifest = ModelManifest::Embedded(manifest);
         m.version = format!("v{index}");
         let d: ModelRelease = m;
         Logged {
@@ -645,18 +910,20 @@ mod tests {
         let mut findings = vec![];
         let here = dir(&[("a", b"2")]);
         assert_eq!(
-            compare(&candidates, here.path(), &mut findings)
+            compare(&candidates, here.path(), None, &mut findings)
                 .unwrap()
                 .unwrap()
+                .0
                 .index,
             5
         );
         assert!(findings.is_empty(), "{findings:?}");
         let here = dir(&[("a", b"9"), ("c", b"0")]);
         assert_eq!(
-            compare(&candidates, here.path(), &mut findings)
+            compare(&candidates, here.path(), None, &mut findings)
                 .unwrap()
                 .unwrap()
+                .0
                 .index,
             9
         );
@@ -676,5 +943,135 @@ mod tests {
             .message
             .contains(&hex::encode(declaration::Digest::of(b"9").0)));
         assert!(findings.iter().all(|f| f.indexes == [9]));
+    }
+
+    /// `logged` with its manifest detached as the file `ManifestFile` the publisher wrote.
+    fn detached(mut l: Logged) -> (Logged, ManifestFile) {
+        let Declaration::Model(m) = &mut l.declaration else {
+            panic!("not a model")
+        };
+        let ModelManifest::Embedded(manifest) = &m.manifest else {
+            panic!("not embedded")
+        };
+        let bytes = manifest.to_json();
+        m.manifest = ModelManifest::Detached(DetachedManifest::of(manifest, &bytes));
+        let file = ManifestFile::from_bytes(&bytes).unwrap();
+        (l, file)
+    }
+
+    fn kinds(findings: &[Finding]) -> Vec<(&str, Option<&str>)> {
+        findings
+            .iter()
+            .map(|f| (f.kind.as_str(), f.file.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn a_detached_manifest_names_changed_files_once_shown_to_be_the_declared_one() {
+        let files: &[(&str, &[u8])] = &[("a", b"1"), ("b", b"2")];
+        let (release, file) = detached(logged(3, files));
+        let compare1 = |dir: &Path, file: Option<&ManifestFile>| {
+            let mut findings = vec![];
+            let (chosen, by) = compare(&[&release], dir, file, &mut findings)
+                .unwrap()
+                .unwrap();
+            assert_eq!(chosen.index, 3);
+            (by, findings)
+        };
+        let same = dir(files);
+        let changed = dir(&[("a", b"1"), ("b", b"X")]);
+
+        // With the file: file by file.
+        let (by, f) = compare1(same.path(), Some(&file));
+        assert_eq!(
+            by,
+            ComparedBy::Manifest {
+                files: 2,
+                detached: true
+            }
+        );
+        assert!(f.is_empty(), "{f:?}");
+        let (_, f) = compare1(changed.path(), Some(&file));
+        assert_eq!(kinds(&f), [("file-changed", Some("b"))]);
+        assert!(
+            f[0].message.contains("detached manifest"),
+            "{}",
+            f[0].message
+        );
+
+        // Without it: the root digest alone, which cannot name the file.
+        let (by, f) = compare1(same.path(), None);
+        assert_eq!((by, f.len()), (ComparedBy::RootDigest, 0));
+        let (by, f) = compare1(changed.path(), None);
+        assert_eq!(by, ComparedBy::RootDigest);
+        assert_eq!(kinds(&f), [("subject-mismatch", None)]);
+        assert!(f[0].message.contains("--manifest"), "{}", f[0].message);
+
+        // A manifest of other files: refused first, naming both digests; the directory is
+        // still compared with the subject digest.
+        let other = ManifestFile::from_bytes(&manifest_of(&[("a", b"9")]).to_json()).unwrap();
+        let (by, f) = compare1(same.path(), Some(&other));
+        assert_eq!(by, ComparedBy::RootDigest);
+        assert_eq!(kinds(&f), [("manifest-mismatch", None)]);
+        let subject = release.declaration.subject_digest().to_string();
+        let root = hex::encode(other.manifest.root_digest());
+        assert!(
+            f[0].message.contains(&subject) && f[0].message.contains(&root),
+            "{}",
+            f[0].message
+        );
+        let (_, f) = compare1(changed.path(), Some(&other));
+        assert_eq!(
+            kinds(&f),
+            [("manifest-mismatch", None), ("subject-mismatch", None)]
+        );
+
+        // The right root but not the declared file: another name for the same contents.
+        let renamed = manifest_of(&[("a", b"1"), ("c", b"2")]).to_json();
+        let renamed = ManifestFile::from_bytes(&renamed).unwrap();
+        let (by, f) = compare1(same.path(), Some(&renamed));
+        assert_eq!(by, ComparedBy::RootDigest);
+        assert_eq!(kinds(&f), [("manifest-mismatch", None)]);
+        assert!(
+            f[0].message.contains("detachedManifest"),
+            "{}",
+            f[0].message
+        );
+        // Re-encoded bytes of the right manifest are not the declared file either.
+        let mut pretty: serde_json::Value =
+            serde_json::from_slice(&file.manifest.to_json()).unwrap();
+        pretty["x-note"] = "added".into();
+        let reencoded = ManifestFile::from_bytes(pretty.to_string().as_bytes()).unwrap();
+        assert_eq!(reencoded.manifest, file.manifest);
+        let (_, f) = compare1(same.path(), Some(&reencoded));
+        assert_eq!(kinds(&f), [("manifest-mismatch", None)]);
+    }
+
+    #[test]
+    fn a_manifest_file_given_for_an_embedded_manifest_must_equal_it() {
+        let files: &[(&str, &[u8])] = &[("a", b"1"), ("b", b"2")];
+        let release = logged(4, files);
+        let here = dir(files);
+        let mut findings = vec![];
+        let same = ManifestFile::from_bytes(&manifest_of(files).to_json()).unwrap();
+        let (_, by) = compare(&[&release], here.path(), Some(&same), &mut findings)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            by,
+            ComparedBy::Manifest {
+                files: 2,
+                detached: false
+            }
+        );
+        assert!(findings.is_empty(), "{findings:?}");
+        let other = ManifestFile::from_bytes(&manifest_of(&[("a", b"1")]).to_json()).unwrap();
+        compare(&[&release], here.path(), Some(&other), &mut findings).unwrap();
+        assert_eq!(kinds(&findings), [("manifest-mismatch", None)]);
+        assert!(
+            findings[0].message.contains("in the statement"),
+            "{}",
+            findings[0].message
+        );
     }
 }

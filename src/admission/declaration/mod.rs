@@ -28,7 +28,12 @@
 //!   "License expressions"), checked for syntax only.
 //! - A manifest ([`Manifest`], the OpenSSF Model Signing predicate body) is
 //!   required for a model and optional for a dataset; when present, it lists
-//!   at least one file and its root digest must equal the subject digest.
+//!   at least one file and its root digest must equal the subject digest. A
+//!   model release may instead name a *detached* manifest, kept in a file
+//!   beside the declaration ([`DetachedManifest`], for a manifest that would
+//!   make the logged entry too long, [`crate::entry::MAX_LEAF_BYTES`]): exactly
+//!   one of the two ([`ModelManifest`]). The subject digest is then the root
+//!   digest of the file's manifest, which the log cannot check.
 //! - Members of the predicate (at any depth) that this version does not define
 //!   are accepted and ignored, except a member whose name equals a defined one
 //!   up to letter case, which is refused: a case-insensitive decoder (Go's
@@ -73,7 +78,7 @@ pub use write::statement_json;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::admission::manifest::Manifest;
+use crate::admission::manifest::{Manifest, Serialization};
 use crate::admission::strict_json::{element_path, JsonError, Map};
 
 /// The DSSE `payloadType` of a declaration: an in-toto statement in JSON.
@@ -101,12 +106,13 @@ const MAX_SHOWN: usize = 64;
 const SHA256: &str = "sha256";
 
 /// The predicate members a model release defines (read and written).
-const MODEL_FIELDS: [&str; 13] = [
+const MODEL_FIELDS: [&str; 14] = [
     "name",
     "version",
     "releaseTime",
     "license",
     "manifest",
+    "detachedManifest",
     "trainingData",
     "dataDisclosure",
     "baseModels",
@@ -285,23 +291,59 @@ pub struct PersonalData {
     pub handling: String,
 }
 
+/// `detachedManifest`: a model release's manifest kept out of the statement, in a file published
+/// beside the declaration, for a manifest too large for a log entry
+/// ([`crate::entry::MAX_LEAF_BYTES`]).
+///
+/// The subject digest is the file's manifest's root digest, as with an embedded manifest, but the
+/// log has no manifest to check it against. The root digest covers the files' digests in order,
+/// not their names nor how the directory was hashed: `digest`, over the file's bytes, binds
+/// those too, so a verifier trusts a manifest file only if both match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DetachedManifest {
+    /// SHA-256 of the manifest file's bytes, exactly as published.
+    pub digest: Digest,
+    /// How the directory was hashed: the manifest's `serialization`, so that a verifier without
+    /// the file can still hash a directory as the publisher did and compare its root digest.
+    pub serialization: Serialization,
+}
+
+impl DetachedManifest {
+    /// The declaration's record of `manifest`, published as the file `file` (its bytes).
+    pub fn of(manifest: &Manifest, file: &[u8]) -> DetachedManifest {
+        DetachedManifest {
+            digest: Digest::of(file),
+            serialization: manifest.serialization(),
+        }
+    }
+}
+
+/// Where a model release lists its files: exactly one of `manifest` and `detachedManifest`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelManifest {
+    /// `manifest`, in the statement: searchable by file digest, its root checked at admission.
+    Embedded(Manifest),
+    /// `detachedManifest`: in a file beside the declaration.
+    Detached(DetachedManifest),
+}
+
 /// A model release ([`MODEL_RELEASE`]).
 ///
 /// Built by [`parse_statement`], or by a publisher and written with
 /// [`ModelRelease::to_statement_json`]. The field types enforce the value
 /// rules; the rules that relate fields (the manifest's root digest equals
-/// `digest`, `training_data` is non-empty unless disclosure is withheld or
-/// none) are checked by [`ModelRelease::validate`].
+/// `digest` when embedded, `training_data` is non-empty unless disclosure is
+/// withheld or none) are checked by [`ModelRelease::validate`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelRelease {
     /// Subject name and `predicate.name`.
     pub name: Name,
-    /// Subject digest: the manifest's root digest.
+    /// Subject digest: the manifest's root digest (embedded or detached).
     pub digest: Digest,
     pub version: String,
     pub release_time: Timestamp,
     pub license: LicenseExpression,
-    pub manifest: Manifest,
+    pub manifest: ModelManifest,
     pub training_data: Vec<TrainingDataRef>,
     pub data_disclosure: DataDisclosure,
     /// Absent and empty are the same.
@@ -434,10 +476,27 @@ impl Declaration {
         }
     }
 
+    /// The manifest in the statement, if any: not a detached one
+    /// ([`Declaration::detached_manifest`]).
     pub fn manifest(&self) -> Option<&Manifest> {
         match self {
-            Declaration::Model(m) => Some(&m.manifest),
+            Declaration::Model(ModelRelease {
+                manifest: ModelManifest::Embedded(m),
+                ..
+            }) => Some(m),
+            Declaration::Model(_) => None,
             Declaration::Dataset(d) => d.manifest.as_ref(),
+        }
+    }
+
+    /// The record of a model release's detached manifest, if it has one.
+    pub fn detached_manifest(&self) -> Option<&DetachedManifest> {
+        match self {
+            Declaration::Model(ModelRelease {
+                manifest: ModelManifest::Detached(d),
+                ..
+            }) => Some(d),
+            _ => None,
         }
     }
 
@@ -478,7 +537,8 @@ impl Declaration {
         references
     }
 
-    /// The digest of every file the manifest lists (none without a manifest).
+    /// The digest of every file the manifest in the statement lists (none without one, and
+    /// none for a detached manifest: the log never sees its file).
     pub fn file_digests(&self) -> Vec<Digest> {
         let resources = self.manifest().map_or(&[][..], |m| &m.resources[..]);
         resources.iter().map(|r| Digest(r.digest)).collect()

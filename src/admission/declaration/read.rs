@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde_json::Value;
 
 use super::*;
-use crate::admission::manifest::{Manifest, ManifestError};
+use crate::admission::manifest::{Manifest, ManifestError, Serialization};
 use crate::admission::strict_json::{self, element_path, member_path, Map, ROOT};
 
 /// The members of an in-toto Statement v1; no others are accepted.
@@ -44,6 +44,11 @@ const MODEL_CARD_FIELDS: [&str; 2] = ["uri", "digest"];
 const SOURCE_FIELDS: [&str; 5] = ["category", "name", "uri", "license", "collectionPeriod"];
 const PERIOD_FIELDS: [&str; 2] = ["start", "end"];
 const PERSONAL_DATA_FIELDS: [&str; 2] = ["containsPersonalData", "handling"];
+const DETACHED_FIELDS: [&str; 2] = ["digest", "serialization"];
+
+/// Paths of a model release's two ways to list its files, for messages.
+const MANIFEST: &str = "$.predicate.manifest";
+const DETACHED: &str = "$.predicate.detachedManifest";
 
 /// Reads a statement that must be a declaration: strict JSON, an in-toto
 /// Statement v1 whose `predicateType` is [`MODEL_RELEASE`] or
@@ -168,8 +173,7 @@ fn read_model(subject: Subject, p: &Map) -> Result<ModelRelease, DeclarationErro
     let version = text(p, "version", PREDICATE)?;
     let release_time = parsed(p, "releaseTime", PREDICATE)?;
     let license = parsed(p, "license", PREDICATE)?;
-    let manifest_value = strict_json::require(p, "manifest", PREDICATE)?;
-    let manifest = read_manifest(manifest_value, &subject.digest)?;
+    let manifest = read_model_manifest(p, &subject.digest)?;
     let data_disclosure =
         optional_parsed(p, "dataDisclosure", PREDICATE)?.unwrap_or(DataDisclosure::Full);
     let training_data = list(p, "trainingData", PREDICATE, read_training_ref)?;
@@ -209,6 +213,14 @@ fn read_dataset(subject: Subject, p: &Map) -> Result<TrainingData, DeclarationEr
     }
     let processing = text(p, "processing", PREDICATE)?;
     let personal_data = required_object(p, "personalData", PREDICATE, read_personal_data)?;
+    if p.contains_key("detachedManifest") {
+        // Not an unknown member to ignore: read so, the dataset would pass for private data.
+        return Err(invalid(
+            DETACHED,
+            "is defined for model releases only; a training-data declaration embeds its \
+             manifest, or logs a commitment to it without one (private data)",
+        ));
+    }
     let manifest = p
         .get("manifest")
         .map(|value| read_manifest(value, &subject.digest))
@@ -249,8 +261,40 @@ fn predicate_name(p: &Map, subject: Name) -> Result<Name, DeclarationError> {
     Ok(name)
 }
 
+/// A model release's files: its `manifest` or its `detachedManifest`, exactly one.
+fn read_model_manifest(p: &Map, subject: &Digest) -> Result<ModelManifest, DeclarationError> {
+    match (p.get("manifest"), p.contains_key("detachedManifest")) {
+        (Some(value), false) => read_manifest(value, subject).map(ModelManifest::Embedded),
+        (None, true) => required_object(p, "detachedManifest", PREDICATE, read_detached)
+            .map(ModelManifest::Detached),
+        (Some(_), true) => Err(invalid(
+            DETACHED,
+            "is given together with manifest; a model release embeds its manifest or names a \
+             detached one, not both",
+        )),
+        (None, false) => Err(invalid(
+            MANIFEST,
+            "missing required field: a model release lists its files in manifest or, when \
+             that would make the entry too large for the log, names a detached manifest file \
+             in detachedManifest",
+        )),
+    }
+}
+
+/// `detachedManifest`: the SHA-256 of the manifest file and the manifest's `serialization`.
+/// The subject digest cannot be checked against anything here.
+fn read_detached(entry: &Map, path: &str) -> Result<DetachedManifest, DeclarationError> {
+    check_case_variants(entry, &DETACHED_FIELDS, path)?;
+    let ser_path = member_path(path, "serialization");
+    let ser = strict_json::require(entry, "serialization", path)?;
+    Ok(DetachedManifest {
+        digest: digest_set(entry, path)?,
+        serialization: Serialization::from_json_value(ser, &ser_path).map_err(manifest_error)?,
+    })
+}
+
 fn read_manifest(value: &Value, subject: &Digest) -> Result<Manifest, DeclarationError> {
-    let path = "$.predicate.manifest";
+    let path = MANIFEST;
     let manifest = Manifest::from_json_value(value, path).map_err(manifest_error)?;
     if manifest.is_empty() {
         return Err(invalid(
@@ -277,7 +321,7 @@ fn manifest_error(error: ManifestError) -> DeclarationError {
     match error {
         ManifestError::Json(e) => DeclarationError::Json(e),
         ManifestError::Invalid { path, reason } => DeclarationError::Invalid { path, reason },
-        other => invalid("$.predicate.manifest", other.to_string()),
+        other => invalid(MANIFEST, other.to_string()),
     }
 }
 

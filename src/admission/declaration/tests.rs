@@ -882,6 +882,144 @@ fn manifest_root_must_equal_the_subject_digest() {
     accepted(&v);
 }
 
+/// The model example with its manifest detached: `detachedManifest` naming a file of SHA-256
+/// `digest("manifest file")` with the example manifest's serialization.
+fn detached_model() -> Value {
+    let manifest = base("model")["predicate"]["manifest"].clone();
+    let record = json!({
+        "digest": {"sha256": digest("manifest file")},
+        "serialization": manifest["serialization"].clone(),
+    });
+    set(
+        remove(base("model"), "/predicate/manifest"),
+        "/predicate/detachedManifest",
+        record,
+    )
+}
+
+#[test]
+fn a_model_release_may_name_a_detached_manifest_instead() {
+    let d = accepted(&detached_model());
+    assert!(d.manifest().is_none());
+    assert!(
+        d.file_digests().is_empty(),
+        "a detached manifest is not searchable"
+    );
+    let record = d.detached_manifest().unwrap();
+    assert_eq!(record.digest, Digest::of(b"manifest file"));
+    assert_eq!(
+        record.serialization,
+        parse_statement(MODEL)
+            .unwrap()
+            .manifest()
+            .unwrap()
+            .serialization()
+    );
+    let written = d.to_statement_json();
+    assert_eq!(parse_statement(&written).unwrap(), d);
+    let v: Value = serde_json::from_slice(&written).unwrap();
+    assert!(v["predicate"].get("manifest").is_none());
+    // The log has no manifest to check the subject digest against.
+    accepted(&set(
+        detached_model(),
+        "/subject/0/digest/sha256",
+        json!(digest("x")),
+    ));
+    // The embedded manifest is still the model example's, and accessors agree.
+    assert!(parse_statement(MODEL)
+        .unwrap()
+        .detached_manifest()
+        .is_none());
+}
+
+#[test]
+fn a_detached_manifest_is_checked_as_strictly_as_a_manifest() {
+    let path = "$.predicate.detachedManifest";
+    let manifest = base("model")["predicate"]["manifest"].clone();
+    let both = set(detached_model(), "/predicate/manifest", manifest);
+    refused(&both, path, "not both", "both");
+    let neither = remove(detached_model(), "/predicate/detachedManifest");
+    refused(
+        &neither,
+        "$.predicate.manifest",
+        "detachedManifest",
+        "neither",
+    );
+    for member in ["digest", "serialization"] {
+        let v = remove(
+            detached_model(),
+            &format!("/predicate/detachedManifest/{member}"),
+        );
+        refused(
+            &v,
+            &format!("{path}.{member}"),
+            "missing required field",
+            member,
+        );
+    }
+    refused(
+        &set(
+            detached_model(),
+            "/predicate/detachedManifest",
+            json!("file.json"),
+        ),
+        path,
+        "must be an object",
+        "type",
+    );
+    refused(
+        &set(
+            detached_model(),
+            "/predicate/detachedManifest/digest/sha256",
+            json!("AB"),
+        ),
+        &format!("{path}.digest.sha256"),
+        "64 lowercase",
+        "digest",
+    );
+    refused(
+        &set(
+            detached_model(),
+            "/predicate/detachedManifest/serialization/method",
+            json!("shards"),
+        ),
+        &format!("{path}.serialization.method"),
+        "not supported",
+        "method",
+    );
+    refused(
+        &set(
+            detached_model(),
+            "/predicate/detachedManifest/serialization/ignore_paths/0",
+            json!("../up"),
+        ),
+        &format!("{path}.serialization.ignore_paths[0]"),
+        "'..'",
+        "ignore path",
+    );
+    let record = detached_model()["predicate"]["detachedManifest"].clone();
+    let v = set(
+        remove(detached_model(), "/predicate/detachedManifest"),
+        "/predicate/DetachedManifest",
+        record.clone(),
+    );
+    refused(
+        &v,
+        "$.predicate.DetachedManifest",
+        "only in letter case",
+        "case",
+    );
+    let v = set(
+        remove(detached_model(), "/predicate/detachedManifest/digest"),
+        "/predicate/detachedManifest/Digest",
+        record["digest"].clone(),
+    );
+    refused(&v, &format!("{path}.Digest"), "only in letter case", "case");
+    // A dataset cannot have one: it would read as private data.
+    let v = set(base("dataset"), "/predicate/detachedManifest", record);
+    refused(&v, path, "model releases only", "dataset");
+}
+
 #[test]
 fn manifest_rules_are_the_manifest_module_s() {
     let v = set(

@@ -21,7 +21,10 @@ impl ModelRelease {
         p.set("version", self.version.as_str());
         p.set("releaseTime", self.release_time.as_str());
         p.set("license", self.license.as_str());
-        p.set("manifest", self.manifest.to_json_value());
+        match &self.manifest {
+            ModelManifest::Embedded(m) => p.set("manifest", m.to_json_value()),
+            ModelManifest::Detached(d) => p.set("detachedManifest", d.to_json_value()),
+        }
         p.set("dataDisclosure", self.data_disclosure.as_str());
         let training: Vec<Value> = self
             .training_data
@@ -157,6 +160,16 @@ impl BaseModel {
     pub fn to_json_value(&self) -> Value {
         let relation = ("relation", self.relation.as_str());
         reference_json(&self.name, &self.digest, relation, self.log_index)
+    }
+}
+
+impl DetachedManifest {
+    /// The `detachedManifest` member as JSON.
+    pub fn to_json_value(&self) -> Value {
+        json!({
+            "digest": digest_json(&self.digest),
+            "serialization": self.serialization.to_json_value(),
+        })
     }
 }
 

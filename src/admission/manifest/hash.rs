@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{compare_names, io_error, Manifest, ManifestError, Resource, DEFAULT_IGNORE_PATHS};
+use super::{
+    compare_names, io_error, Manifest, ManifestError, Resource, Serialization, DEFAULT_IGNORE_PATHS,
+};
 
 /// Size of each thread's read buffer in [`hash_directory`] (the tool's chunk size too).
 pub const READ_BUFFER: usize = 1 << 20;
@@ -46,12 +48,18 @@ impl HashOptions {
     /// verify` does: its `allow_symlinks`, and its `ignore_paths` together with the default
     /// ignores (which the tool's verifier always applies).
     pub fn for_verifying(logged: &Manifest) -> HashOptions {
+        HashOptions::for_serialization(&logged.serialization())
+    }
+
+    /// [`HashOptions::for_verifying`] from a manifest's `serialization` alone (that of a
+    /// detached manifest, as its declaration records it).
+    pub fn for_serialization(s: &Serialization) -> HashOptions {
         let mut ignore_paths: Vec<String> =
             DEFAULT_IGNORE_PATHS.iter().map(|p| p.to_string()).collect();
-        ignore_paths.extend(logged.ignore_paths.iter().cloned());
+        ignore_paths.extend(s.ignore_paths.iter().cloned());
         HashOptions {
             ignore_paths,
-            allow_symlinks: logged.allow_symlinks,
+            allow_symlinks: s.allow_symlinks,
         }
     }
 }

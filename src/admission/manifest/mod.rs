@@ -13,8 +13,10 @@
 //! resource digests, in manifest order (OMS spec §6.5.1; `model_signing` puts it in the
 //! statement's `subject[0].digest.sha256`). This module builds that manifest for a local
 //! directory ([`hash_directory`]), reads and validates one received from a client
-//! ([`Manifest::from_json_value`]), writes one ([`Manifest::to_json_value`]), computes the root
-//! ([`Manifest::root_digest`]) and compares a logged manifest with a local one ([`diff`]).
+//! ([`Manifest::from_json_value`]) or from a file ([`Manifest::from_json`], a detached manifest),
+//! writes one ([`Manifest::to_json_value`], [`Manifest::to_json`]), computes the root
+//! ([`Manifest::root_digest`]) and compares a logged manifest with a local one ([`diff`]). Its
+//! `serialization` object alone is a [`Serialization`].
 //!
 //! Layout: this file holds the manifest, its JSON and its validation; `hash.rs` hashes a
 //! directory; `diff.rs` compares two manifests.
@@ -164,6 +166,19 @@ pub struct Manifest {
     pub resources: Vec<Resource>,
 }
 
+/// How a directory was hashed into a manifest: the manifest's `serialization` object, whose
+/// `method` and `hash_type` are always `files` and `sha256` here. Not covered by the root
+/// digest. A detached manifest's declaration records it (see
+/// [`crate::admission::declaration::DetachedManifest`]), so that a directory can be hashed as the
+/// publisher did without the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Serialization {
+    /// As [`Manifest::ignore_paths`].
+    pub ignore_paths: Vec<String>,
+    /// As [`Manifest::allow_symlinks`].
+    pub allow_symlinks: bool,
+}
+
 /// What [`hash_directory`] hashes and how.
 #[derive(Debug, Error)]
 pub enum ManifestError {
@@ -264,17 +279,18 @@ impl Manifest {
             .map(|i| &self.resources[i])
     }
 
+    /// How the directory was hashed.
+    pub fn serialization(&self) -> Serialization {
+        Serialization {
+            ignore_paths: self.ignore_paths.clone(),
+            allow_symlinks: self.allow_symlinks,
+        }
+    }
+
     /// The OMS predicate body, as `model_signing` writes it. `ignore_paths` is omitted when
     /// empty, as the tool does.
     pub fn to_json_value(&self) -> Value {
-        let mut serialization = json!({
-            "method": METHOD_FILES,
-            "hash_type": SHA256,
-            "allow_symlinks": self.allow_symlinks,
-        });
-        if !self.ignore_paths.is_empty() {
-            serialization["ignore_paths"] = json!(self.ignore_paths);
-        }
+        let serialization = self.serialization().to_json_value();
         let resources: Vec<Value> = self
             .resources
             .iter()
@@ -289,52 +305,31 @@ impl Manifest {
         json!({ "serialization": serialization, "resources": resources })
     }
 
+    /// The manifest as a file: [`Manifest::to_json_value`] as pretty-printed JSON with a final
+    /// newline. `glasslog declare` writes a detached manifest so; a declaration names the file
+    /// by the SHA-256 of its bytes, whatever JSON writer made them.
+    pub fn to_json(&self) -> Vec<u8> {
+        // `{:#}` is serde_json's infallible pretty printer.
+        format!("{:#}\n", self.to_json_value()).into_bytes()
+    }
+
+    /// Reads a manifest file: strict JSON ([`strict_json::parse`]: UTF-8, no duplicate keys)
+    /// holding an OMS predicate body, validated by [`Manifest::from_json_value`] with paths from
+    /// `$`.
+    pub fn from_json(bytes: &[u8]) -> Result<Manifest, ManifestError> {
+        Manifest::from_json_value(&strict_json::parse(bytes)?, strict_json::ROOT)
+    }
+
     /// Reads and validates an OMS predicate body found at JSON path `path` (e.g.
     /// `$.predicate`). Errors name the JSON path and the rule broken. Unknown members are
     /// ignored (see the module documentation).
     pub fn from_json_value(v: &Value, path: &str) -> Result<Manifest, ManifestError> {
         let top = strict_json::object(v, path)?;
-
-        let ser_path = member_path(path, "serialization");
-        let ser = strict_json::require_object(top, "serialization", path)?;
-        let method = strict_json::require_str(ser, "method", &ser_path)?;
-        if method != METHOD_FILES {
-            return Err(invalid(
-                member_path(&ser_path, "method"),
-                format!(
-                    "serialization method {method:?} is not supported; glasslog accepts only \
-                     \"files\" (one SHA-256 digest per file)"
-                ),
-            ));
-        }
-        let hash_type = strict_json::require_str(ser, "hash_type", &ser_path)?;
-        if hash_type != SHA256 {
-            return Err(invalid(
-                member_path(&ser_path, "hash_type"),
-                format!(
-                    "hash type {hash_type:?} is not supported; glasslog accepts only \"sha256\""
-                ),
-            ));
-        }
-        let symlinks_path = member_path(&ser_path, "allow_symlinks");
-        let allow_symlinks = match strict_json::require(ser, "allow_symlinks", &ser_path)? {
-            Value::Bool(b) => *b,
-            other => return Err(strict_json::wrong_type(other, &symlinks_path, "a boolean").into()),
-        };
-        let mut ignore_paths = Vec::new();
-        if let Some(list) = ser.get("ignore_paths") {
-            let list_path = member_path(&ser_path, "ignore_paths");
-            let mut seen = HashSet::new();
-            for (i, item) in strict_json::array(list, &list_path)?.iter().enumerate() {
-                let item_path = element_path(&list_path, i);
-                let p = strict_json::string(item, &item_path)?;
-                check_relative_path(p).map_err(|reason| invalid(item_path.clone(), reason))?;
-                if !seen.insert(p) {
-                    return Err(invalid(item_path, format!("{p:?} is listed twice")));
-                }
-                ignore_paths.push(p.to_owned());
-            }
-        }
+        let ser = strict_json::require(top, "serialization", path)?;
+        let Serialization {
+            ignore_paths,
+            allow_symlinks,
+        } = Serialization::from_json_value(ser, &member_path(path, "serialization"))?;
         let ignore_parts: Vec<Vec<&str>> = ignore_paths
             .iter()
             .map(|p| p.split('/').collect())
@@ -406,6 +401,72 @@ impl Manifest {
             ignore_paths,
             allow_symlinks,
             resources,
+        })
+    }
+}
+
+impl Serialization {
+    /// The `serialization` object, as `model_signing` writes it; `ignore_paths` is omitted
+    /// when empty, as the tool does.
+    pub fn to_json_value(&self) -> Value {
+        let mut serialization = json!({
+            "method": METHOD_FILES,
+            "hash_type": SHA256,
+            "allow_symlinks": self.allow_symlinks,
+        });
+        if !self.ignore_paths.is_empty() {
+            serialization["ignore_paths"] = json!(self.ignore_paths);
+        }
+        serialization
+    }
+
+    /// Reads and validates a `serialization` object found at JSON path `path` (e.g.
+    /// `$.predicate.manifest.serialization`): method `files`, hash type `sha256`, a boolean
+    /// `allow_symlinks`, and optional `ignore_paths` that are relative, normalised and unique.
+    /// Unknown members are ignored, as in a manifest.
+    pub fn from_json_value(v: &Value, path: &str) -> Result<Serialization, ManifestError> {
+        let ser = strict_json::object(v, path)?;
+        let method = strict_json::require_str(ser, "method", path)?;
+        if method != METHOD_FILES {
+            return Err(invalid(
+                member_path(path, "method"),
+                format!(
+                    "serialization method {method:?} is not supported; glasslog accepts only \
+                     \"files\" (one SHA-256 digest per file)"
+                ),
+            ));
+        }
+        let hash_type = strict_json::require_str(ser, "hash_type", path)?;
+        if hash_type != SHA256 {
+            return Err(invalid(
+                member_path(path, "hash_type"),
+                format!(
+                    "hash type {hash_type:?} is not supported; glasslog accepts only \"sha256\""
+                ),
+            ));
+        }
+        let symlinks_path = member_path(path, "allow_symlinks");
+        let allow_symlinks = match strict_json::require(ser, "allow_symlinks", path)? {
+            Value::Bool(b) => *b,
+            other => return Err(strict_json::wrong_type(other, &symlinks_path, "a boolean").into()),
+        };
+        let mut ignore_paths = Vec::new();
+        if let Some(list) = ser.get("ignore_paths") {
+            let list_path = member_path(path, "ignore_paths");
+            let mut seen = HashSet::new();
+            for (i, item) in strict_json::array(list, &list_path)?.iter().enumerate() {
+                let item_path = element_path(&list_path, i);
+                let p = strict_json::string(item, &item_path)?;
+                check_relative_path(p).map_err(|reason| invalid(item_path.clone(), reason))?;
+                if !seen.insert(p) {
+                    return Err(invalid(item_path, format!("{p:?} is listed twice")));
+                }
+                ignore_paths.push(p.to_owned());
+            }
+        }
+        Ok(Serialization {
+            ignore_paths,
+            allow_symlinks,
         })
     }
 }
@@ -512,6 +573,28 @@ mod tests {
         let v = m.to_json_value();
         assert!(v["serialization"].get("ignore_paths").is_none());
         assert_eq!(Manifest::from_json_value(&v, "$").unwrap(), m);
+    }
+
+    #[test]
+    fn files_and_serializations_round_trip() {
+        let mut m = manifest(&["a/b", "x"]);
+        m.ignore_paths = vec![".git".into()];
+        m.allow_symlinks = true;
+        let file = m.to_json();
+        assert!(file.ends_with(b"}\n"));
+        assert_eq!(Manifest::from_json(&file).unwrap(), m);
+        let s = m.serialization();
+        assert_eq!(
+            Serialization::from_json_value(&s.to_json_value(), "$").unwrap(),
+            s
+        );
+        assert_eq!(s.to_json_value(), m.to_json_value()["serialization"]);
+        // A file is strict JSON: a repeated key is refused, not read as its last value.
+        let twice = br#"{"resources": [], "resources": [], "serialization": {}}"#;
+        let e = Manifest::from_json(twice).unwrap_err();
+        assert!(e.to_string().contains("duplicate"), "{e}");
+        let e = Manifest::from_json(b"[]").unwrap_err();
+        assert!(e.to_string().contains("$ must be an object"), "{e}");
     }
 
     #[test]

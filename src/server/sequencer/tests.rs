@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::entry::PendingEntry;
+use crate::entry::{PendingEntry, MAX_LEAF_BYTES};
 use crate::tlog::checkpoint::Origin;
 use crate::tlog::compact::CompactRange;
 
@@ -116,6 +116,45 @@ async fn concurrent_appends_get_distinct_indexes_and_dedup_holds_within_a_batch(
         .map(|(_, l)| decode_leaf(l).unwrap().integrated_time_ms)
         .collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]));
+}
+
+/// Entry `n` with its envelope padded so that its leaf, logged now, is `leaf_bytes` long.
+fn pending_of_leaf_len(n: u64, leaf_bytes: usize) -> PendingEntry {
+    let mut e = pending(n);
+    e.envelope.clear();
+    // The envelope's length varint is 3 bytes for every length near the limit.
+    let rest = e.leaf_len(now_ms()) + 1 + 3;
+    e.envelope = vec![b'x'; leaf_bytes - rest];
+    assert_eq!(e.leaf_len(now_ms()), leaf_bytes);
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leaf_over_the_tiles_limit_is_refused_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = SequencerConfig {
+        batch_window: Duration::from_millis(20),
+        ..SequencerConfig::default()
+    };
+    let (store, seq, _thread) = start(dir.path(), signer(), config);
+    // In one batch: one leaf of exactly the limit, one a byte longer, one small.
+    let (at, over, small) = tokio::join!(
+        seq.append(pending_of_leaf_len(0, MAX_LEAF_BYTES)),
+        seq.append(pending_of_leaf_len(1, MAX_LEAF_BYTES + 1)),
+        seq.append(pending(2)),
+    );
+    let at = at.unwrap();
+    assert_eq!(at.leaf_data().unwrap().len(), MAX_LEAF_BYTES);
+    match over {
+        Err(SequencerError::LeafTooLarge(e)) => assert_eq!(e.size, MAX_LEAF_BYTES + 1),
+        other => panic!("{other:?}"),
+    }
+    small.unwrap();
+    // Nothing of the refused entry is stored; the log goes on.
+    assert_eq!(seq.latest().checkpoint.size, 2);
+    assert!(store.entry(2).unwrap().is_none());
+    assert_eq!(seq.append(pending(3)).await.unwrap().index, 2);
+    check_root(&store, &seq.latest());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
