@@ -200,7 +200,7 @@ impl TileClient {
         verifier: LogVerifier,
         capacity: usize,
     ) -> Result<TileClient, TilesError> {
-        // `Bucket::open` creates a missing directory (the publisher's need); a reader must not.
+        // A mistyped directory would read as a location with no checkpoint: say what is wrong.
         if let Some(dir) = url.strip_prefix("file://") {
             if !std::path::Path::new(dir).is_dir() {
                 return Err(TilesError::NoDirectory { url: url.into() });
