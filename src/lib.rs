@@ -12,7 +12,8 @@
 //! - [`entry`]: the logged leaf (`LogEntry`), the deduplication key, the keys as the log writes them.
 //! - [`server`]: configuration, the log key, the sequencer, storage, the prover, search, the
 //!   gRPC service and Tail stream, and the one mapping of errors to gRPC status codes.
-//! - [`client`]: a verifying client, proof bundles, and the split-view trust state.
+//! - [`client`]: a verifying client of a log's server or of its tiles (C2SP tlog-tiles), proof
+//!   bundles, and the split-view trust state.
 //! - [`check`]: what `audit`, `verify` and `monitor` share: the findings and their one writer.
 //! - [`audit`], [`monitor`], [`verify`]: checking a log from the outside.
 //! - [`cli`]: argument parsing and dispatch of the `glasslog` command line.

@@ -13,7 +13,9 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tonic::transport::Channel;
 
+use crate::client::tiles::TilesError;
 use crate::proto::{self, transparency_log_client::TransparencyLogClient};
+use crate::tlog::merkle::Hash;
 
 /// Ranges requested at once.
 const IN_FLIGHT: usize = 4;
@@ -42,10 +44,30 @@ pub enum FetchError {
         end: u64,
         reason: String,
     },
+    /// The tiles could not be read (the location is unreachable).
+    #[error("{0}")]
+    Tiles(TilesError),
+    /// An entry bundle the checkpoint covers is missing, or is not the entries it should hold.
+    #[error("{0}")]
+    BadBundle(TilesError),
 }
 
-/// One run of consecutive entries, from `start`.
-pub type Run = Vec<proto::Entry>;
+impl FetchError {
+    /// Whether the source answered with something that is not the entries asked for (a
+    /// finding), rather than not answering (an error).
+    pub fn is_bad_reply(&self) -> bool {
+        matches!(self, FetchError::BadReply { .. } | FetchError::BadBundle(_))
+    }
+}
+
+/// One run of consecutive entries.
+#[derive(Debug)]
+pub struct Run {
+    pub entries: Vec<proto::Entry>,
+    /// Read from tiles: the level-0 tile hashes of these entries, authenticated against the
+    /// checkpoint, or why they could not be. `None` over gRPC, which has no tiles.
+    pub tile_hashes: Option<Result<Vec<Hash>, String>>,
+}
 
 /// Starts fetching `[0, size)` on `runtime`; runs arrive in order on the returned channel, which
 /// ends after the last run or after the first error.
@@ -64,7 +86,15 @@ pub fn spawn(
             std::future::ready((start < size).then_some(((start, end), end)))
         });
         let mut runs = ranges
-            .map(|(start, end)| fetch_range(rpc.clone(), start, end, range.clone()))
+            .map(|(start, end)| {
+                let fetching = fetch_range(rpc.clone(), start, end, range.clone());
+                async move {
+                    fetching.await.map(|entries| Run {
+                        entries,
+                        tile_hashes: None,
+                    })
+                }
+            })
             .buffered(IN_FLIGHT);
         while let Some(run) = runs.next().await {
             let failed = run.is_err();
@@ -82,8 +112,8 @@ async fn fetch_range(
     start: u64,
     end: u64,
     range: Arc<AtomicU64>,
-) -> Result<Run, FetchError> {
-    let mut out: Run = Vec::with_capacity((end - start) as usize);
+) -> Result<Vec<proto::Entry>, FetchError> {
+    let mut out = Vec::with_capacity((end - start) as usize);
     let mut bytes = 0u64;
     while (out.len() as u64) < end - start {
         let from = start + out.len() as u64;

@@ -19,10 +19,18 @@
 //! Every failed check is a [`Finding`] that says what, where and why, in the kinds the monitor
 //! reports too ([`crate::check`]).
 //!
+//! # Sources
+//!
+//! Entries are fetched with GetEntries, several ranges in flight ([`fetch`]), or from the log's
+//! entry bundles (`--tiles`, [`tiles`]): the checks, the findings and the summary are the same.
+//! From tiles the audit also compares every entry's leaf hash with the level-0 hash tile,
+//! authenticated against the checkpoint, that commits to it: hash tiles that do not fit the
+//! bundles or the checkpoint are `bad-reply` findings (a mirror that cannot prove what it
+//! serves), and the audit goes on.
+//!
 //! # Throughput and memory
 //!
-//! Entries are fetched with GetEntries, several ranges in flight ([`fetch`]). Worker threads
-//! hash the leaves and run the per-entry checks (signatures included) on runs of entries; the
+//! Worker threads hash the leaves and run the per-entry checks (signatures included) on runs of entries; the
 //! main thread takes the runs back in order, folds the leaf hashes into the compact range and
 //! makes the cross-entry checks. Memory is bounded by the runs in flight: the cross-entry state is in a
 //! temporary RocksDB database ([`ledger`]), the summary keeps only the most frequent publishers
@@ -35,6 +43,7 @@
 pub mod entry_check;
 mod fetch;
 pub mod ledger;
+mod tiles;
 
 use std::collections::BTreeMap;
 use std::sync::mpsc;
@@ -45,7 +54,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::check::{Finding, FindingKind};
-use crate::client::LogClient;
+use crate::client::source::Source;
+use crate::proto;
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::compact::CompactRange;
 use crate::tlog::merkle::Hash;
@@ -223,26 +233,33 @@ impl Summary {
     }
 }
 
-/// Audits the log of `client` up to `checkpoint` (which the caller verified under the pinned
-/// key), reporting each finding to `report` as it is made, in log order per check.
+/// Audits the log of `source` (its server or its tiles) up to `checkpoint` (which the caller
+/// verified under the pinned key), reporting each finding to `report` as it is made, in log
+/// order per check.
 ///
 /// Fetching runs on `runtime`; the checks run on this thread and `opts.threads` workers. Must
 /// not be called from inside an async context (it blocks).
 ///
 /// # Errors
-/// The entries could not be fetched (an rpc failed), the working database failed, or a worker
-/// failed. A server that answers with the wrong entries is a finding, not an error.
+/// The entries could not be fetched (an rpc failed, the tiles are unreachable), the working
+/// database failed, or a worker failed. A source that answers with the wrong entries is a
+/// finding, not an error.
 pub fn run(
     runtime: &tokio::runtime::Handle,
-    client: &LogClient,
+    source: &Source,
     checkpoint: &Checkpoint,
     opts: &Options,
     report: &mut dyn FnMut(&Finding),
 ) -> Result<Summary, AuditError> {
     let (started, cpu_started) = (Instant::now(), process_cpu_time());
     let threads = opts.threads.max(1);
+    let runs = match source {
+        Source::Server(client) => fetch::spawn(runtime, client.rpc(), checkpoint.size),
+        Source::Tiles(tiles) => tiles::spawn(runtime, tiles.clone(), checkpoint.clone()),
+    };
     let mut stream = Stream {
-        runs: fetch::spawn(runtime, client.rpc(), checkpoint.size),
+        runs,
+        tile_hashes: BTreeMap::new(),
         pool: Pool::start(threads, opts.signature_checks, &opts.extra_predicate_types),
         ledger: Ledger::create(&opts.work_dir)?,
         range: CompactRange::new(),
@@ -279,6 +296,9 @@ pub fn run(
 /// into the compact range and the ledger.
 struct Stream {
     runs: tokio::sync::mpsc::Receiver<Result<Run, FetchError>>,
+    /// Of the runs handed to the workers and not yet absorbed, by number: the tile hashes that
+    /// came with them.
+    tile_hashes: BTreeMap<u64, Option<Result<Vec<Hash>, String>>>,
     pool: Pool,
     ledger: Ledger,
     range: CompactRange,
@@ -296,10 +316,11 @@ impl Stream {
             while fetching && sent - done < MAX_JOBS {
                 match self.runs.blocking_recv() {
                     Some(Ok(run)) => {
-                        self.pool.submit(sent, run)?;
+                        self.tile_hashes.insert(sent, run.tile_hashes);
+                        self.pool.submit(sent, run.entries)?;
                         sent += 1;
                     }
-                    Some(Err(e @ FetchError::BadReply { .. })) => {
+                    Some(Err(e)) if e.is_bad_reply() => {
                         self.findings += 1;
                         report(&Finding::of(
                             FindingKind::BadReply,
@@ -317,7 +338,8 @@ impl Stream {
             let (seq, facts) = self.pool.take()?;
             back.insert(seq, facts);
             while let Some(facts) = back.remove(&done) {
-                self.absorb(&facts, report)?;
+                let tile_hashes = self.tile_hashes.remove(&done).flatten();
+                self.absorb(&facts, tile_hashes, report)?;
                 done += 1;
             }
         }
@@ -325,12 +347,17 @@ impl Stream {
         Ok(())
     }
 
-    /// Takes back the next run in log order.
+    /// Takes back the next run in log order, with the tile hashes it was read with, if any.
     fn absorb(
         &mut self,
         facts: &[Facts],
+        tile_hashes: Option<Result<Vec<Hash>, String>>,
         report: &mut dyn FnMut(&Finding),
     ) -> Result<(), AuditError> {
+        if let Some(f) = tiles_finding(facts, tile_hashes) {
+            self.findings += 1;
+            report(&f);
+        }
         facts.iter().for_each(|f| self.range.append(f.leaf_hash));
         for f in self.ledger.absorb(facts)? {
             self.findings += 1;
@@ -377,8 +404,50 @@ fn root_mismatch(checkpoint: &Checkpoint, computed: Hash) -> Finding {
     )
 }
 
+/// `bad-reply` for a run read from tiles whose authenticated level-0 tile hashes are not its
+/// entries' leaf hashes, or could not be authenticated; one finding per run, naming the first
+/// entry that differs.
+fn tiles_finding(
+    facts: &[Facts],
+    tile_hashes: Option<Result<Vec<Hash>, String>>,
+) -> Option<Finding> {
+    let (first, last) = (facts.first()?.index, facts.last()?.index);
+    let hashes = match tile_hashes? {
+        Ok(h) => h,
+        Err(why) => {
+            return Some(
+                Finding::of(
+                    FindingKind::BadReply,
+                    format!("the hash tiles of entries {first}..={last} do not check out: {why}"),
+                )
+                .at(first),
+            )
+        }
+    };
+    let differ: Vec<(&Facts, Hash)> = facts
+        .iter()
+        .zip(hashes)
+        .filter(|(f, h)| f.leaf_hash != *h)
+        .collect();
+    let (f, want) = differ.first()?;
+    Some(
+        Finding::of(
+            FindingKind::BadReply,
+            format!(
+                "entry {} is served in its entry bundle with leaf hash {}, but the level-0 hash \
+                 tile, authenticated against the checkpoint, holds {want} ({} of entries \
+                 {first}..={last} differ): the bundles are not the entries the tiles commit to",
+                f.index,
+                f.leaf_hash,
+                differ.len()
+            ),
+        )
+        .at(f.index),
+    )
+}
+
 /// A job: a run of entries numbered `seq`.
-type Job = (u64, Run);
+type Job = (u64, Vec<proto::Entry>);
 /// A worker's answer: the run's facts, or why the worker failed.
 type Answer = (u64, Result<Vec<Facts>, String>);
 
@@ -428,7 +497,7 @@ impl Pool {
         }
     }
 
-    fn submit(&self, seq: u64, run: Run) -> Result<(), AuditError> {
+    fn submit(&self, seq: u64, run: Vec<proto::Entry>) -> Result<(), AuditError> {
         let jobs = self
             .jobs
             .as_ref()

@@ -57,7 +57,9 @@ pub enum FindingKind {
     /// Audit: the same submission (statement and keys) logged twice.
     DuplicateEntry,
     /// Audit and verify: the server answered a request with something that is not an answer to
-    /// it (entries other than those asked for, search results out of order or of another name).
+    /// it (entries other than those asked for, search results out of order or of another name);
+    /// from tiles, bundles or hash tiles that are missing, malformed, or contradict the
+    /// checkpoint.
     BadReply,
     /// Verify: an entry the log served is not proven to be in the checkpoint it came with.
     UnprovenInclusion,

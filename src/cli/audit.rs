@@ -1,5 +1,7 @@
 //! `glasslog audit`: check a whole log from the outside.
 //!
+//! Reads the log from its server (`--server`) or from its tiles (`--tiles`: the server's HTTP
+//! listener, its published bucket or directory, a mirror), with the same checks and findings.
 //! Takes the log's latest checkpoint (its signature checked against `--log-key`, never a key the
 //! server announces), checks it against the last checkpoint this client accepted for the log
 //! (split views, [`crate::client::trust_state`]), then streams every entry up to it and runs the checks
@@ -22,10 +24,19 @@ use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::tlog::note::LogVerifier;
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["server", "tiles"])))]
 pub struct AuditArgs {
     /// The log server's URL, e.g. http://127.0.0.1:50051.
     #[arg(long, value_name = "URL")]
-    server: String,
+    server: Option<String>,
+    /// Read the log from its tiles instead of its server (C2SP tlog-tiles): the server's
+    /// --http-listen URL, its --publish location, or a mirror: http(s)://HOST/PREFIX,
+    /// file:///DIR or s3://BUCKET/PREFIX.
+    #[arg(long, value_name = "URL")]
+    tiles: Option<String>,
+    /// The S3 endpoint for --tiles s3://… (an http:// endpoint is used as given).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
     /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band.
     #[arg(long, value_name = "VKEY")]
     log_key: String,
@@ -50,7 +61,7 @@ pub struct AuditArgs {
     /// Worker threads for the per-entry checks [default: the number of CPUs].
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
-    /// Seconds to wait for the server to connect and to answer each request.
+    /// Seconds to wait for the server to connect and to answer each request (--server).
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     timeout: u64,
     /// A C2SP tlog-policy file: audit up to the latest checkpoint that carries its quorum of
@@ -84,20 +95,26 @@ fn audit(args: &AuditArgs, printer: &mut Printer) -> Result<audit::Summary, CliE
         .build()?;
     let mut trust = TrustState::open(&verifier, args.state.as_deref())?;
     let timeout = Duration::from_secs(args.timeout);
-    let client = runtime.block_on(super::verify::connect(&args.server, verifier, timeout))?;
+    let source = runtime.block_on(super::open_source(
+        args.server.as_deref(),
+        args.tiles.as_deref(),
+        args.s3_endpoint.as_deref(),
+        verifier,
+        timeout,
+    ))?;
     let (checkpoint, note) = match args.witness_policy.as_deref() {
         None => runtime
-            .block_on(client.checkpoint())
+            .block_on(source.checkpoint())
             .map_err(|e| format!("cannot get a checkpoint that verifies with --log-key: {e}"))?,
         Some(path) => {
             let policy = super::load_witness_policy(path)?;
             let (checkpoint, note, _) = runtime
-                .block_on(client.witnessed_checkpoint(&policy))
+                .block_on(source.witnessed_checkpoint(&policy))
                 .map_err(|e| format!("cannot get a witnessed checkpoint: {e}"))?;
             (checkpoint, note)
         }
     };
-    match runtime.block_on(trust.check_and_update(&client, &checkpoint, &note)) {
+    match runtime.block_on(trust.check_and_update(&source, &checkpoint, &note)) {
         Ok(accepted) => describe_trust(&accepted, &trust, printer.json()),
         Err(TrustError::SplitView(s)) => printer.report(&Finding::split_view(&s))?,
         Err(e) => return Err(e.into()),
@@ -118,7 +135,7 @@ fn audit(args: &AuditArgs, printer: &mut Printer) -> Result<audit::Summary, CliE
             written = printer.report(f);
         }
     };
-    let mut summary = audit::run(runtime.handle(), &client, &checkpoint, &opts, &mut report)?;
+    let mut summary = audit::run(runtime.handle(), &source, &checkpoint, &opts, &mut report)?;
     written?;
     summary.findings = printer.count();
     Ok(summary)

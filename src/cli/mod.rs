@@ -120,6 +120,37 @@ pub(crate) fn load_witness_policy(
         .map_err(|e| format!("--witness-policy {}: {e}", path.display()).into())
 }
 
+/// The log a checking command reads: its server (`--server URL`, connected with `timeout` on
+/// connecting and on each call) or its tiles (`--tiles URL`: `s3://`, `file:///`,
+/// `http(s)://`; `s3_endpoint` for `s3://`). Exactly one must be given (clap's argument group
+/// sees to it).
+pub(crate) async fn open_source(
+    server: Option<&str>,
+    tiles: Option<&str>,
+    s3_endpoint: Option<&str>,
+    verifier: crate::tlog::note::LogVerifier,
+    timeout: std::time::Duration,
+) -> Result<crate::client::source::Source, CliError> {
+    use crate::client::source::Source;
+    match (server, tiles) {
+        (Some(_), None) if s3_endpoint.is_some() => {
+            Err("--s3-endpoint goes with --tiles s3://…, not --server".into())
+        }
+        (Some(server), None) => Ok(Source::Server(
+            verify::connect(server, verifier, timeout).await?,
+        )),
+        (None, Some(url)) => {
+            let s3 = crate::bucket::S3Options {
+                endpoint: s3_endpoint.map(str::to_string),
+            };
+            let tiles = crate::client::tiles::TileClient::open(url, &s3, verifier)
+                .map_err(|e| format!("--tiles: {e}"))?;
+            Ok(Source::Tiles(tiles))
+        }
+        _ => Err("give one of --server URL and --tiles URL".into()),
+    }
+}
+
 /// The length of the leaf a log would write for `admitted` (`envelope_len` bytes of envelope)
 /// if it logged it now: the log's clock is part of the leaf, but its encoding is 6 bytes for every
 /// time from 1971 to 2109, so when the log actually logs it does not matter.

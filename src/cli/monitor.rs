@@ -1,4 +1,6 @@
 //! `glasslog monitor`: follow a log, verify it, and report findings as JSON lines on stdout.
+//! The log is read from its server (`--server`, Tail) or its tiles (`--tiles`, polled every
+//! `--interval`).
 //!
 //! This file only turns flags into a [`crate::monitor::Config`] and the outcome into an exit
 //! code. With `--once`: 0 nothing found, 1 findings (or a log that fails verification because of
@@ -14,14 +16,27 @@ use clap::Args;
 
 use super::CliError;
 use crate::admission::declaration::Name;
-use crate::monitor::{self, Config, ExamineOptions};
+use crate::bucket::S3Options;
+use crate::monitor::{self, Config, ExamineOptions, Location};
 use crate::tlog::note::LogVerifier;
 
 #[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["server", "tiles"])))]
 pub struct MonitorArgs {
-    /// The log server's URL, e.g. http://127.0.0.1:50051.
+    /// The log server's URL, e.g. http://127.0.0.1:50051 (followed with Tail).
     #[arg(long, value_name = "URL")]
-    server: String,
+    server: Option<String>,
+    /// Follow the log from its tiles instead of its server (C2SP tlog-tiles): the server's
+    /// --http-listen URL, its --publish location, or a mirror: http(s)://HOST/PREFIX,
+    /// file:///DIR or s3://BUCKET/PREFIX. The checkpoint is read every --interval.
+    #[arg(long, value_name = "URL")]
+    tiles: Option<String>,
+    /// With --tiles: seconds between two reads of the checkpoint [default: 5].
+    #[arg(long, value_name = "SECONDS")]
+    interval: Option<u64>,
+    /// The S3 endpoint for --tiles s3://… (an http:// endpoint is used as given).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
     /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band.
     #[arg(long, value_name = "VKEY")]
     log_key: String,
@@ -97,8 +112,28 @@ fn config(args: MonitorArgs) -> Result<Config, CliError> {
             .map_err(|e| format!("--watch {name:?}: {e}"))?;
         watch.insert(name);
     }
+    let location = match (args.server, args.tiles) {
+        (Some(_), None) if args.interval.is_some() || args.s3_endpoint.is_some() => {
+            return Err("--interval and --s3-endpoint go with --tiles, not --server".into())
+        }
+        (Some(url), None) => Location::Server(url),
+        (None, Some(url)) => {
+            let interval = args.interval.unwrap_or(monitor::DEFAULT_POLL_INTERVAL_SECS);
+            if interval == 0 {
+                return Err("--interval must be at least 1 second".into());
+            }
+            Location::Tiles {
+                url,
+                s3: S3Options {
+                    endpoint: args.s3_endpoint,
+                },
+                interval: std::time::Duration::from_secs(interval),
+            }
+        }
+        _ => return Err("give one of --server URL and --tiles URL".into()),
+    };
     Ok(Config {
-        server: args.server,
+        location,
         verifier,
         state_path: args.state,
         watch,

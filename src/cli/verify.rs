@@ -7,6 +7,10 @@
 //! and one declaration compared with the directory file by file. Which one: the latest in log
 //! order whose manifest matches, else the latest (of the version, if given).
 //!
+//! From the log's tiles, `--tiles URL` instead of `--server`: the same checks, the declarations
+//! found by reading every entry bundle (the whole log; see `verify/scan.rs` for the cost), or
+//! only the entries named with `--entry INDEX`.
+//!
 //! Offline, `glasslog verify --bundle FILE --log-key VKEY [DIR]`: the same for the declaration of
 //! a proof bundle written by `submit`, whose embedded log key must equal `--log-key`.
 //!
@@ -61,10 +65,23 @@ pub struct VerifyArgs {
     #[arg(
         long,
         value_name = "URL",
-        required_unless_present = "bundle",
-        conflicts_with = "bundle"
+        required_unless_present_any = ["bundle", "tiles"],
+        conflicts_with_all = ["bundle", "tiles"]
     )]
     server: Option<String>,
+    /// Read the log from its tiles instead of its server (C2SP tlog-tiles): the server's
+    /// --http-listen URL, its --publish location, or a mirror: http(s)://HOST/PREFIX,
+    /// file:///DIR or s3://BUCKET/PREFIX. Without --entry, every entry bundle of the log is read
+    /// to find the name's declarations (a download of the whole log).
+    #[arg(long, value_name = "URL", conflicts_with = "bundle")]
+    tiles: Option<String>,
+    /// With --tiles: read only the entry at this log index (repeatable) instead of scanning the
+    /// log; later declarations of the name are then unknown.
+    #[arg(long = "entry", value_name = "INDEX", conflicts_with = "bundle")]
+    entries: Vec<u64>,
+    /// The S3 endpoint for --tiles s3://… (an http:// endpoint is used as given).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
     /// The log's verifier key (<origin>+<key id>+<base64>), pinned out of band.
     #[arg(long, value_name = "VKEY")]
     log_key: String,
@@ -169,28 +186,39 @@ fn online(
     verifier: LogVerifier,
     file: Option<&ManifestFile>,
 ) -> Result<Report, CliError> {
-    let (Some(name), Some(server), Some(dir)) = (&args.name, &args.server, &args.dir) else {
-        return Err("--name, --server and DIR are required without --bundle".into());
+    let (Some(name), Some(dir)) = (&args.name, &args.dir) else {
+        return Err("--name, --server (or --tiles) and DIR are required without --bundle".into());
     };
+    if !args.entries.is_empty() && args.tiles.is_none() {
+        return Err("--entry goes with --tiles (over --server, Search finds the entries)".into());
+    }
     let mut trust = TrustState::open(&verifier, args.state.as_deref())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let client = connect(server, verifier, Duration::from_secs(args.timeout)).await?;
+        let source = super::open_source(
+            args.server.as_deref(),
+            args.tiles.as_deref(),
+            args.s3_endpoint.as_deref(),
+            verifier,
+            Duration::from_secs(args.timeout),
+        )
+        .await?;
         let policy = args
             .witness_policy
             .as_deref()
             .map(super::load_witness_policy)
             .transpose()?;
         Ok(verify::verify_name(
-            &client,
+            &source,
             &mut trust,
             name,
             args.version.as_deref(),
             dir,
             file,
             policy.as_ref(),
+            &args.entries,
         )
         .await?)
     })
@@ -286,6 +314,7 @@ fn summary_json(report: &Report, findings: usize) -> serde_json::Value {
         "checkpoint": report.checkpoint.as_ref().map(|(_, n)| n),
         "split_view_check": report.trust.as_ref().map(trust_code),
         "online": report.online,
+        "complete": report.complete,
         "head": report.online.then(|| head(report)).flatten(),
         "head_index": report.head.as_ref().map(|h| h.index),
         "later": later,
@@ -381,7 +410,10 @@ fn summary_lines(report: &Report, args: &VerifyArgs, state: Option<&Path>) -> Ve
         out.push(format!("split-view check: {} ({path})", trust_code(t)));
     }
     if !report.online {
-        out.push("later declarations: unknown offline (verify online to see them)".into());
+        out.push(match args.entries.is_empty() {
+            true => "later declarations: unknown offline (verify online to see them)".into(),
+            false => "later declarations: unknown (only the --entry indexes were read)".into(),
+        });
         return out;
     }
     if let Some(h) = &report.head {
@@ -409,7 +441,13 @@ fn summary_lines(report: &Report, args: &VerifyArgs, state: Option<&Path>) -> Ve
             l.index, l.kind, l.version
         ));
     }
-    if let (Some(name), Some((cp, _))) = (&args.name, &report.checkpoint) {
+    if let (Some(name), Some((cp, _)), true) = (&args.name, &report.checkpoint, report.complete) {
+        out.push(format!(
+            "note: every entry up to checkpoint size {} was read from the tiles and authenticated: \
+             the log holds no other declaration of {name} up to it",
+            cp.size
+        ));
+    } else if let (Some(name), Some((cp, _))) = (&args.name, &report.checkpoint) {
         out.push(format!(
             "note: Search shows the declarations of {name} up to checkpoint size {}; that no other exists is the \
              server's word until monitors have seen the whole log (glasslog audit)",

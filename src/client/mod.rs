@@ -2,9 +2,12 @@
 //! checkpoint's signature against a pinned verifier key, every size and root against the note,
 //! every leaf hash against the leaf data, every proof against the verified root.
 //!
-//! Used by the CLI, the load generator and the end-to-end tests.
+//! Used by the CLI, the load generator and the end-to-end tests. The same checks over a log's
+//! tiles instead of its server are [`tiles`]; [`source`] is either.
 
 pub mod bundle;
+pub mod source;
+pub mod tiles;
 pub mod trust_state;
 
 use std::collections::VecDeque;
@@ -39,6 +42,9 @@ pub enum ClientError {
     /// The server's answer contradicts itself or the request.
     #[error("server answer is inconsistent: {0}")]
     Mismatch(String),
+    /// The log's tiles could not be read, or contradict its checkpoint.
+    #[error("{0}")]
+    Tiles(#[from] tiles::TilesError),
 }
 
 /// A submission whose reply verified.
@@ -64,6 +70,22 @@ pub struct LogClient {
     rpc: TransparencyLogClient<Channel>,
     verifier: LogVerifier,
     verified_notes: Mutex<VecDeque<(String, Checkpoint)>>,
+}
+
+impl Clone for LogClient {
+    /// Another client on the same channel, with a copy of the verified notes.
+    fn clone(&self) -> LogClient {
+        let notes = self
+            .verified_notes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        LogClient {
+            rpc: self.rpc.clone(),
+            verifier: self.verifier.clone(),
+            verified_notes: Mutex::new(notes),
+        }
+    }
 }
 
 impl LogClient {

@@ -36,7 +36,8 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::admission::strict_json::{self, ROOT};
-use crate::client::{ClientError, LogClient};
+use crate::client::source::ProvesConsistency;
+use crate::client::ClientError;
 use crate::files;
 use crate::tlog::checkpoint::{Checkpoint, CheckpointError};
 use crate::tlog::note::LogVerifier;
@@ -197,8 +198,8 @@ impl TrustState {
         self.stored.as_ref().map(|s| s.note.as_str())
     }
 
-    /// Accepts `checkpoint` (whose signed note is `note`, served by `client`'s log) only if it is
-    /// consistent with the stored one, and stores it if it is newer:
+    /// Accepts `checkpoint` (whose signed note is `note`, served by `log`: a server or its tiles)
+    /// only if it is consistent with the stored one, and stores it if it is newer:
     ///
     /// - nothing stored: trusted on first use, stored;
     /// - same size: the roots must be equal;
@@ -207,22 +208,23 @@ impl TrustState {
     ///   one is kept.
     ///
     /// The file is locked for the whole check and re-read under the lock. The note is verified
-    /// under `client`'s pinned key, and so is the stored note.
+    /// under `log`'s pinned key, and so is the stored note.
     ///
     /// # Errors
     /// [`TrustError::SplitView`] when the two checkpoints do not fit together: a proof that does
     /// not verify, equal sizes with different roots, or a log that refuses (with a definite gRPC
     /// error such as OUT_OF_RANGE) to prove consistency between two trees it signed.
-    /// [`TrustError::Client`] when the proof could not be fetched for a transient reason (the
-    /// server is unreachable or unavailable): nothing is known, nothing is stored. Otherwise
+    /// [`TrustError::Client`] when the proof could not be had for a transient reason (the
+    /// server is unreachable or unavailable; tiles unreachable, missing, or damaged, which is the
+    /// location's fault, not evidence against the log): nothing is known, nothing is stored. Otherwise
     /// I/O, a damaged state file, a state file of another log, or a note that does not verify.
     pub async fn check_and_update(
         &mut self,
-        client: &LogClient,
+        log: &impl ProvesConsistency,
         checkpoint: &Checkpoint,
         note: &str,
     ) -> Result<Accepted, TrustError> {
-        let verifier = client.verifier();
+        let verifier = log.verifier();
         check_note(verifier, checkpoint, note)?;
         let _lock = lock(&self.path)?;
         self.stored = read_state(&self.path)?;
@@ -245,8 +247,7 @@ impl TrustState {
             true => (&old, checkpoint),
             false => (checkpoint, &old),
         };
-        client
-            .verify_consistency(from, to)
+        log.verify_consistency(from, to)
             .await
             .map_err(|e| classify(e, from.size, to.size, &split))?;
         if old.size > checkpoint.size {

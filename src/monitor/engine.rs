@@ -1,5 +1,6 @@
 //! The monitor's decisions, without networking: it takes what a `Tail` stream delivers (runs of
-//! entries, each closed by a checkpoint) and what `GetCheckpoint` answers, verifies each
+//! entries, each closed by a checkpoint) or a read of the log's tiles (one run up to the tiles'
+//! checkpoint, cut into segments), and what `GetCheckpoint` answers, verifies each
 //! checkpoint's signature and each run against its checkpoint, checks smaller checkpoints
 //! against the verified one, applies the per-entry and per-name checks, reports findings and
 //! commits state. When it cannot decide without a consistency proof it says so
@@ -9,11 +10,14 @@
 //! Invariants:
 //! - the state ([`LogState`]) only ever moves to a checkpoint whose signature verified and whose
 //!   root the monitor recomputed from its previous compact range and the entries received;
-//! - no per-name state, and no finding about an entry's contents, comes from entries whose
-//!   checkpoint did not verify;
+//! - no per-name state, and no finding about an entry's contents, comes from entries not proven
+//!   to be in a signed checkpoint that extends the verified one: proven by the root recomputed at
+//!   the checkpoint that closes them, or, for a segment ([`Engine::segment`]), by a consistency
+//!   proof from the root recomputed at the segment's end to a signed checkpoint beyond it;
 //! - a consistency proof is only ever checked against the question it was asked for: the
 //!   question travels inside the [`ProofRequest`];
-//! - memory: one run's leaf hashes and entry facts (a run is capped at [`MAX_RUN_ENTRIES`]), the
+//! - memory: one run's leaf hashes and entry facts (a run, or a segment of one, is capped at
+//!   [`MAX_RUN_ENTRIES`]), the
 //!   chunks of leaf data the stream reader has examined ahead (a few, each capped in entries and
 //!   bytes, see [`super::follow`]), and the store's bounded cache and memtables.
 
@@ -25,7 +29,7 @@ use std::sync::Arc;
 use super::examine::{EntryFacts, Examined, Examiner};
 use super::report::Reporter;
 use super::rules::{self, RuleOptions};
-use super::state::{LogState, VerifiedCheckpoint};
+use super::state::{LogState, VerifiedCheckpoint, RECENT_LEAVES};
 use super::store::{Store, Tx};
 use super::{Config, Finding, FindingKind, MonitorError, Severity};
 use crate::client::trust_state::SplitView;
@@ -51,7 +55,8 @@ pub enum Verdict {
     /// Refused, and the finding reported.
     Rejected,
     /// Undecided without a consistency proof: the caller asks the server for
-    /// `GetConsistencyProof(from, to)` and hands the answer to [`Engine::consistency_proof`].
+    /// `GetConsistencyProof(from, to)` (or computes it from the tiles of the tree of `to`, whose
+    /// root is [`ProofRequest::to_root`]) and hands the answer to [`Engine::consistency_proof`].
     NeedsProof(ProofRequest),
 }
 
@@ -68,6 +73,14 @@ pub struct ProofRequest {
     question: Question,
 }
 
+impl ProofRequest {
+    /// The root of the larger tree, verified: a proof computed from that tree's tiles is
+    /// authenticated against it.
+    pub fn to_root(&self) -> Hash {
+        self.to_root
+    }
+}
+
 /// What a consistency proof is asked for.
 #[derive(Debug)]
 enum Question {
@@ -81,6 +94,10 @@ enum Question {
     /// it consistent with the verified one (then the entries are wrong, `root-mismatch`) or not
     /// (the checkpoints fork, `inconsistent-checkpoint`)?
     Mismatch(VerifiedCheckpoint),
+    /// Do the entries read so far lead to a prefix of this checkpoint's tree? If so they are
+    /// checked and committed ([`Engine::segment`]); if not, as for a checkpoint they do not lead
+    /// to ([`Question::Mismatch`]).
+    Segment(VerifiedCheckpoint),
 }
 
 /// What follows a checkpoint found consistent with the verified state.
@@ -99,9 +116,29 @@ struct Run {
     next: u64,
     /// The state's compact range with the run's new entries appended.
     range: CompactRange,
-    /// Leaf hashes of the new entries (index `state.size()` onwards).
+    /// Leaf hashes of the new entries (index `state.size()` onwards); after a segment, only the
+    /// last [`RECENT_LEAVES`] of them (all the state keeps).
     leaves: Vec<Hash>,
+    /// Facts of the new entries not yet checked, from index `facts_from`.
     facts: Vec<Result<EntryFacts, String>>,
+    /// The state's size, or the end of the last segment committed.
+    facts_from: u64,
+    /// The integrated time of the last entry checked (the state's, or the last segment's).
+    last_ms: i64,
+}
+
+impl Run {
+    /// A run from `next`, the state's compact range (`range`) and clock (`last_ms`).
+    fn at(next: u64, range: CompactRange, last_ms: i64) -> Run {
+        Run {
+            next,
+            facts_from: range.size(),
+            range,
+            leaves: Vec::new(),
+            facts: Vec::new(),
+            last_ms,
+        }
+    }
 }
 
 /// See the module documentation.
@@ -148,12 +185,7 @@ impl Engine {
                 state.size()
             )));
         }
-        let run = Run {
-            next: state.size(),
-            range: state.range.clone(),
-            leaves: Vec::new(),
-            facts: Vec::new(),
-        };
+        let run = Run::at(state.size(), state.range.clone(), state.last_integrated_ms);
         let progress = Progress {
             started: Instant::now(),
             start_size: state.size(),
@@ -195,12 +227,11 @@ impl Engine {
     /// compare them with what was verified.
     pub fn begin_stream(&mut self) -> u64 {
         let start = self.state.size() - self.state.recent.len() as u64;
-        self.run = Run {
-            next: start,
-            range: self.state.range.clone(),
-            leaves: Vec::new(),
-            facts: Vec::new(),
-        };
+        self.run = Run::at(
+            start,
+            self.state.range.clone(),
+            self.state.last_integrated_ms,
+        );
         start
     }
 
@@ -324,20 +355,71 @@ impl Engine {
             return self.older(new, Then::Consistent, reporter);
         }
         if self.run.range.root() != new.checkpoint.root {
-            if size == 0 {
-                let f = root_mismatch(&self.state, &new, "recomputed from the first entry");
-                return self.reject(f, reporter);
-            }
-            return Ok(Verdict::NeedsProof(ProofRequest {
-                from: size,
-                to: new.checkpoint.size,
-                from_root: self.state.range.root(),
-                to_root: new.checkpoint.root,
-                question: Question::Mismatch(new),
-            }));
+            return self.mismatch(new, reporter);
         }
         self.accept(new, reporter)?;
         self.progressed(reporter)
+    }
+
+    /// Takes a signed checkpoint beyond the stream's position towards which the entries are
+    /// being read: the end of a catch-up from tiles, which have no checkpoints in between. Its
+    /// signature must verify; then a consistency proof from the run's position to it is asked
+    /// for. Once that verifies, the entries read so far are proven to be the first entries of
+    /// its tree, which extends the verified state (the run's compact range started there): they
+    /// are checked and committed to the store, and the run's memory is freed. The state file
+    /// does not move, it only ever holds signed checkpoints: after a restart these entries are
+    /// read again and not reported twice (the store's `applied`).
+    ///
+    /// # Errors
+    /// [`MonitorError::Protocol`] for a checkpoint not beyond the stream's position, or whose
+    /// unsigned fields disagree with its note; store and output errors.
+    pub fn segment(
+        &mut self,
+        sc: proto::SignedCheckpoint,
+        reporter: &mut Reporter,
+    ) -> Result<Verdict, MonitorError> {
+        let from = self.run.range.size();
+        if sc.size <= from {
+            return Err(MonitorError::Protocol(format!(
+                "a segment towards a checkpoint of size {} ended at stream position {from}",
+                sc.size
+            )));
+        }
+        let Some(to) = self.verify_signed(sc, reporter)? else {
+            return Ok(Verdict::Rejected);
+        };
+        if self.run.facts.is_empty() {
+            return Ok(Verdict::Consistent);
+        }
+        Ok(Verdict::NeedsProof(ProofRequest {
+            from,
+            to: to.checkpoint.size,
+            from_root: self.run.range.root(),
+            to_root: to.checkpoint.root,
+            question: Question::Segment(to),
+        }))
+    }
+
+    /// The run's entries do not lead to `new`'s root (or to a prefix of it): `root-mismatch`
+    /// from the empty tree, else a consistency proof from the verified checkpoint tells whether
+    /// the entries or the checkpoint are wrong.
+    fn mismatch(
+        &mut self,
+        new: VerifiedCheckpoint,
+        reporter: &mut Reporter,
+    ) -> Result<Verdict, MonitorError> {
+        let size = self.state.size();
+        if size == 0 {
+            let f = root_mismatch(&self.state, &new, "recomputed from the first entry");
+            return self.reject(f, reporter);
+        }
+        Ok(Verdict::NeedsProof(ProofRequest {
+            from: size,
+            to: new.checkpoint.size,
+            from_root: self.state.range.root(),
+            to_root: new.checkpoint.root,
+            question: Question::Mismatch(new),
+        }))
     }
 
     /// Takes the checkpoint `GetCheckpoint` answered: its signature must verify
@@ -435,20 +517,23 @@ impl Engine {
         self.state.size() >= self.latest_size
     }
 
-    /// Takes the server's answer to a [`ProofRequest`] and decides its question:
+    /// Takes the answer to a [`ProofRequest`] (the server's, or a proof computed from the
+    /// tiles) and decides its question:
     /// - an older checkpoint is consistent with the verified one if the proof verifies, and
     ///   `inconsistent-checkpoint` if it does not;
     /// - a checkpoint the entries do not lead to is `root-mismatch` if the proof verifies (the
     ///   entries are wrong) or if there is no proof (nothing tells which is wrong), and
-    ///   `inconsistent-checkpoint` if the proof does not verify.
+    ///   `inconsistent-checkpoint` if the proof does not verify;
+    /// - a segment whose proof verifies is checked and committed ([`Verdict::Consistent`]); one
+    ///   whose proof does not is decided as a checkpoint the entries do not lead to.
     ///
     /// # Errors
-    /// The rpc's failure when checking an older checkpoint (nothing is decided: the caller
-    /// retries the connection); store and output errors.
+    /// The failure to get a proof when checking an older checkpoint or a segment (nothing is
+    /// decided: the caller retries); store and output errors.
     pub fn consistency_proof(
         &mut self,
         request: ProofRequest,
-        reply: Result<proto::ConsistencyProof, tonic::Status>,
+        reply: Result<proto::ConsistencyProof, MonitorError>,
         reporter: &mut Reporter,
     ) -> Result<Verdict, MonitorError> {
         let ProofRequest {
@@ -467,7 +552,7 @@ impl Engine {
                 Ok(()) => self.then(then, reporter),
                 Err(e) => {
                     let why = format!(
-                        "the server's consistency proof from size {from} to {to} does not verify: {e}"
+                        "the log's consistency proof from size {from} to {to} does not verify: {e}"
                     );
                     self.reject(self.inconsistency(&other, &why), reporter)
                 }
@@ -476,14 +561,24 @@ impl Engine {
                 let state = &self.state;
                 let f = match checked {
                     Ok(Ok(())) => root_mismatch(state, &new, "the checkpoint is proven consistent with the verified one, so the entries are not the ones it covers"),
-                    Ok(Err(e)) => self.inconsistency(&new, &format!("the entries served do not lead to its root, and the server's consistency proof does not verify: {e}")),
-                    Err(status) => {
-                        tracing::warn!("no consistency proof from {from} to {to}: {status}");
-                        root_mismatch(state, &new, "and the server gave no consistency proof to tell whether the checkpoint or the entries are wrong")
+                    Ok(Err(e)) => self.inconsistency(&new, &format!("the entries served do not lead to its root, and the log's consistency proof (from its server or its tiles) does not verify: {e}")),
+                    Err(e) => {
+                        tracing::warn!("no consistency proof from {from} to {to}: {e}");
+                        root_mismatch(state, &new, "and no consistency proof could be had to tell whether the checkpoint or the entries are wrong")
                     }
                 };
                 self.reject(f, reporter)
             }
+            Question::Segment(to) => match checked? {
+                Ok(()) => {
+                    self.apply_run(reporter)?;
+                    Ok(Verdict::Consistent)
+                }
+                Err(e) => {
+                    tracing::debug!("the entries read do not lead to a prefix of the checkpoint of size {to_size}: {e}", to_size = to.checkpoint.size);
+                    self.mismatch(to, reporter)
+                }
+            },
         }
     }
 
@@ -599,16 +694,28 @@ impl Engine {
         new: VerifiedCheckpoint,
         reporter: &mut Reporter,
     ) -> Result<(), MonitorError> {
-        let next = Run {
-            next: new.checkpoint.size,
-            range: self.run.range.clone(),
-            leaves: Vec::new(),
-            facts: Vec::new(),
-        };
+        self.apply_run(reporter)?;
+        let size = new.checkpoint.size;
+        let next = Run::at(size, self.run.range.clone(), self.run.last_ms);
         let run = std::mem::replace(&mut self.run, next);
+        self.state.range = run.range;
+        self.state.remember(&run.leaves);
+        self.state.checkpoint = Some(new);
+        self.state.last_integrated_ms = run.last_ms;
+        self.state.save(&self.state_path, &self.verifier)?;
+        tracing::debug!(size, "committed checkpoint");
+        self.log_progress();
+        Ok(())
+    }
+
+    /// Applies the checks to the run's entries not checked yet, reports, and commits the store
+    /// up to the run's position; the run keeps its compact range and its last leaf hashes
+    /// ([`RECENT_LEAVES`], all the state keeps of them). The state file is the caller's.
+    fn apply_run(&mut self, reporter: &mut Reporter) -> Result<(), MonitorError> {
+        let run = &mut self.run;
         let mut tx = self.store.tx();
-        let mut last_ms = self.state.last_integrated_ms;
-        for (index, facts) in (self.state.size()..).zip(&run.facts) {
+        let mut last_ms = run.last_ms;
+        for (index, facts) in (run.facts_from..).zip(&run.facts) {
             let checked = index >= self.applied;
             let findings = match facts {
                 Err(reason) => vec![invalid(index, reason.clone())],
@@ -629,19 +736,17 @@ impl Engine {
                 report_all(&mut tx, findings, reporter)?;
             }
         }
-        let size = new.checkpoint.size;
+        let end = run.range.size();
         // Everything is verified and every finding printed; what follows makes it durable.
-        tracing::debug!(size, entries = run.leaves.len(), "checked checkpoint");
-        self.applied = self.applied.max(size);
+        tracing::debug!(end, entries = run.facts.len(), "checked entries");
+        self.applied = self.applied.max(end);
         tx.set_applied(self.applied);
         self.store.commit(tx)?;
-        self.state.range = run.range;
-        self.state.remember(&run.leaves);
-        self.state.checkpoint = Some(new);
-        self.state.last_integrated_ms = last_ms;
-        self.state.save(&self.state_path, &self.verifier)?;
-        tracing::debug!(size, "committed checkpoint");
-        self.log_progress();
+        run.facts.clear();
+        run.facts_from = end;
+        run.last_ms = last_ms;
+        let excess = run.leaves.len().saturating_sub(RECENT_LEAVES);
+        run.leaves.drain(..excess);
         Ok(())
     }
 

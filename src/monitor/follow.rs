@@ -1,6 +1,8 @@
 //! The monitor's network side, and nothing else: it connects, follows `Tail` from the verified
 //! position, polls `GetCheckpoint`, fetches the consistency proofs the [`Engine`] asks for, and
-//! reconnects with exponential backoff when the server goes away or a checkpoint fails. What
+//! reconnects with exponential backoff when the server goes away or a checkpoint fails; from a
+//! log's tiles ([`crate::monitor::Location::Tiles`]) it polls the checkpoint and reads bundles
+//! instead (`poll`), with the same engine, proofs, backoff and split-view sharing. What
 //! anything it receives means (a checkpoint verified, rejected, consistent or not, a finding) is
 //! the engine's decision; this file hands the engine what the server said and acts on its
 //! [`Verdict`].
@@ -18,13 +20,18 @@ use tokio::sync::mpsc;
 use tonic::transport::Endpoint;
 use tonic::Streaming;
 
-use super::engine::{Engine, Verdict};
+mod poll;
+
+use super::engine::{Engine, ProofRequest, Verdict};
 use super::examine::{Examined, Examiner};
 use super::report::Reporter;
-use super::{Config, MonitorError};
+use super::{Config, Location, MonitorError};
+use crate::client::source::Source;
+use crate::client::tiles::TileClient;
 use crate::client::trust_state::{TrustError, TrustState};
 use crate::client::LogClient;
 use crate::proto::{self, tail_event::Event};
+use crate::tlog::checkpoint::Checkpoint;
 
 /// Entries examined and handed from the reader to the engine at once, at most: half of the
 /// server's catch-up runs (4,096 entries), so that examining a chunk on all cores and the engine
@@ -71,18 +78,28 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<Summary, MonitorError> {
     let engine = Engine::open(&config)?;
-    let endpoint = Endpoint::from_shared(config.server.clone())
-        .map_err(|e| MonitorError::Url {
-            url: config.server.clone(),
-            reason: e.to_string(),
-        })?
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10))
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_timeout(Duration::from_secs(20))
-        .keep_alive_while_idle(true);
-    let client = LogClient::with_channel(endpoint.connect_lazy(), config.verifier.clone());
-    tracing::info!(server = %config.server, state = %config.state_path.display(), from = engine.state().size(), "monitoring");
+    let (source, interval) = match &config.location {
+        Location::Server(url) => {
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| MonitorError::Url {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?
+                .tcp_nodelay(true)
+                .connect_timeout(Duration::from_secs(10))
+                .http2_keep_alive_interval(Duration::from_secs(30))
+                .keep_alive_timeout(Duration::from_secs(20))
+                .keep_alive_while_idle(true);
+            let client = LogClient::with_channel(endpoint.connect_lazy(), config.verifier.clone());
+            tracing::info!(server = %url, state = %config.state_path.display(), from = engine.state().size(), "monitoring");
+            (Source::Server(client), POLL_LATEST)
+        }
+        Location::Tiles { url, s3, interval } => {
+            let tiles = TileClient::open(url, s3, config.verifier.clone())?;
+            tracing::info!(tiles = %url, state = %config.state_path.display(), from = engine.state().size(), "monitoring");
+            (Source::Tiles(tiles), *interval)
+        }
+    };
     let reporter = Reporter::new(config.watch.clone(), config.exec.clone());
     let trust = match TrustState::open(&config.verifier, config.split_view_state.as_deref()) {
         Ok(t) => Some(t),
@@ -94,7 +111,8 @@ pub async fn run(
     };
     let mut follower = Follower {
         once: config.once,
-        client,
+        source,
+        interval,
         engine,
         reporter,
         blocked: false,
@@ -136,7 +154,11 @@ enum End {
 
 struct Follower {
     once: bool,
-    client: LogClient,
+    /// The log's server or its tiles.
+    source: Source,
+    /// While following: how often the latest checkpoint is read (the tiles' checkpoint, or
+    /// `GetCheckpoint` beside a Tail stream).
+    interval: Duration,
     engine: Engine,
     reporter: Reporter,
     blocked: bool,
@@ -188,18 +210,25 @@ impl Follower {
         }
     }
 
+    /// One session of the source: a Tail stream, or polling the tiles.
+    async fn session(&mut self) -> Result<End, MonitorError> {
+        match self.source.clone() {
+            Source::Server(client) => self.tail_session(&client).await,
+            Source::Tiles(tiles) => self.poll_session(&tiles).await,
+        }
+    }
+
     /// One stream: from the verified position (a little before, see [`Engine::begin_stream`])
     /// until the goal, a failure, or forever.
-    async fn session(&mut self) -> Result<End, MonitorError> {
-        if let Some(end) = self.check_latest().await? {
+    async fn tail_session(&mut self, client: &LogClient) -> Result<End, MonitorError> {
+        if let Some(end) = self.check_latest(client).await? {
             return Ok(end);
         }
         let start = self.engine.begin_stream();
         if self.once && self.engine.caught_up() && start == self.engine.state().size() {
             return Ok(End::CaughtUp);
         }
-        let stream = self
-            .client
+        let stream = client
             .rpc()
             .tail(proto::TailRequest { start })
             .await?
@@ -208,13 +237,13 @@ impl Follower {
         let examiner = self.engine.examiner();
         let _reader = AbortOnDrop(tokio::spawn(read_tail(stream, start, examiner, tx)));
         let mut poll =
-            tokio::time::interval_at(tokio::time::Instant::now() + POLL_LATEST, POLL_LATEST);
+            tokio::time::interval_at(tokio::time::Instant::now() + self.interval, self.interval);
         loop {
             let item = tokio::select! {
                 item = rx.recv() => item,
                 _ = poll.tick(), if !self.once => {
                     self.share_checkpoint().await?;
-                    match self.check_latest().await? {
+                    match self.check_latest(client).await? {
                         Some(end) => return Ok(end),
                         None => continue,
                     }
@@ -248,9 +277,8 @@ impl Follower {
     }
 
     /// Hands `GetCheckpoint`'s answer to the engine and acts on its verdict.
-    async fn check_latest(&mut self) -> Result<Option<End>, MonitorError> {
-        let sc = self
-            .client
+    async fn check_latest(&mut self, client: &LogClient) -> Result<Option<End>, MonitorError> {
+        let sc = client
             .rpc()
             .get_checkpoint(proto::GetCheckpointRequest::default())
             .await?
@@ -260,17 +288,16 @@ impl Follower {
         if let Some(end) = self.settle(verdict).await? {
             return Ok(Some(end));
         }
-        self.check_witnessed().await
+        self.check_witnessed(client).await
     }
 
     /// With a witness policy: hands `GetCheckpoint { witnessed }`'s answer to the engine (Tail
     /// also announces witnessed checkpoints, but a `--once` run may end before the last one).
-    async fn check_witnessed(&mut self) -> Result<Option<End>, MonitorError> {
+    async fn check_witnessed(&mut self, client: &LogClient) -> Result<Option<End>, MonitorError> {
         if !self.engine.demands_witnesses() {
             return Ok(None);
         }
-        let answer = self
-            .client
+        let answer = client
             .rpc()
             .get_checkpoint(proto::GetCheckpointRequest { witnessed: true })
             .await;
@@ -288,9 +315,9 @@ impl Follower {
         self.settle(verdict).await
     }
 
-    /// Acts on a verdict: fetches the consistency proofs the engine asks for and hands it the
-    /// answers until it decides; ends the session when it is blocked, or with `--once` caught
-    /// up.
+    /// Acts on a verdict: fetches (or computes from the tiles) the consistency proofs the engine
+    /// asks for and hands it the answers until it decides; ends the session when it is blocked,
+    /// or with `--once` caught up.
     async fn settle(&mut self, mut verdict: Verdict) -> Result<Option<End>, MonitorError> {
         loop {
             verdict = match verdict {
@@ -300,21 +327,44 @@ impl Follower {
                 Verdict::Consistent => return Ok(None),
                 Verdict::Rejected => return Ok(Some(End::Blocked)),
                 Verdict::NeedsProof(request) => {
-                    let reply = self
-                        .client
-                        .rpc()
-                        .get_consistency_proof(proto::GetConsistencyProofRequest {
-                            from_size: request.from,
-                            to_size: request.to,
-                        })
-                        .await
-                        .map(tonic::Response::into_inner);
+                    let reply = self.consistency_proof(&request).await;
                     let (engine, reporter) = (&mut self.engine, &mut self.reporter);
                     tokio::task::block_in_place(|| {
                         engine.consistency_proof(request, reply, reporter)
                     })?
                 }
             };
+        }
+    }
+
+    /// The consistency proof `request` asks for: the server's `GetConsistencyProof`, or computed
+    /// from the tiles of the larger tree, authenticated against its root.
+    async fn consistency_proof(
+        &self,
+        request: &ProofRequest,
+    ) -> Result<proto::ConsistencyProof, MonitorError> {
+        match &self.source {
+            Source::Server(client) => Ok(client
+                .rpc()
+                .get_consistency_proof(proto::GetConsistencyProofRequest {
+                    from_size: request.from,
+                    to_size: request.to,
+                })
+                .await?
+                .into_inner()),
+            Source::Tiles(tiles) => {
+                let to = Checkpoint {
+                    origin: tiles.verifier().origin().to_string(),
+                    size: request.to,
+                    root: request.to_root(),
+                };
+                let hashes = tiles.prove_consistency(request.from, &to).await?;
+                Ok(proto::ConsistencyProof {
+                    from_size: request.from,
+                    to_size: request.to,
+                    hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
+                })
+            }
         }
     }
 
@@ -335,7 +385,7 @@ impl Follower {
             return Ok(());
         }
         let outcome = trust
-            .check_and_update(&self.client, &verified.checkpoint, &verified.note)
+            .check_and_update(&self.source, &verified.checkpoint, &verified.note)
             .await;
         let path = trust.path().display().to_string();
         match outcome {

@@ -1,5 +1,6 @@
-//! The monitor: follows a log with `Tail`, verifies everything it is served, and reports what a
-//! log or a publisher did wrong, once each, as JSON lines.
+//! The monitor: follows a log with `Tail` (`--server`), or by polling its tiles' checkpoint
+//! (`--tiles`), verifies everything it is served, and reports what a log or a publisher did
+//! wrong, once each, as JSON lines. The checks and findings are the same from either source.
 //!
 //! What it checks (the finding kinds are a contract, see [`FindingKind`]):
 //! - **the log** (always reported): every checkpoint's signature under the pinned key
@@ -26,7 +27,8 @@
 //! # Layout
 //!
 //! `follow` talks to the server and nothing else: `Tail`, `GetCheckpoint`, the consistency
-//! proofs asked for, reconnection with backoff. `engine` decides: it is handed what the
+//! proofs asked for, reconnection with backoff; `follow/poll.rs` reads the tiles instead (the
+//! checkpoint every `--interval`, the entry bundles up to it, proofs computed from the tiles). `engine` decides: it is handed what the
 //! server sent, verifies it, says when it needs a consistency proof and judges the one it is
 //! handed, reports findings and commits state. `examine` and [`rules`] are the per-entry and
 //! per-name checks the engine applies; [`state`] and [`store`] what it keeps; `report` prints.
@@ -59,21 +61,39 @@ pub mod store;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use examine::{DatasetFields, ExamineOptions};
 pub use finding::{Finding, FindingKind, Severity};
 pub use follow::{run, Summary};
 
+use crate::bucket::S3Options;
+use crate::client::tiles::TilesError;
 use crate::tlog::note::LogVerifier;
 
 /// Default `--backdate-window`, in days.
 pub const DEFAULT_BACKDATE_WINDOW_DAYS: u32 = 7;
+/// Default `--interval`: how often the tiles' checkpoint is polled, in seconds.
+pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 5;
+
+/// Where the monitor reads the log.
+#[derive(Clone, Debug)]
+pub enum Location {
+    /// The log's server, followed with `Tail` (`--server URL`).
+    Server(String),
+    /// The log's tiles (`--tiles URL`), whose checkpoint is read every `interval`.
+    Tiles {
+        url: String,
+        s3: S3Options,
+        interval: Duration,
+    },
+}
 
 /// What to monitor and how.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// The log server's URL.
-    pub server: String,
+    /// Where the log is read.
+    pub location: Location,
     /// The log's pinned verifier.
     pub verifier: LogVerifier,
     /// The state file; the store is beside it (see [`Config::store_path`]).
@@ -135,15 +155,25 @@ pub enum MonitorError {
     /// The split-view state shared with the other commands cannot be used.
     #[error("{0}")]
     SplitViewState(crate::client::trust_state::TrustError),
+    /// The log's tiles could not be read, or do not hash to their checkpoint (see
+    /// [`TilesError`]; entries that do not are findings, decided by the engine).
+    #[error("{0}")]
+    Tiles(#[from] TilesError),
 }
 
 impl MonitorError {
     /// Whether the error is about the connection or the server's answers, so that reconnecting
     /// may help; the others are local and fatal.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            MonitorError::Rpc(_) | MonitorError::Protocol(_) | MonitorError::Timeout(_)
-        )
+        match self {
+            MonitorError::Rpc(_) | MonitorError::Protocol(_) | MonitorError::Timeout(_) => true,
+            // An unreachable, lagging or damaged location may be repaired (a mirror resyncs).
+            MonitorError::Tiles(e) => !matches!(
+                e,
+                TilesError::NoDirectory { .. }
+                    | TilesError::Bucket(crate::bucket::BucketError::BadUrl { .. })
+            ),
+            _ => false,
+        }
     }
 }

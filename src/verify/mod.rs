@@ -1,7 +1,7 @@
 //! Verifying a declaration against a local directory: the checks behind `glasslog verify`.
 //!
 //! Online ([`verify_name`]): every declaration of a name that the log's Search returns (all
-//! pages) is checked — the DSSE signatures over the logged envelope under the logged keys, the
+//! pages), or, from the log's tiles, that a scan of every entry finds ([`scan`]), is checked — the DSSE signatures over the logged envelope under the logged keys, the
 //! admission rules, the inclusion proof against the latest checkpoint the search saw, whose
 //! signature is checked against the caller's pinned key (never one the server announces) — and
 //! that checkpoint must be consistent with the last one this client accepted
@@ -26,9 +26,12 @@
 //! embedded log key must be the pinned one; split views can only be detected for a stored
 //! checkpoint of the same size, and later declarations are unknown.
 //!
-//! What this cannot prove: that the log holds no other declaration of the name. Search results
-//! show what the log holds up to the checkpoint returned with them; that nothing else exists is
-//! the server's word until monitors have seen the whole log (`glasslog audit` does that).
+//! What this cannot prove over gRPC: that the log holds no other declaration of the name. Search
+//! results show what the log holds up to the checkpoint returned with them; that nothing else
+//! exists is the server's word until monitors have seen the whole log (`glasslog audit` does
+//! that). A scan of the tiles reads every entry, so it does prove it ([`Report::complete`]).
+
+mod scan;
 
 use std::path::Path;
 
@@ -39,13 +42,14 @@ use crate::admission::manifest::{
 };
 use crate::admission::{self, Policy};
 use crate::client::bundle::{BundleError, ProofBundle};
+use crate::client::source::Source;
 use crate::client::trust_state::{Accepted, TrustError, TrustState};
 use crate::client::{ClientError, LogClient};
 use crate::entry::decode_leaf;
 use crate::proto::{self, search_request::Query};
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::note::LogVerifier;
-use crate::tlog::policy::WitnessPolicy;
+use crate::tlog::policy::{Cosignatures, WitnessPolicy};
 
 use crate::check::{Finding, FindingKind};
 
@@ -168,8 +172,11 @@ pub struct Report {
     pub later: Vec<Later>,
     /// The latest verified declaration of the name (online only).
     pub head: Option<Logged>,
-    /// Whether later declarations are known (false offline).
+    /// Whether later declarations are known (false offline, and for `--entry`).
     pub online: bool,
+    /// Whether every entry up to the checkpoint was read (a scan of the tiles): then the log
+    /// holds no declaration of the name but those found, which no Search can prove.
+    pub complete: bool,
 }
 
 impl Report {
@@ -179,34 +186,39 @@ impl Report {
     }
 }
 
-/// Verifies the declarations of `name` (of `version`, if given) in the log, and compares the
-/// chosen one with `dir`. See the module documentation.
+/// Verifies the declarations of `name` (of `version`, if given) in the log of `source`, and
+/// compares the chosen one with `dir`. See the module documentation. From tiles, `at` (if not
+/// empty) names the entries to read instead of scanning the log; over gRPC it must be empty.
 ///
 /// # Errors
 /// The log could not be reached, the directory could not be hashed, or the split-view state
 /// could not be read or written. Failed checks are findings in the report.
 pub async fn verify_name(
-    client: &LogClient,
+    source: &Source,
     trust: &mut TrustState,
     name: &Name,
     version: Option<&str>,
     dir: &Path,
     file: Option<&ManifestFile>,
     policy: Option<&WitnessPolicy>,
+    at: &[u64],
 ) -> Result<Report, VerifyError> {
     let mut report = Report {
-        online: true,
+        online: at.is_empty(),
+        complete: at.is_empty() && matches!(source, Source::Tiles(_)),
         ..Report::default()
     };
-    let Some((mut entries, mut checkpoint, mut note)) =
-        search_name(client, name, &mut report.findings).await?
-    else {
+    let found = match source {
+        Source::Server(client) => search_name(client, name, &mut report.findings).await?,
+        Source::Tiles(tiles) => scan::find(tiles, name, at, &mut report.findings).await?,
+    };
+    let Some((mut entries, mut checkpoint, mut note)) = found else {
         return Ok(report);
     };
     if let Some(policy) = policy {
         // Prove against the latest witnessed checkpoint instead; what it does not cover yet is
         // not trusted.
-        match client.witnessed_checkpoint(policy).await {
+        match witnessed(source, policy, &checkpoint, &note).await {
             Ok((w, cosigned, _)) => {
                 for e in entries.iter().filter(|e| e.index >= w.size) {
                     report.findings.push(
@@ -235,7 +247,7 @@ pub async fn verify_name(
         }
     }
     report.trust = Some(
-        match trust.check_and_update(client, &checkpoint, &note).await {
+        match trust.check_and_update(source, &checkpoint, &note).await {
             Ok(a) => TrustNote::Accepted(a),
             Err(TrustError::SplitView(s)) => {
                 report.findings.push(Finding::split_view(&s));
@@ -246,7 +258,7 @@ pub async fn verify_name(
     );
     let mut logged = Vec::new();
     for e in &entries {
-        match check_logged(client, &checkpoint, e, name).await {
+        match check_logged(source, &checkpoint, e, name).await {
             Ok(l) => logged.push(l),
             Err(f) => report.findings.push(f),
         }
@@ -266,6 +278,23 @@ pub async fn verify_name(
     report.later = later_than(&logged, chosen.index);
     report.compared = Some(Compared { logged: chosen, by });
     Ok(report)
+}
+
+/// The witnessed checkpoint to prove against: the server's latest (`GetCheckpoint { witnessed
+/// }`), or the tiles' checkpoint that was read (`checkpoint`, `note`), if it meets `policy`.
+async fn witnessed(
+    source: &Source,
+    policy: &WitnessPolicy,
+    checkpoint: &Checkpoint,
+    note: &str,
+) -> Result<(Checkpoint, String, Cosignatures), ClientError> {
+    match source {
+        Source::Server(client) => client.witnessed_checkpoint(policy).await,
+        Source::Tiles(_) => {
+            let cosignatures = policy.check(note)?;
+            Ok((checkpoint.clone(), note.to_string(), cosignatures))
+        }
+    }
 }
 
 /// The declarations in `logged` after `index`.
@@ -436,7 +465,7 @@ async fn search_name(
 
 /// The checks of one search result: leaf, signatures, admission, name, inclusion.
 async fn check_logged(
-    client: &LogClient,
+    source: &Source,
     checkpoint: &Checkpoint,
     e: &proto::Entry,
     name: &Name,
@@ -467,7 +496,7 @@ async fn check_logged(
             ),
         ));
     }
-    client
+    source
         .verify_inclusion(e.index, &e.leaf_data, checkpoint)
         .await
         .map_err(|err| {

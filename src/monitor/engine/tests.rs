@@ -77,19 +77,7 @@ impl Log {
 
     /// The server's consistency proof from `from` to `to` leaves of this log.
     fn proof(&self, from: u64, to: u64) -> proto::ConsistencyProof {
-        let mut tree = MemoryTree::new();
-        for l in &self.leaves[..to as usize] {
-            tree.append(merkle::leaf_hash(l)).unwrap();
-        }
-        proto::ConsistencyProof {
-            from_size: from,
-            to_size: to,
-            hashes: merkle::prove_consistency(from, to, &tree)
-                .unwrap()
-                .iter()
-                .map(|h| h.0.to_vec())
-                .collect(),
-        }
+        proof_over(&self.leaves, from, to)
     }
 
     fn checkpoint(&self) -> proto::SignedCheckpoint {
@@ -97,9 +85,26 @@ impl Log {
     }
 }
 
+/// The consistency proof from `from` to `to` of `leaves`.
+fn proof_over(leaves: &[Vec<u8>], from: u64, to: u64) -> proto::ConsistencyProof {
+    let mut tree = MemoryTree::new();
+    for l in &leaves[..to as usize] {
+        tree.append(merkle::leaf_hash(l)).unwrap();
+    }
+    proto::ConsistencyProof {
+        from_size: from,
+        to_size: to,
+        hashes: merkle::prove_consistency(from, to, &tree)
+            .unwrap()
+            .iter()
+            .map(|h| h.0.to_vec())
+            .collect(),
+    }
+}
+
 fn config(log: &Log, dir: &std::path::Path) -> Config {
     Config {
-        server: String::new(),
+        location: crate::monitor::Location::Server(String::new()),
         verifier: LogVerifier::new(&log.signer.verifier_key()).unwrap(),
         state_path: dir.join("state.json"),
         watch: Default::default(),
@@ -313,7 +318,7 @@ fn latest_with_proof(
     e: &mut Engine,
     r: &mut Reporter,
     latest: proto::SignedCheckpoint,
-    reply: Result<proto::ConsistencyProof, tonic::Status>,
+    reply: Result<proto::ConsistencyProof, MonitorError>,
 ) -> Result<Verdict, MonitorError> {
     let Verdict::NeedsProof(request) = e.latest(latest, r).unwrap() else {
         panic!("a smaller checkpoint needs a proof")
@@ -373,7 +378,7 @@ fn a_forked_latest_checkpoint_is_inconsistent() {
 fn an_older_checkpoint_without_a_proof_is_not_decided() {
     let (_dir, log, mut e, mut r) = verified(10, 10);
     let older = log.checkpoint_of(&log.leaves[..6]);
-    let down = Err(tonic::Status::unavailable("down"));
+    let down = Err(MonitorError::Rpc(tonic::Status::unavailable("down")));
     let verdict = latest_with_proof(&mut e, &mut r, older.clone(), down);
     assert!(matches!(verdict, Err(MonitorError::Rpc(_))));
     assert!(r.seen.is_empty());
@@ -408,7 +413,7 @@ fn a_latest_checkpoint_with_a_bad_signature_is_rejected() {
 /// Verifies 5 of 10 entries, then streams the rest with entry 7 changed and the honest
 /// checkpoint of 10, and hands the engine `reply` to its proof request.
 fn mismatch_explained_by(
-    reply: impl FnOnce(&Log) -> Result<proto::ConsistencyProof, tonic::Status>,
+    reply: impl FnOnce(&Log) -> Result<proto::ConsistencyProof, MonitorError>,
 ) -> Vec<FindingKind> {
     let (_dir, mut log, mut e, mut r) = verified(10, 5);
     let honest = log.checkpoint();
@@ -443,7 +448,7 @@ fn a_mismatch_is_told_apart_by_the_consistency_proof() {
         "no valid proof: the checkpoints fork"
     );
     assert_eq!(
-        mismatch_explained_by(|_| Err(tonic::Status::unavailable("down"))),
+        mismatch_explained_by(|_| Err(MonitorError::Rpc(tonic::Status::unavailable("down")))),
         vec![FindingKind::RootMismatch],
         "no proof at all: still a root mismatch"
     );
@@ -506,4 +511,94 @@ fn witnessed_checkpoints_are_held_to_the_policy_and_a_witnessed_fork_is_equivoca
         kinds(&r),
         vec![FindingKind::NotWitnessed, FindingKind::WitnessEquivocation]
     );
+}
+
+/// Streams `log.leaves[start..]` towards `log.checkpoint()` in runs of `segment` entries, each
+/// proven a prefix of it with `prove(from)` before the next; returns the verdicts of the
+/// segments and of the checkpoint.
+fn segmented(
+    e: &mut Engine,
+    log: &Log,
+    r: &mut Reporter,
+    segment: usize,
+    prove: impl Fn(u64) -> proto::ConsistencyProof,
+) -> Vec<Verdict> {
+    let target = log.checkpoint();
+    let start = e.begin_stream() as usize;
+    let mut verdicts = Vec::new();
+    let mut at = start;
+    while at + segment < log.leaves.len() {
+        entries(e, at as u64, &log.leaves[at..at + segment], r).unwrap();
+        at += segment;
+        let verdict = match e.segment(target.clone(), r).unwrap() {
+            Verdict::NeedsProof(request) => {
+                assert_eq!((request.from, request.to), (at as u64, target.size));
+                let reply = Ok(prove(request.from));
+                e.consistency_proof(request, reply, r).unwrap()
+            }
+            other => other,
+        };
+        let go_on = matches!(verdict, Verdict::Consistent);
+        verdicts.push(verdict);
+        if !go_on {
+            return verdicts;
+        }
+    }
+    entries(e, at as u64, &log.leaves[at..], r).unwrap();
+    verdicts.push(e.checkpoint(target, r).unwrap());
+    verdicts
+}
+
+#[test]
+fn a_long_catch_up_is_committed_in_segments_proven_prefixes_of_the_checkpoint() {
+    let (dir, mut log, mut e, mut r) = verified(10, 10);
+    log.append(90);
+    // An entry the rules see in the first segment: invalid (its time goes backwards).
+    log.leaves[25] = log.leaf("late", &log.key, 5);
+    let verdicts = segmented(&mut e, &log, &mut r, 30, |from| log.proof(from, 100));
+    assert!(matches!(
+        verdicts[..],
+        [
+            Verdict::Consistent,
+            Verdict::Consistent,
+            Verdict::Consistent,
+            Verdict::Verified
+        ]
+    ));
+    assert_eq!(e.state().size(), 100);
+    assert_eq!(kinds(&r), vec![FindingKind::InvalidEntry]);
+    assert_eq!(r.seen[0].indexes, vec![25]);
+    // The state kept the last leaves across segments: entries served again compare equal.
+    drop(e);
+    let mut e = Engine::open(&config(&log, dir.path())).unwrap();
+    assert!(matches!(
+        stream(&mut e, &log, &mut r, log.checkpoint()),
+        Verdict::Verified
+    ));
+    assert_eq!(r.seen.len(), 1);
+}
+
+#[test]
+fn a_segment_that_does_not_lead_to_the_checkpoint_is_told_apart_like_a_run() {
+    // Altered entries under an honest checkpoint: root-mismatch, nothing committed.
+    let (_dir, mut log, mut e, mut r) = verified(10, 10);
+    log.append(90);
+    let honest = log.leaves.clone();
+    let target = log.checkpoint();
+    log.leaves[15] = log.leaf("altered", &log.key, 1015);
+    let start = e.begin_stream() as usize;
+    entries(&mut e, start as u64, &log.leaves[start..40], &mut r).unwrap();
+    let Verdict::NeedsProof(segment) = e.segment(target, &mut r).unwrap() else {
+        panic!("a segment needs a proof")
+    };
+    let reply = Ok(proof_over(&honest, 40, 100));
+    let Verdict::NeedsProof(mismatch) = e.consistency_proof(segment, reply, &mut r).unwrap() else {
+        panic!("a segment that fails is asked about like a run that fails")
+    };
+    assert_eq!((mismatch.from, mismatch.to), (10, 100));
+    let reply = Ok(proof_over(&honest, 10, 100));
+    let verdict = e.consistency_proof(mismatch, reply, &mut r).unwrap();
+    assert!(matches!(verdict, Verdict::Rejected));
+    assert_eq!(kinds(&r), vec![FindingKind::RootMismatch]);
+    assert_eq!(e.state().size(), 10);
 }
