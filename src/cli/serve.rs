@@ -64,6 +64,10 @@ pub struct ServeArgs {
     /// of that, and writes stop a third of it before it would expire unrenewed.
     #[arg(long)]
     lease_ttl_ms: Option<u64>,
+    /// Least time between two publications, in ms [default: 500]; 0 publishes each new head
+    /// as soon as the previous publication finished.
+    #[arg(long)]
+    publish_interval_ms: Option<u64>,
 }
 
 impl ServeArgs {
@@ -85,6 +89,7 @@ impl ServeArgs {
             publish: self.publish.clone(),
             s3_endpoint: self.s3_endpoint.clone(),
             lease_ttl_ms: self.lease_ttl_ms,
+            publish_interval_ms: self.publish_interval_ms,
         }
     }
 }

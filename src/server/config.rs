@@ -88,6 +88,7 @@ pub struct FileConfig {
     pub publish: Option<String>,
     pub s3_endpoint: Option<String>,
     pub lease_ttl_ms: Option<u64>,
+    pub publish_interval_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -124,6 +125,7 @@ impl FileConfig {
             publish: over.publish.or(self.publish),
             s3_endpoint: over.s3_endpoint.or(self.s3_endpoint),
             lease_ttl_ms: over.lease_ttl_ms.or(self.lease_ttl_ms),
+            publish_interval_ms: over.publish_interval_ms.or(self.publish_interval_ms),
         }
     }
 }
@@ -157,6 +159,8 @@ pub struct PublishConfig {
     pub s3: crate::bucket::S3Options,
     /// How long a sequencing lease lasts (`s3://` only, [`crate::server::lease`]).
     pub lease_ttl: Duration,
+    /// The least time between two publications ([`crate::server::publisher`]).
+    pub interval: Duration,
 }
 
 pub const DEFAULT_DATA_DIR: &str = "./glasslog-data";
@@ -173,6 +177,9 @@ pub const DEFAULT_MAX_TAIL_STREAMS: usize = 256;
 /// One witnessing round a second: the rate public witnesses budget for a log (the witness
 /// network's log lists give 86,400 requests a day).
 pub const DEFAULT_WITNESS_INTERVAL_MS: u64 = 1000;
+/// Two publications a second: the publication lag stays under a second, and an entry's partial
+/// bundle is rewritten a few times rather than once per group commit.
+pub const DEFAULT_PUBLISH_INTERVAL_MS: u64 = 500;
 
 impl ServerConfig {
     /// Applies defaults and checks ranges.
@@ -212,6 +219,9 @@ impl ServerConfig {
                 lease_ttl: f
                     .lease_ttl_ms
                     .map_or(crate::server::lease::DEFAULT_TTL, Duration::from_millis),
+                interval: Duration::from_millis(
+                    f.publish_interval_ms.unwrap_or(DEFAULT_PUBLISH_INTERVAL_MS),
+                ),
             }),
         };
         let check = |ok: bool, what: &str| {
@@ -257,6 +267,10 @@ impl ServerConfig {
             check(
                 p.lease_ttl >= Duration::from_secs(3) && p.lease_ttl <= Duration::from_secs(600),
                 "lease_ttl_ms must be between 3000 and 600000",
+            )?;
+            check(
+                p.interval <= Duration::from_secs(60),
+                "publish_interval_ms must be at most 60000",
             )?;
         }
         check(

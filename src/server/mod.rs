@@ -37,6 +37,7 @@ pub mod witnessing;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
@@ -307,6 +308,7 @@ pub async fn serve(
                 head.clone(),
                 verifier,
                 gate,
+                config.publish.as_ref().map_or(Duration::ZERO, |p| p.interval),
                 stop_rx.clone(),
             );
             let lease_task = p

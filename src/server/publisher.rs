@@ -15,6 +15,11 @@
 //! one with other bytes means another log or another copy of this one writes here, and
 //! publication stops for good ([`BucketError::Conflict`]).
 //!
+//! # Interval
+//! At most one checkpoint is published per `publish_interval_ms` (default 500 ms): the newest
+//! head when the interval has passed. Each publication rewrites the head's partial tiles and
+//! partial bundle, so publishing every group commit would upload an entry up to 256 times.
+//!
 //! # Restarts and outages
 //! The bucket's own checkpoint is where publication resumes: at start (and after a failure) it is
 //! read back and verified (signature by this log's key, same root as this log's tree at that
@@ -111,12 +116,14 @@ impl Default for PublishStatus {
 ///
 /// With a sequencing lease, `gate` is the lease's: a checkpoint is written only while the lease
 /// is held, so a server that lost it never writes over its successor's checkpoint.
+/// At most one checkpoint is published per `interval`.
 pub fn start(
     bucket: Arc<Bucket>,
     store: Arc<Store>,
     head: Head,
     verifier: LogVerifier,
     gate: Arc<Gate>,
+    interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> Arc<PublishStatus> {
     let status = Arc::new(PublishStatus::default());
@@ -127,6 +134,7 @@ pub fn start(
             store,
             verifier,
             gate,
+            interval,
             status: task_status,
         };
         tokio::select! {
@@ -142,6 +150,7 @@ struct Publisher {
     store: Arc<Store>,
     verifier: LogVerifier,
     gate: Arc<Gate>,
+    interval: Duration,
     status: Arc<PublishStatus>,
 }
 
@@ -150,6 +159,7 @@ impl Publisher {
         // What the bucket's checkpoint is, as far as this task knows: `None` until read back.
         let mut in_bucket: Option<(u64, String)> = None;
         let mut backoff = FIRST_BACKOFF;
+        let mut last = tokio::time::Instant::now();
         loop {
             let attempt = self.step(&head, &mut in_bucket).await;
             match attempt {
@@ -168,10 +178,15 @@ impl Publisher {
                     continue;
                 }
             }
-            // Returns at once if the head moved while this step published.
+            // At most one publication per interval: each one rewrites the partial tiles and
+            // bundle of the head, so publishing every group commit would upload each entry up
+            // to 256 times. Heads signed meanwhile are covered by the next, newest one.
+            tokio::time::sleep_until(last + self.interval).await;
+            // Returns at once if the head moved while this step published or slept.
             if !head.changed().await {
                 return;
             }
+            last = tokio::time::Instant::now();
         }
     }
 
