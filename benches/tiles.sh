@@ -55,7 +55,7 @@ start_weed() {   # a SeaweedFS on loopback without authentication (bench only); 
   for i in $(seq 1 8); do p+=("$(free_port)"); done
   TMPDIR="$d/tmp" weed -logtostderr server -dir="$d/data" -ip=127.0.0.1 -ip.bind=127.0.0.1 \
     -master.telemetry=false -master.electionTimeout=1s \
-    -master.port="${p[0]}" -master.port.grpc="${p[1]}" -master.volumeSizeLimitMB=64 -volume.max=64 \
+    -master.port="${p[0]}" -master.port.grpc="${p[1]}" -master.volumeSizeLimitMB=64 -volume.max=64 -volume.minFreeSpace=256MiB \
     -volume.port="${p[2]}" -volume.port.grpc="${p[3]}" \
     -filer -filer.port="${p[4]}" -filer.port.grpc="${p[5]}" -filer.localSocket="$d/filer.sock" \
     -s3 -s3.port="${p[6]}" -s3.port.grpc="${p[7]}" -s3.port.iceberg=0 -s3.port.lance=0 \

@@ -380,6 +380,9 @@ impl SeaweedFs {
             .arg(format!("-master.port.grpc={}", p.master_grpc))
             .arg("-master.volumeSizeLimitMB=16")
             .arg("-volume.max=64")
+            // The default (1 % of the disk free) refuses writes on a shared build machine whose
+            // large disk is nearly full; the tests write a few hundred MB at most.
+            .arg("-volume.minFreeSpace=256MiB")
             .arg(format!("-volume.port={}", p.volume))
             .arg(format!("-volume.port.grpc={}", p.volume_grpc))
             .arg("-filer")
