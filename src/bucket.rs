@@ -159,7 +159,9 @@ impl Bucket {
                 (Arc::new(b.build().map_err(store_err)?), prefix, Kind::S3)
             } else if let Some(dir) = url.strip_prefix("file://") {
                 if !dir.starts_with('/') {
-                    return Err(bad("a file:// URL names an absolute directory: file:///path"));
+                    return Err(bad(
+                        "a file:// URL names an absolute directory: file:///path",
+                    ));
                 }
                 return Ok(Bucket {
                     backend: Backend::Dir(std::path::PathBuf::from(dir)),
@@ -177,7 +179,8 @@ impl Bucket {
             } else {
                 return Err(bad("unknown scheme"));
             };
-        let prefix = ObjectPath::parse(prefix.trim_matches('/')).map_err(|e| bad(&e.to_string()))?;
+        let prefix =
+            ObjectPath::parse(prefix.trim_matches('/')).map_err(|e| bad(&e.to_string()))?;
         Ok(Bucket {
             backend: Backend::Store {
                 store,
@@ -208,7 +211,10 @@ impl Bucket {
     /// The file of `name` in a directory; names are tile paths, `checkpoint` or the lease's, so
     /// no `..` component can occur, and one is refused anyway.
     fn file(&self, dir: &std::path::Path, name: &str) -> Result<std::path::PathBuf, BucketError> {
-        if name.split('/').any(|p| p.is_empty() || p == "." || p == "..") {
+        if name
+            .split('/')
+            .any(|p| p.is_empty() || p == "." || p == "..")
+        {
             return Err(BucketError::BadUrl {
                 url: self.url.clone(),
                 why: format!("object name {name:?}"),
@@ -271,7 +277,10 @@ impl Bucket {
                 };
             }
         };
-        let got = match store.get_opts(&Self::path(prefix, name), GetOptions::default()).await {
+        let got = match store
+            .get_opts(&Self::path(prefix, name), GetOptions::default())
+            .await
+        {
             Ok(g) => g,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(self.err(e)),
@@ -320,10 +329,12 @@ impl Bucket {
             Backend::Dir(dir) => {
                 let path = self.file(dir, name)?;
                 let data = bytes.clone();
-                tokio::task::spawn_blocking(move || crate::files::create_exclusively(&path, &data, 0o644))
-                    .await
-                    .expect("file writer panicked")
-                    .map_err(|e| self.io(e))
+                tokio::task::spawn_blocking(move || {
+                    crate::files::create_exclusively(&path, &data, 0o644)
+                })
+                .await
+                .expect("file writer panicked")
+                .map_err(|e| self.io(e))
             }
             Backend::Store { store, prefix, .. } => {
                 let opts = PutOptions {
@@ -332,7 +343,11 @@ impl Bucket {
                     ..PutOptions::default()
                 };
                 match store
-                    .put_opts(&Self::path(prefix, name), PutPayload::from(bytes.clone()), opts)
+                    .put_opts(
+                        &Self::path(prefix, name),
+                        PutPayload::from(bytes.clone()),
+                        opts,
+                    )
                     .await
                 {
                     Ok(_) => Ok(true),
@@ -365,10 +380,12 @@ impl Bucket {
         match &self.backend {
             Backend::Dir(dir) => {
                 let path = self.file(dir, name)?;
-                tokio::task::spawn_blocking(move || crate::files::write_atomically(&path, &bytes, 0o644))
-                    .await
-                    .expect("file writer panicked")
-                    .map_err(|e| self.io(e))
+                tokio::task::spawn_blocking(move || {
+                    crate::files::write_atomically(&path, &bytes, 0o644)
+                })
+                .await
+                .expect("file writer panicked")
+                .map_err(|e| self.io(e))
             }
             Backend::Store { store, prefix, .. } => store
                 .put_opts(
@@ -418,14 +435,18 @@ impl Bucket {
             attributes: Self::attributes(name),
             ..PutOptions::default()
         };
-        match store.put_opts(&Self::path(prefix, name), PutPayload::from(bytes), opts).await {
+        match store
+            .put_opts(&Self::path(prefix, name), PutPayload::from(bytes), opts)
+            .await
+        {
             Ok(r) => Ok(Swap::Done(UpdateVersion {
                 e_tag: r.e_tag,
                 version: r.version,
             })),
-            Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
-                Ok(Swap::Lost)
-            }
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Ok(Swap::Lost),
             Err(e) => Err(self.err(e)),
         }
     }
@@ -444,24 +465,46 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = dir_bucket(dir.path());
         assert!(b.get("tile/0/000").await.unwrap().is_none());
-        assert!(b.put_immutable("tile/0/000", Bytes::from_static(b"abc")).await.unwrap());
+        assert!(b
+            .put_immutable("tile/0/000", Bytes::from_static(b"abc"))
+            .await
+            .unwrap());
         // A retry with the same bytes is fine and writes nothing.
-        assert!(!b.put_immutable("tile/0/000", Bytes::from_static(b"abc")).await.unwrap());
-        match b.put_immutable("tile/0/000", Bytes::from_static(b"abd")).await {
+        assert!(!b
+            .put_immutable("tile/0/000", Bytes::from_static(b"abc"))
+            .await
+            .unwrap());
+        match b
+            .put_immutable("tile/0/000", Bytes::from_static(b"abd"))
+            .await
+        {
             Err(BucketError::Conflict { name, .. }) => assert_eq!(name, "tile/0/000"),
             other => panic!("overwrote an immutable tile: {other:?}"),
         }
-        assert_eq!(b.get("tile/0/000").await.unwrap().unwrap().bytes.as_ref(), b"abc");
-        assert_eq!(std::fs::read(dir.path().join("tile/0/000")).unwrap(), b"abc");
+        assert_eq!(
+            b.get("tile/0/000").await.unwrap().unwrap().bytes.as_ref(),
+            b"abc"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("tile/0/000")).unwrap(),
+            b"abc"
+        );
     }
 
     #[tokio::test]
     async fn the_checkpoint_is_replaced_and_directories_have_no_compare_and_swap() {
         let dir = tempfile::tempdir().unwrap();
         let b = dir_bucket(dir.path());
-        b.put_mutable("checkpoint", Bytes::from_static(b"one")).await.unwrap();
-        b.put_mutable("checkpoint", Bytes::from_static(b"two")).await.unwrap();
-        assert_eq!(std::fs::read(dir.path().join("checkpoint")).unwrap(), b"two");
+        b.put_mutable("checkpoint", Bytes::from_static(b"one"))
+            .await
+            .unwrap();
+        b.put_mutable("checkpoint", Bytes::from_static(b"two"))
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read(dir.path().join("checkpoint")).unwrap(),
+            b"two"
+        );
         assert!(matches!(
             b.put_if("lease", Bytes::from_static(b"x"), None).await,
             Err(BucketError::Unsupported { .. })
@@ -470,9 +513,17 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        for bad in ["ftp://x/y", "file://relative/dir", "s3:///prefix", "/plain/path"] {
+        for bad in [
+            "ftp://x/y",
+            "file://relative/dir",
+            "s3:///prefix",
+            "/plain/path",
+        ] {
             assert!(
-                matches!(Bucket::open(bad, &S3Options::default()), Err(BucketError::BadUrl { .. })),
+                matches!(
+                    Bucket::open(bad, &S3Options::default()),
+                    Err(BucketError::BadUrl { .. })
+                ),
                 "{bad}"
             );
         }
@@ -487,6 +538,9 @@ mod tests {
         let Backend::Store { prefix, .. } = &s3.backend else {
             panic!("an S3 bucket")
         };
-        assert_eq!(Bucket::path(prefix, "tile/0/000").as_ref(), "some/prefix/tile/0/000");
+        assert_eq!(
+            Bucket::path(prefix, "tile/0/000").as_ref(),
+            "some/prefix/tile/0/000"
+        );
     }
 }

@@ -98,7 +98,9 @@ pub fn create_exclusively(path: &Path, data: &[u8], mode: u32) -> Result<bool, F
     let _ = fs::remove_file(&tmp);
     match linked {
         Ok(()) => {
-            File::open(dir).and_then(|d| d.sync_all()).map_err(at(dir))?;
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(at(dir))?;
             Ok(true)
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),

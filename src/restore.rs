@@ -100,7 +100,8 @@ pub async fn restore(
     opts: &RestoreOptions,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Restored, RestoreError> {
-    let verifier = LogVerifier::new(&opts.log_key).map_err(|e| RestoreError::LogKey(e.to_string()))?;
+    let verifier =
+        LogVerifier::new(&opts.log_key).map_err(|e| RestoreError::LogKey(e.to_string()))?;
     let db = database_path(&opts.data_dir);
     if db.exists() {
         return Err(RestoreError::DatabaseExists(db));
@@ -133,7 +134,16 @@ pub async fn restore(
 
     keyfile::create_dir_private(&opts.data_dir)?;
     let started = Instant::now();
-    let result = rebuild(&bucket, &db, &verifier, &checkpoint, &log_note, &note, &mut progress).await;
+    let result = rebuild(
+        &bucket,
+        &db,
+        &verifier,
+        &checkpoint,
+        &log_note,
+        &note,
+        &mut progress,
+    )
+    .await;
     if result.is_err() {
         // Leave nothing half-restored behind for `serve` to open.
         let _ = std::fs::remove_dir_all(&db);
@@ -179,7 +189,10 @@ async fn rebuild(
     let store = Store::open(db)?;
     let mut meta = store.batch();
     meta.put_meta(schema::META_ORIGIN, verifier.origin().as_bytes());
-    meta.put_meta(schema::META_VERIFIER_KEY, verifier.verifier_key().as_bytes());
+    meta.put_meta(
+        schema::META_VERIFIER_KEY,
+        verifier.verifier_key().as_bytes(),
+    );
     store.commit(meta)?;
 
     // Every bundle, in order, a few in flight.
@@ -207,7 +220,13 @@ async fn rebuild(
         })?;
         pending.push((tile, got.bytes));
         if pending.len() == BUNDLES_PER_BATCH {
-            restored = append(&store, restored, &std::mem::take(&mut pending), &url, &mut keys)?;
+            restored = append(
+                &store,
+                restored,
+                &std::mem::take(&mut pending),
+                &url,
+                &mut keys,
+            )?;
             progress(restored, size);
         }
     }
@@ -283,7 +302,11 @@ fn append(
 }
 
 /// Compares every hash tile of the tree of `size` in the bucket with the restored tree's.
-async fn check_hash_tiles(bucket: &Arc<Bucket>, store: &Store, size: u64) -> Result<(), RestoreError> {
+async fn check_hash_tiles(
+    bucket: &Arc<Bucket>,
+    store: &Store,
+    size: u64,
+) -> Result<(), RestoreError> {
     let url = bucket.url().to_string();
     let hash_tiles: Vec<TileId> = new_tiles(0, size)
         .into_iter()

@@ -17,10 +17,10 @@ use common::{Publisher, TestServer};
 use glasslog::admission::declaration;
 use glasslog::admission::dsse::Envelope;
 use glasslog::admission::keys::KeyType;
-use glasslog::proto::{self, search_request::Query};
-use serde_json::json;
 use glasslog::bucket::{Bucket, S3Options};
+use glasslog::proto::{self, search_request::Query};
 use glasslog::tlog::tiles::{new_tiles, CHECKPOINT_PATH};
+use serde_json::json;
 
 const BUCKET: &str = "glasslog-test";
 const PREFIX: &str = "logs/one";
@@ -95,7 +95,12 @@ impl Declarations {
                     .to_vec(),
             ),
         ];
-        q.extend(self.digests.iter().take(4).map(|d| Query::SubjectDigest(d.to_vec())));
+        q.extend(
+            self.digests
+                .iter()
+                .take(4)
+                .map(|d| Query::SubjectDigest(d.to_vec())),
+        );
         q
     }
 
@@ -223,7 +228,9 @@ impl Setup {
 fn the_lease_keeps_one_sequencer_and_publication_survives_sigkill_and_outages() {
     let mut setup = setup();
     let dir = tempfile::tempdir().unwrap();
-    let mut server = setup.start(dir.path(), "9000").expect("the first server starts");
+    let mut server = setup
+        .start(dir.path(), "9000")
+        .expect("the first server starts");
     let publisher = Publisher::new(KeyType::Ed25519);
     fill_to(&server, 2_000);
     let note = setup.wait_published(&server, Duration::from_secs(60));
@@ -250,19 +257,34 @@ fn the_lease_keeps_one_sequencer_and_publication_survives_sigkill_and_outages() 
     let vkey = server.verifier_key.clone();
     let load = std::thread::spawn(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
-            .args(["bench", "-c", "64", "-n", "20000", "--server", &url, "--log-key", &vkey])
+            .args([
+                "bench",
+                "-c",
+                "64",
+                "-n",
+                "20000",
+                "--server",
+                &url,
+                "--log-key",
+                &vkey,
+            ])
             .output()
             .unwrap()
     });
     // Kill it while entries are coming in (and so while checkpoints are being published).
     let started = Instant::now();
     while common::log::current_size(&server) < 3_000 {
-        assert!(started.elapsed() < Duration::from_secs(120), "the load did not start");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the load did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     server.kill();
     let _ = load.join();
-    let mut server = setup.start(dir.path(), "9000").expect("the same server resumes its lease");
+    let mut server = setup
+        .start(dir.path(), "9000")
+        .expect("the same server resumes its lease");
     let note = setup.wait_published(&server, Duration::from_secs(60));
     let size = server.verifier().verify(&note).unwrap().size;
     assert!(size > 2_000);
@@ -299,7 +321,10 @@ fn the_lease_keeps_one_sequencer_and_publication_survives_sigkill_and_outages() 
     rt.block_on(async {
         let c = server.client().await;
         let err = c
-            .submit(publisher.envelope("during the outage"), vec![publisher.pem.clone()])
+            .submit(
+                publisher.envelope("during the outage"),
+                vec![publisher.pem.clone()],
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("lease"), "{err}");
@@ -312,14 +337,20 @@ fn the_lease_keeps_one_sequencer_and_publication_survives_sigkill_and_outages() 
             server
                 .client()
                 .await
-                .submit(publisher.envelope("after the outage"), vec![publisher.pem.clone()])
+                .submit(
+                    publisher.envelope("after the outage"),
+                    vec![publisher.pem.clone()],
+                )
                 .await
                 .is_ok()
         });
         if ok {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "writes did not resume");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "writes did not resume"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     setup.wait_published(&server, Duration::from_secs(60));
@@ -351,14 +382,24 @@ fn a_100000_entry_log_restored_from_the_bucket_answers_the_same_and_continues() 
     let restored = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
-        .args(["restore", "--from", &setup.url, "--s3-endpoint", &setup.s3.s3_endpoint()])
+        .args([
+            "restore",
+            "--from",
+            &setup.url,
+            "--s3-endpoint",
+            &setup.s3.s3_endpoint(),
+        ])
         .args(["--log-key", &server.verifier_key, "--data-dir"])
         .arg(restored.path())
         .envs(setup.env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .unwrap();
     let secs = started.elapsed().as_secs_f64();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     eprintln!(
         "restore of 100,000 entries from SeaweedFS: {secs:.1} s, {:.0} entries/s (debug build)",
         100_000.0 / secs
@@ -374,7 +415,11 @@ fn a_100000_entry_log_restored_from_the_bucket_answers_the_same_and_continues() 
         let (cp, _) = server.client().await.checkpoint().await.unwrap();
         assert_eq!(cp, head);
     });
-    assert_eq!(decls.answers(&server, &queries), answers_before, "Search answers");
+    assert_eq!(
+        decls.answers(&server, &queries),
+        answers_before,
+        "Search answers"
+    );
     let (size, _) = submit_one(&server, &publisher, 1);
     assert_eq!(size, 100_001);
     setup.wait_published(&server, Duration::from_secs(60));

@@ -72,7 +72,10 @@ fn the_tiles_listener_serves_the_log_at_tile_boundaries_as_go_reads_it() {
     let full = get(&http, "/tile/0/000");
     assert_eq!(full.status, 200);
     assert_eq!(full.body.len(), 8192);
-    assert_eq!(full.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        full.header("content-type"),
+        Some("application/octet-stream")
+    );
     assert_eq!(
         full.header("cache-control"),
         Some("public, max-age=31536000, immutable")
@@ -119,7 +122,11 @@ fn the_tiles_listener_serves_the_log_at_tile_boundaries_as_go_reads_it() {
 fn wait_published(dir: &Path, note: &str) {
     let started = Instant::now();
     loop {
-        if std::fs::read_to_string(dir.join("checkpoint")).ok().as_deref() == Some(note) {
+        if std::fs::read_to_string(dir.join("checkpoint"))
+            .ok()
+            .as_deref()
+            == Some(note)
+        {
             return;
         }
         assert!(
@@ -156,17 +163,38 @@ fn a_log_published_to_a_directory_verifies_and_restores_into_a_log_that_continue
     // Restore into a new data directory, with the log key from "the backup".
     let restored_dir = out.path().join("restored");
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
-        .args(["restore", "--from", &url, "--log-key", &server.verifier_key, "--data-dir"])
+        .args([
+            "restore",
+            "--from",
+            &url,
+            "--log-key",
+            &server.verifier_key,
+            "--data-dir",
+        ])
         .arg(&restored_dir)
         .output()
         .unwrap();
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let said = String::from_utf8_lossy(&run.stdout);
     assert!(said.contains("restored 5000 entries"), "{said}");
-    assert!(said.contains("log.key"), "restore says to bring the key file: {said}");
+    assert!(
+        said.contains("log.key"),
+        "restore says to bring the key file: {said}"
+    );
     // A second restore into the same directory refuses to touch the database.
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
-        .args(["restore", "--from", &url, "--log-key", &server.verifier_key, "--data-dir"])
+        .args([
+            "restore",
+            "--from",
+            &url,
+            "--log-key",
+            &server.verifier_key,
+            "--data-dir",
+        ])
         .arg(&restored_dir)
         .output()
         .unwrap();
@@ -195,7 +223,10 @@ fn a_log_published_to_a_directory_verifies_and_restores_into_a_log_that_continue
         assert_eq!(again.index, 299);
         // The restored log continues, and keeps publishing to the same directory.
         let s = original
-            .submit(publisher.envelope("after restore"), vec![publisher.pem.clone()])
+            .submit(
+                publisher.envelope("after restore"),
+                vec![publisher.pem.clone()],
+            )
             .await
             .unwrap();
         assert_eq!(s.index, 5_000);
@@ -234,7 +265,10 @@ fn restore_refuses_a_tampered_bundle_and_leaves_no_database() {
     assert!(!run.status.success());
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("entry") || err.contains("root"), "{err}");
-    assert!(!target.join("db").exists(), "a failed restore leaves no database");
+    assert!(
+        !target.join("db").exists(),
+        "a failed restore leaves no database"
+    );
 }
 
 /// The verifier key of the log in `data_dir`, as `serve` printed it (read back from the key file).

@@ -126,7 +126,10 @@ async fn serve(config: ServerConfig) -> Result<(), CliError> {
     }
     println!("listening on {addr}");
     tracing::info!(origin = %log.origin, verifier_key = %log.verifier_key, %addr, data_dir = %config.data_dir.display(), "serving");
-    let listeners = crate::server::Listeners { grpc: listener, http };
+    let listeners = crate::server::Listeners {
+        grpc: listener,
+        http,
+    };
     crate::server::serve(log, &config, listeners, super::shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -304,7 +304,9 @@ impl Lease {
                         self.gate.shut_now(&why);
                         return;
                     }
-                    Err(e) => tracing::warn!(error = %e, "cannot renew the sequencing lease; will retry"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot renew the sequencing lease; will retry")
+                    }
                 }
             }
             // Release: the sequencer has stopped signing (shutdown), so a successor may start.
@@ -312,10 +314,18 @@ impl Lease {
             let record = self.record(&store, &status, 0);
             let bytes = serde_json::to_vec_pretty(&record).expect("serializable");
             let expected = self.version.clone();
-            match self.bucket.put_if(LEASE_OBJECT, Bytes::from(bytes), Some(&expected)).await {
+            match self
+                .bucket
+                .put_if(LEASE_OBJECT, Bytes::from(bytes), Some(&expected))
+                .await
+            {
                 Ok(Swap::Done(_)) => tracing::info!("sequencing lease released"),
-                Ok(Swap::Lost) => tracing::warn!("the sequencing lease was no longer ours at shutdown"),
-                Err(e) => tracing::warn!(error = %e, "cannot release the sequencing lease; it expires by itself"),
+                Ok(Swap::Lost) => {
+                    tracing::warn!("the sequencing lease was no longer ours at shutdown")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot release the sequencing lease; it expires by itself")
+                }
             }
         })
     }

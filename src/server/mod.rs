@@ -14,12 +14,12 @@
 //! read (limits, sequencer tuning, the reply size bound) and imports none of them.
 
 pub mod config;
-pub mod head;
-mod http;
-pub mod lease;
 /// Test-only lies for hostile-server fixtures (the `fault-injection` feature, never in a normal build).
 #[cfg(feature = "fault-injection")]
 mod faults;
+pub mod head;
+mod http;
+pub mod lease;
 pub mod logkey;
 pub mod prover;
 pub mod publisher;
@@ -308,7 +308,10 @@ pub async fn serve(
                 head.clone(),
                 verifier,
                 gate,
-                config.publish.as_ref().map_or(Duration::ZERO, |p| p.interval),
+                config
+                    .publish
+                    .as_ref()
+                    .map_or(Duration::ZERO, |p| p.interval),
                 stop_rx.clone(),
             );
             let lease_task = p

@@ -284,9 +284,7 @@ pub fn check_bucket_head(
             verifier.verifier_key()
         ))
     })?;
-    let local = store
-        .latest_checkpoint()?
-        .map_or(0, |c| c.size);
+    let local = store.latest_checkpoint()?.map_or(0, |c| c.size);
     if cp.size > local {
         return Err(foreign(format!(
             "the bucket's checkpoint has {} entries, this server's log only {local}: this \
@@ -294,8 +292,12 @@ pub fn check_bucket_head(
             cp.size
         )));
     }
-    let root = merkle::root_hash(cp.size, store)
-        .map_err(|e| foreign(format!("cannot compute this log's root at {}: {e}", cp.size)))?;
+    let root = merkle::root_hash(cp.size, store).map_err(|e| {
+        foreign(format!(
+            "cannot compute this log's root at {}: {e}",
+            cp.size
+        ))
+    })?;
     if root != cp.root {
         return Err(foreign(format!(
             "the bucket's checkpoint at size {} has root {}, this log has {root}: the two logs \

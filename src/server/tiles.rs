@@ -3,7 +3,7 @@
 //! nothing else; it knows nothing of HTTP or buckets.
 
 use crate::server::storage::{StorageError, Store};
-use crate::tlog::tiles::{encode_bundle, TileId, TileKind, TileError};
+use crate::tlog::tiles::{encode_bundle, TileError, TileId, TileKind};
 
 /// Why a tile could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -103,12 +103,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = log(dir.path(), 600, &[3, 300, 520, 600]);
         assert!(is_public(&store, tile(0, 0, 3), 600).unwrap());
-        assert!(!is_public(&store, tile(0, 0, 4), 600).unwrap(), "no checkpoint at 4");
-        assert!(is_public(&store, tile(0, 2, 88), 600).unwrap(), "the head's own partial");
+        assert!(
+            !is_public(&store, tile(0, 0, 4), 600).unwrap(),
+            "no checkpoint at 4"
+        );
+        assert!(
+            is_public(&store, tile(0, 2, 88), 600).unwrap(),
+            "the head's own partial"
+        );
         assert!(is_public(&store, tile(0, 2, 8), 600).unwrap(), "size 520");
-        assert!(!is_public(&store, tile(0, 2, 8), 519).unwrap(), "size 520 is beyond head 519");
+        assert!(
+            !is_public(&store, tile(0, 2, 8), 519).unwrap(),
+            "size 520 is beyond head 519"
+        );
         assert!(is_public(&store, tile(0, 1, 256), 600).unwrap());
-        assert!(!is_public(&store, tile(0, 2, 256), 600).unwrap(), "beyond the head");
+        assert!(
+            !is_public(&store, tile(0, 2, 256), 600).unwrap(),
+            "beyond the head"
+        );
         // Level 1: width ⌊s/256⌋ mod 256; sizes 520 and 600 both give width 2.
         assert!(is_public(&store, tile(1, 0, 2), 600).unwrap());
         assert!(is_public(&store, tile(1, 0, 1), 600).unwrap(), "size 300");
@@ -126,7 +138,11 @@ mod tests {
         assert_eq!(&t[..32], &leaf_hash(b"leaf 256").0);
         let upper = read(&store, tile(1, 0, 1)).unwrap();
         let expected = crate::tlog::merkle::root_hash(256, &store).unwrap();
-        assert_eq!(upper, expected.0.to_vec(), "a level-1 hash is a full tile's root");
+        assert_eq!(
+            upper,
+            expected.0.to_vec(),
+            "a level-1 hash is a full tile's root"
+        );
         let b = read(&store, TileId::new(TileKind::Entries, 0, 2).unwrap()).unwrap();
         assert_eq!(b, [&[0, 6][..], b"leaf 0", &[0, 6], b"leaf 1"].concat());
     }

@@ -75,7 +75,9 @@ pub enum TileError {
     BadLevel(u64),
     #[error("tile index {0} is beyond the largest tree this log supports")]
     BadIndex(u64),
-    #[error("entry {index} is {len} bytes; an entry bundle carries entries of at most 65535 bytes")]
+    #[error(
+        "entry {index} is {len} bytes; an entry bundle carries entries of at most 65535 bytes"
+    )]
     EntryTooLarge { index: u64, len: usize },
     #[error("entry bundle: {0}")]
     BadBundle(String),
@@ -201,7 +203,11 @@ impl TileId {
         let mut index: u64 = 0;
         for (i, g) in groups.iter().enumerate() {
             let last = i + 1 == groups.len();
-            let digits = if last { *g } else { g.strip_prefix('x').ok_or_else(bad)? };
+            let digits = if last {
+                *g
+            } else {
+                g.strip_prefix('x').ok_or_else(bad)?
+            };
             if digits.len() != 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(bad());
             }
@@ -257,7 +263,10 @@ pub fn new_tiles(old_size: u64, new_size: u64) -> Vec<TileId> {
         return tiles;
     }
     let mut push_level = |kind: TileKind, tree_level: u8| {
-        let (old_n, new_n) = (level_width(old_size, tree_level), level_width(new_size, tree_level));
+        let (old_n, new_n) = (
+            level_width(old_size, tree_level),
+            level_width(new_size, tree_level),
+        );
         if old_n == new_n {
             return;
         }
@@ -347,7 +356,12 @@ mod tests {
         assert_eq!(hashes(0, 1000, 255).path(), "tile/0/x001/000.p/255");
         let bundle = TileId::new(TileKind::Entries, 999, 7).unwrap();
         assert_eq!(bundle.path(), "tile/entries/999.p/7");
-        for t in [hashes(4, 1_234_067, 256), hashes(0, 1000, 255), bundle, hashes(7, 0, 1)] {
+        for t in [
+            hashes(4, 1_234_067, 256),
+            hashes(0, 1000, 255),
+            bundle,
+            hashes(7, 0, 1),
+        ] {
             assert_eq!(TileId::parse(&t.path()).unwrap(), t);
         }
     }
@@ -388,9 +402,13 @@ mod tests {
         assert_eq!(l0.len(), 274);
         assert_eq!(l0.iter().filter(|t| t.is_full()).count(), 273);
         assert_eq!(l0.last().unwrap().width(), 112);
-        let l1: Vec<_> = of(TileKind::Hashes { level: 1 }).map(|t| t.width()).collect();
+        let l1: Vec<_> = of(TileKind::Hashes { level: 1 })
+            .map(|t| t.width())
+            .collect();
         assert_eq!(l1, vec![256, 17]);
-        let l2: Vec<_> = of(TileKind::Hashes { level: 2 }).map(|t| t.width()).collect();
+        let l2: Vec<_> = of(TileKind::Hashes { level: 2 })
+            .map(|t| t.width())
+            .collect();
         assert_eq!(l2, vec![1]);
         assert_eq!(of(TileKind::Entries).count(), 274);
         // "a tree of size 256 will be represented by a full level 0 tile and a partial level 1
@@ -398,7 +416,14 @@ mod tests {
         let t: Vec<_> = new_tiles(0, 256).iter().map(TileId::path).collect();
         assert_eq!(t, ["tile/entries/000", "tile/0/000", "tile/1/000.p/1"]);
         // The same set as Go's tlog.NewTiles (ported in tlog_tiles), for many size pairs.
-        for (old, new) in [(0, 1), (1, 255), (255, 256), (256, 257), (300, 65_537), (65_535, 65_536)] {
+        for (old, new) in [
+            (0, 1),
+            (1, 255),
+            (255, 256),
+            (256, 257),
+            (300, 65_537),
+            (65_535, 65_536),
+        ] {
             let ours: Vec<_> = new_tiles(old, new)
                 .into_iter()
                 .filter(|t| t.kind != TileKind::Entries)
@@ -434,7 +459,10 @@ mod tests {
     #[test]
     fn stored_hash_indexes_of_upper_tiles() {
         let t = hashes(1, 0, 2);
-        assert_eq!(t.stored_hash_indexes(), vec![stored_hash_index(8, 0), stored_hash_index(8, 1)]);
+        assert_eq!(
+            t.stored_hash_indexes(),
+            vec![stored_hash_index(8, 0), stored_hash_index(8, 1)]
+        );
     }
 
     #[test]
@@ -442,13 +470,19 @@ mod tests {
         let entries: Vec<Vec<u8>> = vec![vec![], vec![7; 3], vec![1; MAX_BUNDLED_ENTRY]];
         let b = encode_bundle(0, &entries).unwrap();
         assert_eq!(&b[..4], &[0, 0, 0, 3]);
-        assert_eq!(decode_bundle(&b, 3).unwrap(), entries.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        assert_eq!(
+            decode_bundle(&b, 3).unwrap(),
+            entries.iter().map(Vec::as_slice).collect::<Vec<_>>()
+        );
         assert!(decode_bundle(&b, 2).is_err());
         assert!(decode_bundle(&b[..b.len() - 1], 3).is_err());
         assert!(decode_bundle(&[0], 1).is_err());
         assert_eq!(
             encode_bundle(10, &[vec![0u8; MAX_BUNDLED_ENTRY + 1]]),
-            Err(TileError::EntryTooLarge { index: 10, len: 65_536 })
+            Err(TileError::EntryTooLarge {
+                index: 10,
+                len: 65_536
+            })
         );
     }
 }

@@ -28,7 +28,11 @@ pub fn fill_to(server: &TestServer, size: u64) {
         return;
     }
     let out = bench(server, size - now);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(current_size(server), size);
 }
 
@@ -48,7 +52,10 @@ pub fn submit_one(server: &TestServer, publisher: &Publisher, n: u64) -> (u64, S
     runtime().block_on(async {
         let c = server.client().await;
         let s = c
-            .submit(publisher.envelope(&format!("entry {n}")), vec![publisher.pem.clone()])
+            .submit(
+                publisher.envelope(&format!("entry {n}")),
+                vec![publisher.pem.clone()],
+            )
             .await
             .unwrap();
         let (cp, note) = c.checkpoint().await.unwrap();

@@ -28,10 +28,20 @@ pub fn routes() -> Router<HttpState> {
 async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     let mut out = String::new();
     let head = state.head.latest().map_or(0, |h| h.checkpoint.size);
-    gauge(&mut out, "glasslog_head_size", "Entries under the public head.", head as f64);
+    gauge(
+        &mut out,
+        "glasslog_head_size",
+        "Entries under the public head.",
+        head as f64,
+    );
     if let Some(p) = &state.publish {
         let published = p.published_size.load(Ordering::Relaxed);
-        gauge(&mut out, "glasslog_publish_size", "Entries under the published checkpoint.", published as f64);
+        gauge(
+            &mut out,
+            "glasslog_publish_size",
+            "Entries under the published checkpoint.",
+            published as f64,
+        );
         gauge(
             &mut out,
             "glasslog_publish_backlog_entries",
@@ -46,7 +56,11 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
                 "# HELP {name} Seconds from a checkpoint's publication in this server to its upload.\n# TYPE {name} summary\n"
             );
             for q in [0.5, 0.9, 0.99, 1.0] {
-                let v = if h.is_empty() { 0.0 } else { h.value_at_quantile(q) as f64 / 1e6 };
+                let v = if h.is_empty() {
+                    0.0
+                } else {
+                    h.value_at_quantile(q) as f64 / 1e6
+                };
                 let _ = writeln!(out, "{name}{{quantile=\"{q}\"}} {v}");
             }
             let sum = h.mean() * h.len() as f64 / 1e6;
@@ -73,15 +87,24 @@ async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
         );
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: f64) {
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+    let _ = write!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+    );
 }
 
 fn counter(out: &mut String, name: &str, help: &str, value: u64) {
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+    let _ = write!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+    );
 }

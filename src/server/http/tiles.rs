@@ -57,7 +57,12 @@ impl TileCache {
     }
 
     fn get(&self, tile: &TileId) -> Option<Bytes> {
-        self.inner.lock().expect("not poisoned").bodies.get(tile).cloned()
+        self.inner
+            .lock()
+            .expect("not poisoned")
+            .bodies
+            .get(tile)
+            .cloned()
     }
 
     fn put(&self, tile: TileId, body: Bytes) {
@@ -72,7 +77,9 @@ impl TileCache {
         c.bodies.insert(tile, body);
         c.order.push_back(tile);
         while c.bytes > self.max_bytes {
-            let Some(old) = c.order.pop_front() else { break };
+            let Some(old) = c.order.pop_front() else {
+                break;
+            };
             if let Some(b) = c.bodies.remove(&old) {
                 c.bytes -= b.len();
             }
@@ -96,7 +103,9 @@ async fn checkpoint(State(state): State<HttpState>) -> Response {
             head.note.clone(),
         )
             .into_response(),
-        None => not_found("no checkpoint is public yet (the witness policy's quorum has not cosigned one)"),
+        None => not_found(
+            "no checkpoint is public yet (the witness policy's quorum has not cosigned one)",
+        ),
     }
 }
 

@@ -30,7 +30,8 @@ fn start(
     std::thread::JoinHandle<Result<(), SequencerError>>,
 ) {
     let store = Arc::new(Store::open(dir).unwrap());
-    let (seq, thread) = Sequencer::start(store.clone(), signer, config, Gate::always_open()).unwrap();
+    let (seq, thread) =
+        Sequencer::start(store.clone(), signer, config, Gate::always_open()).unwrap();
     (store, seq, thread)
 }
 
@@ -206,9 +207,14 @@ async fn a_different_key_is_refused() {
         thread.join().unwrap().unwrap();
     }
     let store = Arc::new(Store::open(dir.path()).unwrap());
-    let err = Sequencer::start(store, signer(), SequencerConfig::default(), Gate::always_open())
-        .err()
-        .unwrap();
+    let err = Sequencer::start(
+        store,
+        signer(),
+        SequencerConfig::default(),
+        Gate::always_open(),
+    )
+    .err()
+    .unwrap();
     assert!(matches!(err, SequencerError::Inconsistent(_)), "{err}");
 }
 
@@ -253,9 +259,13 @@ async fn a_shut_gate_refuses_every_submission_and_signs_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path()).unwrap());
     let gate = Gate::shut("no lease");
-    let (seq, _thread) =
-        Sequencer::start(store.clone(), signer(), SequencerConfig::default(), gate.clone())
-            .unwrap();
+    let (seq, _thread) = Sequencer::start(
+        store.clone(),
+        signer(),
+        SequencerConfig::default(),
+        gate.clone(),
+    )
+    .unwrap();
     match seq.append(pending(1)).await {
         Err(SequencerError::Unavailable(why)) => assert_eq!(why, "no lease"),
         other => panic!("appended through a shut gate: {other:?}"),
