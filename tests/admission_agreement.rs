@@ -494,7 +494,7 @@ async fn log(client: &mut TransparencyLogClient<Channel>, case: &Case) -> (u64, 
 }
 
 fn glasslog(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let out = Command::new(common::glasslog_bin())
         .args(args)
         .env("GLASSLOG_LOG", "warn")
         .output()

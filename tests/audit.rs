@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 
 /// Runs glasslog with its config directory inside `home` (so no test touches the user's).
 fn glasslog<S: AsRef<OsStr>>(home: &Path, args: impl IntoIterator<Item = S>) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    Command::new(common::glasslog_bin())
         .args(args)
         .env("GLASSLOG_LOG", "off")
         .env("XDG_CONFIG_HOME", home.join("config"))

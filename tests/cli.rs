@@ -22,7 +22,7 @@ fn glasslog<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
     // The split-view state that submit keeps by default goes to a scratch config directory, not
     // the user's (each test's log has its own key, so the files never meet).
     let config = std::env::temp_dir().join(format!("glasslog-cli-tests-{}", std::process::id()));
-    Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    Command::new(common::glasslog_bin())
         .args(args)
         .env("GLASSLOG_LOG", "off")
         .env("XDG_CONFIG_HOME", config)

@@ -333,7 +333,7 @@ async fn declarations_are_admitted_checked_and_searchable() {
 
     // The index rebuilt from the log answers the same.
     assert!(server.terminate().success());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let out = std::process::Command::new(common::glasslog_bin())
         .args(["reindex", "--data-dir"])
         .arg(&data)
         .output()

@@ -88,7 +88,7 @@ async fn submit(client: &LogClient, signers: &[&Publisher], st: &Value) -> u64 {
 
 /// Starts the server with `env` set, on `port` (0: any free port).
 fn start_server(data_dir: &Path, env: &[(&str, String)], port: u16) -> TestServer {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_glasslog"));
+    let mut cmd = Command::new(common::glasslog_bin());
     cmd.args([
         "serve",
         "--origin",
@@ -191,7 +191,7 @@ fn split_view_state(state: &Path) -> PathBuf {
 
 /// Runs `glasslog monitor --once` and parses its stdout, which must be finding JSON lines only.
 fn monitor_once(server: &TestServer, state: &Path, extra: &[&str]) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let out = Command::new(common::glasslog_bin())
         .args(monitor_args(server, state))
         .arg("--once")
         .args(extra)
@@ -676,7 +676,7 @@ async fn follows_the_log_live_and_across_a_server_restart() {
     let port = free_port();
     let mut server = start_server(&data, &[], port);
     let state = dir.path().join("monitor.state");
-    let mut monitor = Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let mut monitor = Command::new(common::glasslog_bin())
         .args(monitor_args(&server, &state))
         .env("GLASSLOG_LOG", "info")
         .stdout(Stdio::piped())
@@ -1012,7 +1012,7 @@ async fn benchmark_catch_up_and_live_latency() {
     // Live: a following monitor; each submission's acknowledgement against the moment the
     // monitor logs the verified checkpoint that covers it.
     let state = dir.join("b.state");
-    let mut monitor = Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let mut monitor = Command::new(common::glasslog_bin())
         .args(monitor_args(&server, &state))
         .env("GLASSLOG_LOG", "glasslog::monitor=debug,warn")
         .stdout(Stdio::null())

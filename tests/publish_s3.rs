@@ -256,7 +256,7 @@ fn the_lease_keeps_one_sequencer_and_publication_survives_sigkill_and_outages() 
     let url = server.url.clone();
     let vkey = server.verifier_key.clone();
     let load = std::thread::spawn(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+        std::process::Command::new(common::glasslog_bin())
             .args([
                 "bench",
                 "-c",
@@ -381,7 +381,7 @@ fn a_100000_entry_log_restored_from_the_bucket_answers_the_same_and_continues() 
 
     let restored = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let run = std::process::Command::new(common::glasslog_bin())
         .args([
             "restore",
             "--from",

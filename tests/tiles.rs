@@ -162,7 +162,7 @@ fn a_log_published_to_a_directory_verifies_and_restores_into_a_log_that_continue
 
     // Restore into a new data directory, with the log key from "the backup".
     let restored_dir = out.path().join("restored");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let run = std::process::Command::new(common::glasslog_bin())
         .args([
             "restore",
             "--from",
@@ -186,7 +186,7 @@ fn a_log_published_to_a_directory_verifies_and_restores_into_a_log_that_continue
         "restore says to bring the key file: {said}"
     );
     // A second restore into the same directory refuses to touch the database.
-    let again = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let again = std::process::Command::new(common::glasslog_bin())
         .args([
             "restore",
             "--from",
@@ -255,7 +255,7 @@ fn restore_refuses_a_tampered_bundle_and_leaves_no_database() {
     bytes[10] ^= 1;
     std::fs::write(&bundle, bytes).unwrap();
     let target = out.path().join("restored");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let run = std::process::Command::new(common::glasslog_bin())
         .args(["restore", "--from", &url, "--log-key"])
         .arg(&common_vkey(data.path()))
         .arg("--data-dir")

@@ -36,7 +36,7 @@ fn glasslog_env<S: AsRef<OsStr>>(
     args: impl IntoIterator<Item = S>,
     env: &[(&str, String)],
 ) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    Command::new(common::glasslog_bin())
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("GLASSLOG_LOG", "warn")
@@ -579,7 +579,7 @@ async fn a_following_monitor_polls_the_tiles_and_reports_as_the_log_grows() {
         .await
         .unwrap();
     let state = home.join("live.state");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let mut child = Command::new(common::glasslog_bin())
         .args([
             "monitor",
             "--tiles",

@@ -206,7 +206,7 @@ fn a_restarted_witness_resumes_from_its_record() {
     // Its key deleted: refused, and no new witness identity is made.
     drop(w);
     std::fs::remove_file(dir.path().join("witness.key")).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let out = Command::new(common::glasslog_bin())
         .args(["witness", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .args(["--log", &log.signer.verifier_key()])

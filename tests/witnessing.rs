@@ -375,7 +375,7 @@ async fn benchmark_witnessing_lag_and_submit_throughput() {
             server.child.id(),
         );
         let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+            std::process::Command::new(common::glasslog_bin())
                 .args([
                     "bench",
                     "--json",
@@ -442,7 +442,7 @@ async fn benchmark_witnessing_lag_and_submit_throughput() {
 
 /// Runs the glasslog binary with a scratch config directory; returns (exit code, stdout, stderr).
 fn glasslog(home: &Path, args: &[&std::ffi::OsStr]) -> (i32, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    let out = std::process::Command::new(common::glasslog_bin())
         .args(args)
         .env("GLASSLOG_LOG", "off")
         .env("XDG_CONFIG_HOME", home)

@@ -38,7 +38,7 @@ pub fn fill_to(server: &TestServer, size: u64) {
 
 /// Runs `glasslog bench -n n -c 64` against `server`; the caller judges the outcome.
 pub fn bench(server: &TestServer, n: u64) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_glasslog"))
+    std::process::Command::new(super::glasslog_bin())
         .args(["bench", "-c", "64", "--server", &server.url, "--log-key"])
         .arg(&server.verifier_key)
         .args(["-n", &n.to_string()])

@@ -29,6 +29,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The `glasslog` binary under test: `$GLASSLOG_BIN` if set (so that several checkouts sharing
+/// one cargo target directory can each test their own build), else the one cargo built.
+pub fn glasslog_bin() -> PathBuf {
+    std::env::var_os("GLASSLOG_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_glasslog")), PathBuf::from)
+}
+
 /// A running server.
 pub struct TestServer {
     pub child: Child,
@@ -65,7 +72,7 @@ impl TestServer {
         extra: &[&str],
         env: &[(&str, String)],
     ) -> Result<TestServer, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_glasslog"))
+        let mut child = Command::new(glasslog_bin())
             .args([
                 "serve",
                 "--listen",

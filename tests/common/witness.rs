@@ -26,7 +26,7 @@ impl TestWitness {
 
     /// Starts a witness named `name`.
     pub fn named(name: &str, data_dir: &Path, port: u16, logs: &[&str]) -> TestWitness {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_glasslog"));
+        let mut cmd = Command::new(super::glasslog_bin());
         cmd.args(["witness", "--name", name, "--listen"])
             .arg(format!("127.0.0.1:{port}"))
             .arg("--data-dir")
