@@ -47,4 +47,8 @@ pub mod witness;
 pub mod proto {
     #![allow(missing_docs, clippy::all)]
     tonic::include_proto!("glasslog.v1");
+
+    /// The encoded `FileDescriptorSet` of the proto files, served by gRPC reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/glasslog_descriptor.bin"));
 }

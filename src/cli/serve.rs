@@ -68,6 +68,38 @@ pub struct ServeArgs {
     /// as soon as the previous publication finished.
     #[arg(long)]
     publish_interval_ms: Option<u64>,
+    /// Most open connections per listener [default: 4096].
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Most open connections from one IP address per listener [default: 64].
+    #[arg(long)]
+    max_connections_per_ip: Option<usize>,
+    /// Most concurrent rpcs (HTTP/2 streams) on one connection [default: 128].
+    #[arg(long)]
+    max_concurrent_streams: Option<u32>,
+    /// Longest time to receive a request and start its reply, in ms [default: 30000].
+    #[arg(long)]
+    request_timeout_ms: Option<u64>,
+    /// HTTP/2 keepalive PING interval, in ms [default: 60000]; unanswered within a third of it,
+    /// the connection is closed.
+    #[arg(long)]
+    keepalive_interval_ms: Option<u64>,
+    /// Connections are asked to go away after this long, in ms [default: 3600000].
+    #[arg(long)]
+    max_connection_age_ms: Option<u64>,
+    /// TLS certificate chain (PEM, leaf first) for every listener; reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM): Submit then requires a client certificate chaining to one of
+    /// them; reads stay open.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
+    /// Serve plaintext on a non-loopback address (only behind a TLS-terminating proxy).
+    #[arg(long)]
+    plaintext: bool,
 }
 
 impl ServeArgs {
@@ -90,6 +122,16 @@ impl ServeArgs {
             s3_endpoint: self.s3_endpoint.clone(),
             lease_ttl_ms: self.lease_ttl_ms,
             publish_interval_ms: self.publish_interval_ms,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            max_concurrent_streams: self.max_concurrent_streams,
+            request_timeout_ms: self.request_timeout_ms,
+            keepalive_interval_ms: self.keepalive_interval_ms,
+            max_connection_age_ms: self.max_connection_age_ms,
+            tls_cert: self.tls_cert.clone(),
+            tls_key: self.tls_key.clone(),
+            tls_client_ca: self.tls_client_ca.clone(),
+            plaintext: self.plaintext.then_some(true),
         }
     }
 }

@@ -29,6 +29,21 @@ pub struct Limits {
     pub extra_predicate_types: Vec<String>,
 }
 
+impl Limits {
+    /// The largest gRPC message the server decodes: a SubmitRequest of the largest envelope
+    /// and a bounded key list ([`KEY_LIST_ALLOWANCE`]), so that the service's own check answers
+    /// an oversized envelope with its limit named. Every other request is far smaller.
+    pub fn decode_limit(&self) -> usize {
+        self.max_envelope_bytes + KEY_LIST_ALLOWANCE
+    }
+}
+
+/// Bytes a SubmitRequest may carry besides its envelope: its public keys and framing.
+pub const KEY_LIST_ALLOWANCE: usize = 64 << 10;
+
+/// Largest HTTP/2 header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE).
+pub const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
+
 /// Tuning of the sequencer's group commit.
 #[derive(Clone, Debug)]
 pub struct SequencerConfig {
@@ -47,6 +62,60 @@ impl Default for SequencerConfig {
             max_batch: 1024,
             batch_window: Duration::ZERO,
             queue_depth: 4096,
+        }
+    }
+}
+
+/// Limits on connections, the same for every listener ([`crate::server::transport`]).
+#[derive(Clone, Debug)]
+pub struct TransportConfig {
+    /// Most open connections per listener; beyond, new ones wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// Most open connections from one IP address per listener; beyond, new ones are closed.
+    pub max_connections_per_ip: usize,
+    /// Most concurrent HTTP/2 streams (rpcs) on one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// Longest time to receive a request and produce its reply's headers (a Tail stream's
+    /// entries are not counted: it is bounded by its own rules).
+    pub request_timeout: Duration,
+    /// HTTP/2 keepalive: a PING after this much silence, and the connection closed if it is not
+    /// answered within a third of it.
+    pub keepalive_interval: Duration,
+    /// A connection is asked to go away (HTTP/2 GOAWAY) after this long, and closed
+    /// [`MAX_CONNECTION_AGE_GRACE`] later: no client holds a slot forever.
+    pub max_connection_age: Duration,
+    /// TLS on every listener; `None`: plaintext, allowed only on loopback addresses unless
+    /// `plaintext` says otherwise.
+    pub tls: Option<TlsConfig>,
+    /// Serve plaintext on a non-loopback address (behind a TLS-terminating proxy).
+    pub plaintext: bool,
+}
+
+/// How long rpcs in flight may finish on a connection past its `max_connection_age`.
+pub const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(30);
+
+/// TLS certificate files (PEM), read at start and on SIGHUP.
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA certificates whose client certificates authenticate publishers: with it, Submit
+    /// requires a client certificate chaining to one of them; reads stay open to anyone.
+    pub client_ca: Option<PathBuf>,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            max_connections: 4096,
+            max_connections_per_ip: 64,
+            max_concurrent_streams: 128,
+            request_timeout: Duration::from_secs(30),
+            keepalive_interval: Duration::from_secs(60),
+            max_connection_age: Duration::from_secs(3600),
+            tls: None,
+            plaintext: false,
         }
     }
 }
@@ -89,6 +158,16 @@ pub struct FileConfig {
     pub s3_endpoint: Option<String>,
     pub lease_ttl_ms: Option<u64>,
     pub publish_interval_ms: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_connections_per_ip: Option<usize>,
+    pub max_concurrent_streams: Option<u32>,
+    pub request_timeout_ms: Option<u64>,
+    pub keepalive_interval_ms: Option<u64>,
+    pub max_connection_age_ms: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub plaintext: Option<bool>,
 }
 
 impl FileConfig {
@@ -126,6 +205,16 @@ impl FileConfig {
             s3_endpoint: over.s3_endpoint.or(self.s3_endpoint),
             lease_ttl_ms: over.lease_ttl_ms.or(self.lease_ttl_ms),
             publish_interval_ms: over.publish_interval_ms.or(self.publish_interval_ms),
+            max_connections: over.max_connections.or(self.max_connections),
+            max_connections_per_ip: over.max_connections_per_ip.or(self.max_connections_per_ip),
+            max_concurrent_streams: over.max_concurrent_streams.or(self.max_concurrent_streams),
+            request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
+            keepalive_interval_ms: over.keepalive_interval_ms.or(self.keepalive_interval_ms),
+            max_connection_age_ms: over.max_connection_age_ms.or(self.max_connection_age_ms),
+            tls_cert: over.tls_cert.or(self.tls_cert),
+            tls_key: over.tls_key.or(self.tls_key),
+            tls_client_ca: over.tls_client_ca.or(self.tls_client_ca),
+            plaintext: over.plaintext.or(self.plaintext),
         }
     }
 }
@@ -149,6 +238,7 @@ pub struct ServerConfig {
     pub witness_interval: Duration,
     /// Where to publish the log as tiles ([`crate::server::publisher`]); `None`: nowhere.
     pub publish: Option<PublishConfig>,
+    pub transport: TransportConfig,
 }
 
 /// Publication of the log's tiles.
@@ -188,6 +278,8 @@ impl ServerConfig {
     /// [`ConfigError::Invalid`] naming the option out of range.
     pub fn resolve(f: FileConfig) -> Result<ServerConfig, ConfigError> {
         let seq_default = SequencerConfig::default();
+        let t_default = TransportConfig::default();
+        let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
         let config = ServerConfig {
             data_dir: f.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
             listen: f
@@ -223,6 +315,27 @@ impl ServerConfig {
                     f.publish_interval_ms.unwrap_or(DEFAULT_PUBLISH_INTERVAL_MS),
                 ),
             }),
+            transport: TransportConfig {
+                max_connections: f.max_connections.unwrap_or(t_default.max_connections),
+                max_connections_per_ip: f
+                    .max_connections_per_ip
+                    .unwrap_or(t_default.max_connections_per_ip),
+                max_concurrent_streams: f
+                    .max_concurrent_streams
+                    .unwrap_or(t_default.max_concurrent_streams),
+                request_timeout: ms(f.request_timeout_ms, t_default.request_timeout),
+                keepalive_interval: ms(f.keepalive_interval_ms, t_default.keepalive_interval),
+                max_connection_age: ms(f.max_connection_age_ms, t_default.max_connection_age),
+                tls: match (&f.tls_cert, &f.tls_key) {
+                    (Some(cert), Some(key)) => Some(TlsConfig {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                        client_ca: f.tls_client_ca.clone(),
+                    }),
+                    _ => None,
+                },
+                plaintext: f.plaintext.unwrap_or(false),
+            },
         };
         let check = |ok: bool, what: &str| {
             if ok {
@@ -277,6 +390,48 @@ impl ServerConfig {
             f.s3_endpoint.is_none() || config.publish.is_some(),
             "s3_endpoint is set but publish is not",
         )?;
+        check(
+            f.tls_cert.is_some() == f.tls_key.is_some(),
+            "tls_cert and tls_key go together",
+        )?;
+        check(
+            f.tls_client_ca.is_none() || f.tls_cert.is_some(),
+            "tls_client_ca is set but tls_cert is not",
+        )?;
+        let t = &config.transport;
+        check(t.max_connections >= 1, "max_connections must be at least 1")?;
+        check(
+            (1..=t.max_connections).contains(&t.max_connections_per_ip),
+            "max_connections_per_ip must be between 1 and max_connections",
+        )?;
+        check(
+            (1..=10_000).contains(&t.max_concurrent_streams),
+            "max_concurrent_streams must be between 1 and 10000",
+        )?;
+        check(
+            t.request_timeout >= Duration::from_secs(1),
+            "request_timeout_ms must be at least 1000",
+        )?;
+        check(
+            t.keepalive_interval >= Duration::from_secs(1),
+            "keepalive_interval_ms must be at least 1000",
+        )?;
+        check(
+            t.max_connection_age >= Duration::from_secs(10),
+            "max_connection_age_ms must be at least 10000",
+        )?;
+        if t.tls.is_none() && !t.plaintext {
+            for addr in std::iter::once(config.listen).chain(config.http_listen) {
+                check(
+                    addr.ip().is_loopback(),
+                    &format!(
+                        "{addr} is not a loopback address: give tls_cert and tls_key (--tls-cert, \
+                         --tls-key), or set plaintext = true (--plaintext) if a TLS-terminating \
+                         proxy is in front"
+                    ),
+                )?;
+            }
+        }
         for t in &config.limits.extra_predicate_types {
             check(
                 t.contains("://") && !t.chars().any(char::is_whitespace),

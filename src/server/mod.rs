@@ -32,6 +32,7 @@ mod status;
 pub mod storage;
 mod tail;
 pub mod tiles;
+pub mod transport;
 pub mod witnessing;
 
 use std::future::Future;
@@ -41,8 +42,6 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tokio_stream::wrappers::TcpListenerStream;
-use tokio_stream::{Stream, StreamExt};
 
 use crate::keyfile::KeyFileError;
 use crate::proto::transparency_log_server::TransparencyLogServer;
@@ -85,6 +84,10 @@ pub enum ServerError {
     Bucket(#[from] crate::bucket::BucketError),
     #[error("publication: {0}")]
     Lease(#[from] lease::LeaseError),
+    #[error("TLS: {0}")]
+    Tls(#[from] transport::tls::TlsError),
+    #[error("listener: {0}")]
+    Listen(#[from] std::io::Error),
 }
 
 /// An opened log, ready to serve.
@@ -321,7 +324,27 @@ pub async fn serve(
         }
         None => (None, None),
     };
-    let http = listeners.http.map(|listener| {
+    let t = &config.transport;
+    let (grpc_tls, http_tls) = match &t.tls {
+        Some(files) => (
+            Some(Arc::new(transport::tls::Tls::load(files, &[b"h2"])?)),
+            Some(Arc::new(transport::tls::Tls::load(
+                files,
+                &[b"h2", b"http/1.1"],
+            )?)),
+        ),
+        None => (None, None),
+    };
+    transport::tls::reload_on_sighup(
+        grpc_tls.iter().chain(&http_tls).cloned().collect(),
+        stop_rx.clone(),
+    );
+    let grpc_incoming = transport::accept(listeners.grpc, t, grpc_tls, stop_rx.clone())?;
+    let http = match listeners.http {
+        Some(l) => Some(transport::accept(l, t, http_tls, stop_rx.clone())?),
+        None => None,
+    };
+    let http = http.map(|incoming| {
         let state = http::HttpState {
             store: store.clone(),
             head: head.clone(),
@@ -329,13 +352,12 @@ pub async fn serve(
             tile_cache: Arc::new(http::tiles::TileCache::new(http::TILE_CACHE_BYTES)),
         };
         let mut stopping = stop_rx.clone();
+        let transport = t.clone();
         tokio::spawn(async move {
             let stop = async move {
                 let _ = stopping.wait_for(|&s| s).await;
             };
-            if let Err(e) = http::serve(state, listener, stop).await {
-                tracing::error!(error = %e, "the HTTP listener failed");
-            }
+            http::serve(state, incoming, &transport, stop).await;
         })
     });
     let service = LogService {
@@ -346,14 +368,26 @@ pub async fn serve(
         sequencer,
         limits: config.limits.clone(),
         tail_permits: Arc::new(Semaphore::new(config.limits.max_tail_streams)),
-        shutdown: stop_rx,
+        shutdown: stop_rx.clone(),
         keys: crate::admission::keys::KeyCache::default(),
         witnessing,
+        submit_needs_client_cert: t.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
     };
-    // Decode limit above the envelope limit, so that the service's own check answers with the
-    // limit named, not the transport.
-    let decode_limit = 2 * config.limits.max_envelope_bytes + (1 << 20);
+    let decode_limit = config.limits.decode_limit();
     let grpc = TransparencyLogServer::new(service).max_decoding_message_size(decode_limit);
+    // Read each request whole before tonic decodes it: nothing is reserved for bytes that
+    // have not arrived (transport/body.rs). 5 bytes of gRPC framing per message.
+    let grpc = transport::body::WholeBody::new(grpc, decode_limit + 5, t.request_timeout);
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<TransparencyLogServer<LogService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the compiled-in descriptors are valid");
+    let mut health_stopping = stop_rx.clone();
     let stop = async move {
         tokio::select! {
             () = shutdown => tracing::info!("shutting down"),
@@ -361,9 +395,25 @@ pub async fn serve(
         }
         let _ = stop_tx.send(true);
     };
+    // Health: SERVING until shutdown begins, then NOT_SERVING so balancers drain this server.
+    tokio::spawn(async move {
+        let _ = health_stopping.wait_for(|&s| s).await;
+        health
+            .set_not_serving::<TransparencyLogServer<LogService>>()
+            .await;
+    });
     let served = tonic::transport::Server::builder()
+        .max_concurrent_streams(t.max_concurrent_streams)
+        .timeout(t.request_timeout)
+        .http2_keepalive_interval(Some(t.keepalive_interval))
+        .http2_keepalive_timeout(Some(t.keepalive_interval / 3))
+        .max_connection_age(t.max_connection_age)
+        .max_connection_age_grace(config::MAX_CONNECTION_AGE_GRACE)
+        .http2_max_header_list_size(config::MAX_HEADER_LIST_BYTES)
         .add_service(grpc)
-        .serve_with_incoming_shutdown(incoming(listeners.grpc), stop);
+        .add_service(health_service)
+        .add_service(reflection)
+        .serve_with_incoming_shutdown(grpc_incoming.into_stream(), stop);
     tokio::pin!(served);
     // In-flight rpcs get SHUTDOWN_GRACE to finish once the listener has stopped; connections
     // that clients keep open past that are dropped with the process.
@@ -402,14 +452,4 @@ pub async fn serve(
             Ok(served?)
         }
     }
-}
-
-/// Accepted connections with Nagle's algorithm off: replies are small and latency-bound, and
-/// Nagle's delay interacting with delayed ACKs would add tens of milliseconds to each one.
-fn incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
 }

@@ -35,6 +35,12 @@ pub enum RequestError {
     /// Every Tail stream slot is taken.
     #[error("this log serves at most {0} concurrent Tail streams; try again later")]
     TooManyTailStreams(usize),
+    /// A Submit without a client certificate, on a log that authenticates publishers by one.
+    #[error(
+        "this log accepts submissions only over TLS with a client certificate from its \
+         publishers' CA; reads need none"
+    )]
+    ClientCertificateRequired,
 }
 
 /// The entries a GetEntries of `[start, end)` is answered with, in a log of `size` entries: the

@@ -15,6 +15,7 @@ use super::config::{Limits, MAX_REPLY_BYTES};
 use super::request::{self, RequestError};
 use super::status::ApiError;
 use super::tail;
+use super::transport::Peer;
 use crate::admission::keys::KeyCache;
 use crate::admission::references::{Lookup, Target};
 use crate::admission::{self, Policy};
@@ -43,6 +44,8 @@ pub struct LogService {
     pub(super) keys: KeyCache,
     /// The witnessed checkpoints, for a log run with a witness policy.
     pub(super) witnessing: Option<WitnessingHandle>,
+    /// Submit requires a TLS client certificate (the listener's `tls_client_ca` verified it).
+    pub(super) submit_needs_client_cert: bool,
 }
 
 impl From<&Published> for proto::SignedCheckpoint {
@@ -246,6 +249,10 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::SubmitRequest>,
     ) -> Result<Response<proto::SubmitResponse>, Status> {
+        let peer = req.extensions().get::<Peer>();
+        if self.submit_needs_client_cert && peer.and_then(|p| p.client_cert).is_none() {
+            return Err(ApiError::from(RequestError::ClientCertificateRequired).into());
+        }
         #[cfg(feature = "fault-injection")]
         if let Some(reply) = faults::submit_unchecked(self, &req).await {
             return Ok(Response::new(reply?));

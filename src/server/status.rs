@@ -37,6 +37,8 @@ pub enum ApiError {
     ResourceExhausted(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    Unauthenticated(String),
     /// A server-side failure; the string is logged, not returned.
     #[error("{0}")]
     Internal(String),
@@ -60,6 +62,7 @@ impl From<RequestError> for ApiError {
             }
             RequestError::NoWitnessPolicy => ApiError::FailedPrecondition(e.to_string()),
             RequestError::NotWitnessedYet => ApiError::NotFound(e.to_string()),
+            RequestError::ClientCertificateRequired => ApiError::Unauthenticated(e.to_string()),
         }
     }
 }
@@ -139,6 +142,7 @@ impl From<ApiError> for Status {
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
             ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ApiError::Unavailable(m) => Status::unavailable(m),
+            ApiError::Unauthenticated(m) => Status::unauthenticated(m),
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 Status::internal(

@@ -32,8 +32,10 @@ pub fn free_port() -> u16 {
 /// The `glasslog` binary under test: `$GLASSLOG_BIN` if set (so that several checkouts sharing
 /// one cargo target directory can each test their own build), else the one cargo built.
 pub fn glasslog_bin() -> PathBuf {
-    std::env::var_os("GLASSLOG_BIN")
-        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_glasslog")), PathBuf::from)
+    std::env::var_os("GLASSLOG_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_glasslog")),
+        PathBuf::from,
+    )
 }
 
 /// A running server.

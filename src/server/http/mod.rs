@@ -12,6 +12,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::server::config::{TransportConfig, MAX_CONNECTION_AGE_GRACE, MAX_HEADER_LIST_BYTES};
+use crate::server::transport::Incoming;
 
 use crate::server::head::Head;
 use crate::server::publisher::PublishStatus;
@@ -37,16 +45,69 @@ pub fn router(state: HttpState) -> Router {
     tiles::routes().merge(metrics::routes()).with_state(state)
 }
 
-/// Serves the HTTP faces on `listener` until `shutdown` completes; requests in flight finish.
+/// Serves the HTTP faces on the connections of `incoming` (HTTP/1.1, and HTTP/2 by prior
+/// knowledge or ALPN) until `shutdown` completes; requests in flight then finish.
 ///
-/// # Errors
-/// The listener's I/O errors.
+/// Each connection has `request_timeout` to send a request's headers (also between requests on
+/// a kept-alive HTTP/1.1 connection), is bounded in concurrent HTTP/2 streams, and is asked to
+/// close after `max_connection_age`, as on the gRPC listener.
 pub async fn serve(
     state: HttpState,
-    listener: tokio::net::TcpListener,
+    mut incoming: Incoming,
+    transport: &TransportConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+) {
+    let router = router(state);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(transport.request_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(transport.max_concurrent_streams)
+        .keep_alive_interval(transport.keepalive_interval)
+        .keep_alive_timeout(transport.keepalive_interval / 3)
+        .max_header_list_size(MAX_HEADER_LIST_BYTES);
+    let (closing_tx, closing) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let max_age = transport.max_connection_age;
+    tokio::pin!(shutdown);
+    loop {
+        let conn = tokio::select! {
+            c = incoming.next() => c,
+            () = &mut shutdown => break,
+        };
+        let Some(conn) = conn else { break };
+        let (builder, mut closing) = (builder.clone(), closing.clone());
+        let service = TowerToHyperService::new(router.clone());
+        connections.spawn(async move {
+            let peer = conn.peer().addr;
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(conn), service);
+            tokio::pin!(connection);
+            let ended = tokio::select! {
+                r = connection.as_mut() => Some(r),
+                _ = closing.wait_for(|&c| c) => None,
+                () = tokio::time::sleep(max_age) => None,
+            };
+            let result = match ended {
+                Some(r) => r,
+                None => {
+                    connection.as_mut().graceful_shutdown();
+                    match tokio::time::timeout(MAX_CONNECTION_AGE_GRACE, connection).await {
+                        Ok(r) => r,
+                        Err(_) => Ok(()),
+                    }
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, %peer, "HTTP connection ended");
+            }
+        });
+        // Reap finished connections so the set does not grow with the connections served.
+        while connections.try_join_next().is_some() {}
+    }
+    let _ = closing_tx.send(true);
+    while connections.join_next().await.is_some() {}
 }
