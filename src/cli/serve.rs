@@ -40,6 +40,13 @@ pub struct ServeArgs {
     /// Most concurrent Tail streams [default: 256].
     #[arg(long)]
     max_tail_streams: Option<usize>,
+    /// Most concurrent Tail streams from one IP address [default: 8].
+    #[arg(long)]
+    max_tail_streams_per_ip: Option<usize>,
+    /// End a Tail stream whose consumer took nothing for this long with its buffer full, in ms
+    /// [default: 60000].
+    #[arg(long)]
+    tail_stall_timeout_ms: Option<u64>,
     /// An in-toto predicate type to accept without declaration checks, besides the model-release
     /// and training-data types (repeatable).
     #[arg(long = "extra-predicate-type", value_name = "URI")]
@@ -114,6 +121,8 @@ impl ServeArgs {
             batch_window_ms: self.batch_window_ms,
             queue_depth: None,
             max_tail_streams: self.max_tail_streams,
+            max_tail_streams_per_ip: self.max_tail_streams_per_ip,
+            tail_stall_timeout_ms: self.tail_stall_timeout_ms,
             extra_predicate_types: Some(self.extra_predicate_types.clone())
                 .filter(|t| !t.is_empty()),
             witness_policy: self.witness_policy.clone(),

@@ -20,7 +20,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use tonic::transport::Endpoint;
 
 use super::CliError;
 use crate::admission::declaration::Declaration;
@@ -248,7 +247,7 @@ async fn submit(
         .into());
     }
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let channel = Endpoint::from_shared(args.server.clone())
+    let channel = crate::client::endpoint(&args.server)
         .map_err(|e| format!("--server {:?} is not a valid URL: {e}", args.server))?
         .connect_timeout(timeout)
         .timeout(timeout)

@@ -29,7 +29,6 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::json;
-use tonic::transport::Endpoint;
 
 use super::CliError;
 use crate::admission::declaration::Name;
@@ -264,7 +263,7 @@ pub(super) async fn connect(
         );
     }
     let timeout = timeout.max(Duration::from_secs(1));
-    let channel = Endpoint::from_shared(server.to_string())
+    let channel = crate::client::endpoint(server)
         .map_err(|e| format!("--server {server:?} is not a valid URL: {e}"))?
         .connect_timeout(timeout)
         .timeout(timeout)

@@ -88,6 +88,20 @@ impl Clone for LogClient {
     }
 }
 
+/// A gRPC endpoint for `url`: `http://` in plaintext, `https://` over TLS with the system's
+/// root certificates (a private CA's certificate can be given in the file that `SSL_CERT_FILE`
+/// names, as for other TLS clients).
+///
+/// # Errors
+/// The URL is not valid.
+pub fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
+    let endpoint = Endpoint::from_shared(url.to_string())?;
+    if url.starts_with("https://") {
+        return endpoint.tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots());
+    }
+    Ok(endpoint)
+}
+
 impl LogClient {
     /// Connects to `url` (e.g. `http://127.0.0.1:50051`) for the log whose key is `verifier`.
     ///
@@ -98,7 +112,7 @@ impl LogClient {
             url: url.to_string(),
             source,
         };
-        let channel = Endpoint::from_shared(url.to_string())
+        let channel = endpoint(url)
             .map_err(connect_err)?
             .tcp_nodelay(true)
             .connect()

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tonic::transport::Endpoint;
 use tonic::Streaming;
 
 mod poll;
@@ -80,7 +79,7 @@ pub async fn run(
     let engine = Engine::open(&config)?;
     let (source, interval) = match &config.location {
         Location::Server(url) => {
-            let endpoint = Endpoint::from_shared(url.clone())
+            let endpoint = crate::client::endpoint(url)
                 .map_err(|e| MonitorError::Url {
                     url: url.clone(),
                     reason: e.to_string(),

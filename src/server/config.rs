@@ -24,6 +24,11 @@ pub struct Limits {
     pub max_envelope_bytes: usize,
     /// Most concurrent Tail streams.
     pub max_tail_streams: usize,
+    /// Most concurrent Tail streams from one IP address.
+    pub max_tail_streams_per_ip: usize,
+    /// A Tail stream whose consumer has taken nothing for this long while its buffer is full
+    /// is ended, so that its slot goes to someone who reads.
+    pub tail_stall_timeout: Duration,
     /// In-toto predicate types accepted without declaration checks, besides the two glasslog
     /// declaration types (operator's choice; empty by default).
     pub extra_predicate_types: Vec<String>,
@@ -151,6 +156,8 @@ pub struct FileConfig {
     pub batch_window_ms: Option<u64>,
     pub queue_depth: Option<usize>,
     pub max_tail_streams: Option<usize>,
+    pub max_tail_streams_per_ip: Option<usize>,
+    pub tail_stall_timeout_ms: Option<u64>,
     pub extra_predicate_types: Option<Vec<String>>,
     pub witness_policy: Option<PathBuf>,
     pub witness_interval_ms: Option<u64>,
@@ -198,6 +205,10 @@ impl FileConfig {
             batch_window_ms: over.batch_window_ms.or(self.batch_window_ms),
             queue_depth: over.queue_depth.or(self.queue_depth),
             max_tail_streams: over.max_tail_streams.or(self.max_tail_streams),
+            max_tail_streams_per_ip: over
+                .max_tail_streams_per_ip
+                .or(self.max_tail_streams_per_ip),
+            tail_stall_timeout_ms: over.tail_stall_timeout_ms.or(self.tail_stall_timeout_ms),
             extra_predicate_types: over.extra_predicate_types.or(self.extra_predicate_types),
             witness_policy: over.witness_policy.or(self.witness_policy),
             witness_interval_ms: over.witness_interval_ms.or(self.witness_interval_ms),
@@ -264,6 +275,8 @@ pub fn database_path(data_dir: &Path) -> PathBuf {
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 pub const DEFAULT_MAX_ENVELOPE_BYTES: usize = 1 << 20;
 pub const DEFAULT_MAX_TAIL_STREAMS: usize = 256;
+pub const DEFAULT_MAX_TAIL_STREAMS_PER_IP: usize = 8;
+pub const DEFAULT_TAIL_STALL_TIMEOUT_MS: u64 = 60_000;
 /// One witnessing round a second: the rate public witnesses budget for a log (the witness
 /// network's log lists give 86,400 requests a day).
 pub const DEFAULT_WITNESS_INTERVAL_MS: u64 = 1000;
@@ -290,6 +303,13 @@ impl ServerConfig {
             limits: Limits {
                 max_envelope_bytes: f.max_envelope_bytes.unwrap_or(DEFAULT_MAX_ENVELOPE_BYTES),
                 max_tail_streams: f.max_tail_streams.unwrap_or(DEFAULT_MAX_TAIL_STREAMS),
+                max_tail_streams_per_ip: f
+                    .max_tail_streams_per_ip
+                    .unwrap_or(DEFAULT_MAX_TAIL_STREAMS_PER_IP),
+                tail_stall_timeout: ms(
+                    f.tail_stall_timeout_ms,
+                    Duration::from_millis(DEFAULT_TAIL_STALL_TIMEOUT_MS),
+                ),
                 extra_predicate_types: f.extra_predicate_types.unwrap_or_default(),
             },
             sequencer: SequencerConfig {
@@ -397,6 +417,14 @@ impl ServerConfig {
         check(
             f.tls_client_ca.is_none() || f.tls_cert.is_some(),
             "tls_client_ca is set but tls_cert is not",
+        )?;
+        check(
+            config.limits.max_tail_streams_per_ip >= 1,
+            "max_tail_streams_per_ip must be at least 1",
+        )?;
+        check(
+            config.limits.tail_stall_timeout >= Duration::from_secs(1),
+            "tail_stall_timeout_ms must be at least 1000",
         )?;
         let t = &config.transport;
         check(t.max_connections >= 1, "max_connections must be at least 1")?;

@@ -368,6 +368,7 @@ pub async fn serve(
         sequencer,
         limits: config.limits.clone(),
         tail_permits: Arc::new(Semaphore::new(config.limits.max_tail_streams)),
+        tail_per_address: Arc::default(),
         shutdown: stop_rx.clone(),
         keys: crate::admission::keys::KeyCache::default(),
         witnessing,
@@ -377,7 +378,17 @@ pub async fn serve(
     let grpc = TransparencyLogServer::new(service).max_decoding_message_size(decode_limit);
     // Read each request whole before tonic decodes it: nothing is reserved for bytes that
     // have not arrived (transport/body.rs). 5 bytes of gRPC framing per message.
-    let grpc = transport::body::WholeBody::new(grpc, decode_limit + 5, t.request_timeout);
+    let grpc = transport::body::WholeBody::new(
+        grpc,
+        decode_limit + 5,
+        format!(
+            "request is over {decode_limit} bytes; this log accepts envelopes of at most {} bytes \
+             with up to {} bytes of keys",
+            config.limits.max_envelope_bytes,
+            config::KEY_LIST_ALLOWANCE
+        ),
+        t.request_timeout,
+    );
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<TransparencyLogServer<LogService>>()

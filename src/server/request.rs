@@ -35,6 +35,9 @@ pub enum RequestError {
     /// Every Tail stream slot is taken.
     #[error("this log serves at most {0} concurrent Tail streams; try again later")]
     TooManyTailStreams(usize),
+    /// The client's address has every Tail stream slot it may hold.
+    #[error("this log serves at most {0} concurrent Tail streams to one address; close one first")]
+    TooManyTailStreamsFromAddress(usize),
     /// A Submit without a client certificate, on a log that authenticates publishers by one.
     #[error(
         "this log accepts submissions only over TLS with a client certificate from its \

@@ -15,7 +15,7 @@ use super::config::{Limits, MAX_REPLY_BYTES};
 use super::request::{self, RequestError};
 use super::status::ApiError;
 use super::tail;
-use super::transport::Peer;
+use super::transport::{Peer, PerAddress};
 use crate::admission::keys::KeyCache;
 use crate::admission::references::{Lookup, Target};
 use crate::admission::{self, Policy};
@@ -40,6 +40,8 @@ pub struct LogService {
     pub(super) sequencer: Sequencer,
     pub(super) limits: Limits,
     pub(super) tail_permits: Arc<Semaphore>,
+    /// Tail streams held per client address.
+    pub(super) tail_per_address: Arc<PerAddress>,
     pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
     pub(super) keys: KeyCache,
     /// The witnessed checkpoints, for a log run with a witness policy.
@@ -326,7 +328,21 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::TailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
-        let permit = self.tail_permits.clone().try_acquire_owned().map_err(|_| {
+        // A request that came through no listener of ours (none in practice) counts as one
+        // address: the per-address cap then still bounds it.
+        let ip = req
+            .extensions()
+            .get::<Peer>()
+            .map_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), |p| {
+                p.addr.ip()
+            });
+        let per_ip = self.limits.max_tail_streams_per_ip;
+        let address = self
+            .tail_per_address
+            .take(ip, per_ip)
+            .ok_or(RequestError::TooManyTailStreamsFromAddress(per_ip))
+            .map_err(ApiError::from)?;
+        let server = self.tail_permits.clone().try_acquire_owned().map_err(|_| {
             ApiError::from(RequestError::TooManyTailStreams(
                 self.limits.max_tail_streams,
             ))
@@ -337,7 +353,8 @@ impl TransparencyLog for LogService {
             self.sequencer.clone(),
             self.shutdown.clone(),
             self.witnessing.as_ref().map(WitnessingHandle::watch),
-            permit,
+            tail::Slots::new(server, address),
+            self.limits.tail_stall_timeout,
         );
         Ok(Response::new(stream))
     }

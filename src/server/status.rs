@@ -57,7 +57,9 @@ impl From<RequestError> for ApiError {
             RequestError::EmptyRange { .. } | RequestError::NoLeaf => {
                 ApiError::InvalidArgument(e.to_string())
             }
-            RequestError::EnvelopeTooLarge { .. } | RequestError::TooManyTailStreams(_) => {
+            RequestError::EnvelopeTooLarge { .. }
+            | RequestError::TooManyTailStreams(_)
+            | RequestError::TooManyTailStreamsFromAddress(_) => {
                 ApiError::ResourceExhausted(e.to_string())
             }
             RequestError::NoWitnessPolicy => ApiError::FailedPrecondition(e.to_string()),
@@ -120,6 +122,7 @@ impl From<TailError> for ApiError {
     fn from(e: TailError) -> Self {
         match e {
             TailError::ShuttingDown => ApiError::Unavailable(e.to_string()),
+            TailError::Stalled(_) => ApiError::ResourceExhausted(e.to_string()),
             TailError::Storage(s) => s.into(),
             TailError::Task(_) => ApiError::Internal(e.to_string()),
         }

@@ -7,13 +7,21 @@
 //! [`CATCH_UP_RUN`] entries apart, so a monitor verifies few signatures while catching up).
 //! Once caught up it forwards broadcast batches. A consumer that reads slowly only fills its own
 //! bounded channel; the broadcast then overruns this stream's receiver (never the writer), and
-//! the task goes back to reading storage. Memory per stream is bounded by the channel.
+//! the task goes back to reading storage.
+//!
+//! Memory per stream is bounded in bytes: an event waits for room in the stream's
+//! [`BUFFER_BYTES`] before it is queued, and gives its room back when tonic takes it. A consumer
+//! that takes nothing for `tail_stall_timeout` while the buffer is full is ended
+//! ([`TailError::Stalled`], after what was buffered), so that its slot under the stream caps
+//! goes to someone who reads.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit};
-use tokio_stream::wrappers::ReceiverStream;
+use prost::Message;
+use tokio::sync::{broadcast, mpsc, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::Stream;
 use tonic::Status;
 
@@ -43,24 +51,54 @@ pub enum TailError {
     /// The blocking task that reads storage panicked or was cancelled.
     #[error("tail read task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The consumer took nothing for this long with the stream's buffer full.
+    #[error("this Tail stream was not read for {0:?}; reconnect from your position and read as entries arrive")]
+    Stalled(Duration),
 }
 
-/// Events buffered per stream before the task waits for the consumer.
-const STREAM_BUFFER: usize = 256;
+/// Bytes of encoded events buffered per stream before the task waits for the consumer (an
+/// event larger than this, up to one 64 KiB leaf, takes the whole buffer).
+pub const BUFFER_BYTES: usize = 1 << 20;
 
-/// Starts the task feeding one Tail stream from index `start`. The stream holds `permit` (a
-/// slot under the server's cap) until it ends.
+/// The places a stream holds while it runs: one under the server's cap, one under its client
+/// address's; given back when its task ends.
+pub struct Slots {
+    _server: OwnedSemaphorePermit,
+    _address: crate::server::transport::Slot,
+}
+
+impl Slots {
+    pub fn new(server: OwnedSemaphorePermit, address: crate::server::transport::Slot) -> Slots {
+        Slots {
+            _server: server,
+            _address: address,
+        }
+    }
+}
+
+/// An event queued for the consumer with the buffer room it holds.
+type Queued = (Result<TailEvent, Status>, OwnedSemaphorePermit);
+
+/// Starts the task feeding one Tail stream from index `start`. The stream holds `slots` until
+/// its task ends.
 pub fn start(
     start: u64,
     store: Arc<Store>,
     sequencer: Sequencer,
     shutdown: watch::Receiver<bool>,
     witnessed: Option<watch::Receiver<Option<Arc<Witnessed>>>>,
-    permit: OwnedSemaphorePermit,
+    slots: Slots,
+    stall_timeout: Duration,
 ) -> TailStream {
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    // The channel's count bound is never reached before the byte bound (events are ≥ 2 bytes).
+    let (tx, rx) = mpsc::unbounded_channel();
+    let last_words = Arc::new(Mutex::new(None));
+    let stream = Consumer {
+        rx,
+        last_words: last_words.clone(),
+    };
     tokio::spawn(async move {
-        let _permit = permit;
+        let _slots = slots;
         let mut tail = Tail {
             pos: start,
             #[cfg(feature = "fault-injection")]
@@ -68,6 +106,8 @@ pub fn start(
             store,
             sequencer,
             tx,
+            room: Arc::new(Semaphore::new(BUFFER_BYTES)),
+            stall_timeout,
             witnessed,
             witnessed_sent: None,
         };
@@ -76,10 +116,36 @@ pub fn start(
             _ = wait_for_shutdown(shutdown) => Err(Ended::Failed(TailError::ShuttingDown)),
         };
         if let Err(Ended::Failed(e)) = result {
-            let _ = tail.tx.send(Err(e.into())).await;
+            // Delivered after what is buffered, whatever room is left.
+            *last_words.lock().unwrap_or_else(|p| p.into_inner()) = Some(Status::from(e));
         }
     });
-    Box::pin(ReceiverStream::new(rx))
+    Box::pin(stream)
+}
+
+/// The consumer's side: buffered events in order, giving back their room as tonic takes them,
+/// then the stream's error, if it ended with one.
+struct Consumer {
+    rx: mpsc::UnboundedReceiver<Queued>,
+    last_words: Arc<Mutex<Option<Status>>>,
+}
+
+impl Stream for Consumer {
+    type Item = Result<TailEvent, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some((event, _room))) => Poll::Ready(Some(event)),
+            Poll::Ready(None) => Poll::Ready(
+                self.last_words
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .map(Err),
+            ),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 /// Completes when the witnessed checkpoint changes; never, on a log without a witness policy
@@ -124,7 +190,10 @@ struct Tail {
     first: u64,
     store: Arc<Store>,
     sequencer: Sequencer,
-    tx: mpsc::Sender<Result<TailEvent, Status>>,
+    tx: mpsc::UnboundedSender<Queued>,
+    /// Free bytes of this stream's buffer.
+    room: Arc<Semaphore>,
+    stall_timeout: Duration,
     /// The witnessed checkpoints, on a log with a witness policy.
     witnessed: Option<watch::Receiver<Option<Arc<Witnessed>>>>,
     /// The size of the last witnessed checkpoint sent on this stream.
@@ -238,12 +307,25 @@ impl Tail {
         Ok(())
     }
 
+    /// Queues `event` once the buffer has room for it; ends the stream if the consumer made
+    /// none for `stall_timeout`.
     async fn send(&self, event: Event) -> Result<(), Ended> {
         #[cfg(feature = "fault-injection")]
         let event = super::faults::tail_event(event, self.first, &self.store);
+        let event = TailEvent { event: Some(event) };
+        let bytes = event.encoded_len().clamp(1, BUFFER_BYTES);
+        let room = tokio::select! {
+            r = tokio::time::timeout(
+                self.stall_timeout,
+                self.room.clone().acquire_many_owned(bytes as u32),
+            ) => match r {
+                Ok(permit) => permit.expect("the buffer's semaphore is never closed"),
+                Err(_) => return Err(Ended::Failed(TailError::Stalled(self.stall_timeout))),
+            },
+            () = self.tx.closed() => return Err(Ended::ConsumerGone),
+        };
         self.tx
-            .send(Ok(TailEvent { event: Some(event) }))
-            .await
+            .send((Ok(event), room))
             .map_err(|_| Ended::ConsumerGone)
     }
 }

@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -25,15 +26,19 @@ use tonic::Status;
 pub struct WholeBody<S> {
     inner: S,
     limit: usize,
+    /// Says which limit a client exceeded, in the client's terms.
+    limit_message: Arc<str>,
     timeout: Duration,
 }
 
 impl<S> WholeBody<S> {
-    /// `limit` counts the gRPC framing (5 bytes per message) with the message.
-    pub fn new(inner: S, limit: usize, timeout: Duration) -> WholeBody<S> {
+    /// `limit` counts the gRPC framing (5 bytes per message) with the message; `limit_message`
+    /// is the status message of a request over it.
+    pub fn new(inner: S, limit: usize, limit_message: String, timeout: Duration) -> WholeBody<S> {
         WholeBody {
             inner,
             limit,
+            limit_message: limit_message.into(),
             timeout,
         }
     }
@@ -68,17 +73,14 @@ where
         // The clone is not necessarily ready; the one poll_ready readied is the one called.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (limit, timeout) = (self.limit, self.timeout);
+        let (limit, timeout, message) = (self.limit, self.timeout, self.limit_message.clone());
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
             let bytes = match read {
                 Ok(Ok(collected)) => collected.to_bytes(),
                 Ok(Err(e)) if e.is::<LengthLimitError>() => {
-                    return Ok(Status::resource_exhausted(format!(
-                        "request larger than the server's limit of {limit} bytes"
-                    ))
-                    .into_http());
+                    return Ok(Status::resource_exhausted(message.to_string()).into_http());
                 }
                 Ok(Err(e)) => {
                     return Ok(Status::cancelled(format!("request body: {e}")).into_http())

@@ -66,20 +66,21 @@ impl Incoming {
     }
 }
 
-/// Counts connections per client address; a [`Slot`] is one of them.
+/// Counts what each client address holds (connections, Tail streams); a [`Slot`] is one.
 #[derive(Default)]
-struct PerAddress {
+pub struct PerAddress {
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
-/// One connection's place in [`PerAddress`]; given back on drop.
-pub(crate) struct Slot {
+/// One place in a [`PerAddress`] table; given back on drop.
+pub struct Slot {
     table: Arc<PerAddress>,
     ip: IpAddr,
 }
 
 impl PerAddress {
-    fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Slot> {
+    /// A place for `ip` if it holds fewer than `cap`.
+    pub fn take(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Slot> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let n = open.entry(ip).or_insert(0);
         if *n >= cap {
