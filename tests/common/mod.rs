@@ -74,23 +74,33 @@ impl TestServer {
         extra: &[&str],
         env: &[(&str, String)],
     ) -> Result<TestServer, String> {
-        let mut child = Command::new(glasslog_bin())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--extra-predicate-type",
-                TEST_PREDICATE,
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .args(extra)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("GLASSLOG_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn glasslog");
+        Self::try_start_cmd(Self::command(data_dir, extra, env), data_dir)
+    }
+
+    /// The command that starts the server on `data_dir` with extra flags and environment.
+    pub fn command(data_dir: &Path, extra: &[&str], env: &[(&str, String)]) -> Command {
+        let mut cmd = Command::new(glasslog_bin());
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--extra-predicate-type",
+            TEST_PREDICATE,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("GLASSLOG_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Starts the server with `cmd` (from [`TestServer::command`]); returns its stderr if it
+    /// exits before listening.
+    pub fn try_start_cmd(mut cmd: Command, data_dir: &Path) -> Result<TestServer, String> {
+        let mut child = cmd.spawn().expect("spawn glasslog");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let (mut origin, mut vkey, mut http_url) = (String::new(), String::new(), None);
