@@ -276,6 +276,15 @@ async fn a_schema_1_store_is_refused_until_reindex_migrates_it() {
             .unwrap(),
         [1]
     );
+    // A reference to the entry today's rules refuse is a broken reference, as audit and monitor
+    // read it: INVALID_ARGUMENT, not INTERNAL.
+    let base = json!({"baseModels": [{"name": VICTIM, "relation": "finetune", "logIndex": 1,
+        "digest": {"sha256": hex::encode(manifest("w1").1)}}]});
+    let status = submit(&client, &victim, &model("org/derived", "1", "d", base))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+
     // A second reindex of a migrated store is a no-op in effect.
     drop(server);
     assert!(glasslog_reindex(&data).status.success());
