@@ -1,6 +1,8 @@
-//! `glasslog reindex`: rebuilds the search index from the log's entries. Run it with the server
-//! stopped (RocksDB's lock refuses a second opener). The index is cleared first and rewritten in
-//! batches; if the run is interrupted, run it again.
+//! `glasslog reindex`: rebuilds the search index from the log's entries, in the layout this
+//! glasslog reads; it also migrates a store of an older search layout (schema version 1). Run
+//! it with the server stopped (RocksDB's lock refuses a second opener). Crash-safe: if the run
+//! is interrupted, the server refuses the store until a new run finishes
+//! ([`crate::server::rebuild::reindex`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +10,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::CliError;
-use crate::server::rebuild::{leaf_keys, KeyIds};
+use crate::server::rebuild::{reindex, ReindexEvent};
 use crate::server::storage::Store;
 
 #[derive(Args, Debug)]
@@ -18,39 +20,28 @@ pub struct ReindexArgs {
     data_dir: PathBuf,
 }
 
-/// Entries read and re-indexed per RocksDB batch.
-const CHUNK: u64 = 10_000;
+/// Entries read and re-indexed per RocksDB batch: at most 64 MiB of leaves in memory.
+const CHUNK: u64 = 1_000;
 
 pub fn run(args: ReindexArgs) -> Result<ExitCode, CliError> {
-    let store =
-        Store::open(&crate::server::config::database_path(&args.data_dir)).map_err(|e| {
+    let store = Store::open_for_reindex(&crate::server::config::database_path(&args.data_dir))
+        .map_err(|e| {
             format!(
                 "cannot open the log at {} (is the server still running?): {e}",
                 args.data_dir.display()
             )
         })?;
-    let size = store.latest_checkpoint()?.map_or(0, |c| c.size);
-    let mut clear = store.batch();
-    clear.clear_search();
-    store.commit(clear)?;
-    let mut index_keys = 0usize;
-    let mut keys = KeyIds::default();
-    let mut start = 0;
-    while start < size {
-        let mut batch = store.batch();
-        for (index, leaf) in store.entries(start, (start + CHUNK).min(size), usize::MAX)? {
-            let prefixes = leaf_keys(&leaf, &mut keys)
-                .map_err(|e| format!("entry {index}: {e}"))?
-                .search_prefixes;
-            for p in &prefixes {
-                batch.put_search(p, index);
-            }
-            index_keys += prefixes.len();
-        }
-        store.commit(batch)?;
-        start += CHUNK;
-        eprintln!("reindexed {} of {size} entries", start.min(size));
-    }
-    println!("rebuilt the search index: {size} entries, {index_keys} index keys");
+    let done = reindex(&store, CHUNK, |event| match event {
+        ReindexEvent::Progress { done, size } => eprintln!("reindexed {done} of {size} entries"),
+        ReindexEvent::KeysOnly { index, why } => eprintln!(
+            "warning: entry {index} is indexed under its publisher keys only: today's \
+             admission refuses it ({why})"
+        ),
+    })
+    .map_err(|e| format!("reindex: {e}"))?;
+    println!(
+        "rebuilt the search index: {} entries, {} index keys",
+        done.entries, done.index_keys
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -11,10 +11,10 @@
 
 use base64::Engine;
 
-use crate::admission::declaration::{Declaration, Name};
+use crate::admission::declaration::{control_reason, first_control, Declaration, Name};
 use crate::admission::keys::KeyId;
 use crate::proto::search_request::Query as ProtoQuery;
-use crate::server::storage::schema::{self, SearchTag, TermField};
+use crate::server::storage::schema::{self, SearchTerm};
 
 /// One thing an entry can be found by.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +36,9 @@ pub enum SearchError {
     DigestLength { field: &'static str, len: usize },
     #[error("name: {0}")]
     Name(String),
+    /// A text query field holds a control character, which no logged name or version has.
+    #[error("{field} {reason}")]
+    ControlCharacter { field: &'static str, reason: String },
     #[error("name_version {0:?} must be NAME@VERSION, e.g. org/model@1.2")]
     NameVersion(String),
     #[error("page_size {0} is larger than the maximum of {MAX_PAGE_SIZE}")]
@@ -52,8 +55,12 @@ pub const MAX_PAGE_SIZE: u32 = 1000;
 impl Query {
     /// Reads the query of a SearchRequest.
     ///
+    /// A text field (a name, or `name_version`) is refused if it holds a control character,
+    /// with the field and the code point named, as admission refuses such a version
+    /// ([`first_control`]): a term admission cannot index is not worth a scan.
+    ///
     /// # Errors
-    /// No query, a malformed name or a digest that is not 32 bytes.
+    /// No query, a control character, a malformed name or a digest that is not 32 bytes.
     pub fn from_proto(q: Option<ProtoQuery>) -> Result<Query, SearchError> {
         let digest = |field, b: Vec<u8>| {
             <[u8; 32]>::try_from(b.as_slice()).map_err(|_| SearchError::DigestLength {
@@ -62,8 +69,9 @@ impl Query {
             })
         };
         Ok(match q.ok_or(SearchError::NoQuery)? {
-            ProtoQuery::Name(n) => Query::Name(valid_name(&n)?),
+            ProtoQuery::Name(n) => Query::Name(valid_name(no_control("name", &n)?)?),
             ProtoQuery::NameVersion(nv) => {
+                no_control("name_version", &nv)?;
                 // Names cannot contain '@'; a version may.
                 let (name, version) = nv
                     .split_once('@')
@@ -87,22 +95,28 @@ impl Query {
 
     /// The key prefix shared by every index key of this query's term.
     pub fn prefix(&self) -> Vec<u8> {
-        use TermField::{Digest, Text};
-        match self {
-            Query::Name(n) => schema::search_prefix(SearchTag::Name, &[Text(n.as_bytes())]),
-            Query::NameVersion { name, version } => schema::search_prefix(
-                SearchTag::NameVersion,
-                &[Text(name.as_bytes()), Text(version.as_bytes())],
-            ),
-            Query::SubjectDigest(d) => {
-                schema::search_prefix(SearchTag::SubjectDigest, &[Digest(d)])
-            }
-            Query::FileDigest(d) => schema::search_prefix(SearchTag::FileDigest, &[Digest(d)]),
-            Query::PublisherKey(k) => {
-                schema::search_prefix(SearchTag::PublisherKey, &[Digest(&k.0)])
-            }
-            Query::TrainedOn(d) => schema::search_prefix(SearchTag::TrainedOn, &[Digest(d)]),
-        }
+        schema::search_prefix(&match self {
+            Query::Name(n) => SearchTerm::Name(n.as_bytes()),
+            Query::NameVersion { name, version } => SearchTerm::NameVersion {
+                name: name.as_bytes(),
+                version: version.as_bytes(),
+            },
+            Query::SubjectDigest(d) => SearchTerm::SubjectDigest(d),
+            Query::FileDigest(d) => SearchTerm::FileDigest(d),
+            Query::PublisherKey(k) => SearchTerm::PublisherKey(&k.0),
+            Query::TrainedOn(d) => SearchTerm::TrainedOn(d),
+        })
+    }
+}
+
+/// `text` (of query field `field`) if it holds no control character.
+fn no_control<'a>(field: &'static str, text: &'a str) -> Result<&'a str, SearchError> {
+    match first_control(text) {
+        Some((position, c)) => Err(SearchError::ControlCharacter {
+            field,
+            reason: control_reason(position, c),
+        }),
+        None => Ok(text),
     }
 }
 
@@ -208,6 +222,41 @@ mod tests {
                 version: "1.2@rc".into()
             }
         );
+    }
+
+    #[test]
+    fn control_characters_in_queries_are_refused_naming_the_field() {
+        let cases = [
+            (
+                ProtoQuery::NameVersion("org/m@2.0\u{0}".into()),
+                "name_version contains U+0000 at character 9",
+            ),
+            (
+                ProtoQuery::NameVersion("org/m\u{0}@2.0".into()),
+                "name_version contains U+0000 at character 5",
+            ),
+            (
+                ProtoQuery::NameVersion("org/m@\u{85}".into()),
+                "name_version contains U+0085",
+            ),
+            (
+                ProtoQuery::Name("org/m\u{0}".into()),
+                "name contains U+0000 at character 5",
+            ),
+            (
+                ProtoQuery::Name("\u{1b}org".into()),
+                "name contains U+001B at character 0",
+            ),
+        ];
+        for (query, message) in cases {
+            let err = Query::from_proto(Some(query.clone())).unwrap_err();
+            assert!(
+                matches!(err, SearchError::ControlCharacter { .. }),
+                "{query:?}: {err}"
+            );
+            assert!(err.to_string().starts_with(message), "{query:?}: {err}");
+        }
+        assert!(Query::from_proto(Some(ProtoQuery::NameVersion("org/m@2.0\u{a0}".into()))).is_ok());
     }
 
     #[test]

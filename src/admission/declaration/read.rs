@@ -170,7 +170,7 @@ fn read_subject(top: &Map, kind: Kind) -> Result<Subject, DeclarationError> {
 fn read_model(subject: Subject, p: &Map) -> Result<ModelRelease, DeclarationError> {
     check_case_variants(p, &MODEL_FIELDS, PREDICATE)?;
     let name = predicate_name(p, subject.name)?;
-    let version = text(p, "version", PREDICATE)?;
+    let version = identifier(p, "version", PREDICATE)?;
     let release_time = parsed(p, "releaseTime", PREDICATE)?;
     let license = parsed(p, "license", PREDICATE)?;
     let manifest = read_model_manifest(p, &subject.digest)?;
@@ -189,7 +189,7 @@ fn read_model(subject: Subject, p: &Map) -> Result<ModelRelease, DeclarationErro
         data_disclosure,
         base_models: list(p, "baseModels", PREDICATE, read_base_model)?,
         supersedes: optional_object(p, "supersedes", PREDICATE, read_supersedes)?,
-        supplier: optional_text(p, "supplier", PREDICATE)?,
+        supplier: optional_identifier(p, "supplier", PREDICATE)?,
         download_location: optional_parsed(p, "downloadLocation", PREDICATE)?,
         model_card: optional_object(p, "modelCard", PREDICATE, read_model_card)?,
         description: optional_text(p, "description", PREDICATE)?,
@@ -200,7 +200,7 @@ fn read_model(subject: Subject, p: &Map) -> Result<ModelRelease, DeclarationErro
 fn read_dataset(subject: Subject, p: &Map) -> Result<TrainingData, DeclarationError> {
     check_case_variants(p, &DATASET_FIELDS, PREDICATE)?;
     let name = predicate_name(p, subject.name)?;
-    let version = text(p, "version", PREDICATE)?;
+    let version = identifier(p, "version", PREDICATE)?;
     let release_time = parsed(p, "releaseTime", PREDICATE)?;
     let license = parsed(p, "license", PREDICATE)?;
     strict_json::require(p, "sources", PREDICATE)?;
@@ -238,7 +238,7 @@ fn read_dataset(subject: Subject, p: &Map) -> Result<TrainingData, DeclarationEr
         supersedes: optional_object(p, "supersedes", PREDICATE, read_supersedes)?,
         known_limitations: optional_text(p, "knownLimitations", PREDICATE)?,
         intended_use: optional_text(p, "intendedUse", PREDICATE)?,
-        supplier: optional_text(p, "supplier", PREDICATE)?,
+        supplier: optional_identifier(p, "supplier", PREDICATE)?,
         download_location: optional_parsed(p, "downloadLocation", PREDICATE)?,
         description: optional_text(p, "description", PREDICATE)?,
         extensions: unknown_members(p, &DATASET_FIELDS),
@@ -393,7 +393,7 @@ fn read_source(entry: &Map, path: &str) -> Result<Source, DeclarationError> {
     check_case_variants(entry, &SOURCE_FIELDS, path)?;
     Ok(Source {
         category: parsed(entry, "category", path)?,
-        name: text(entry, "name", path)?,
+        name: identifier(entry, "name", path)?,
         uri: optional_parsed(entry, "uri", path)?,
         license: optional_parsed(entry, "license", path)?,
         collection_period: optional_object(entry, "collectionPeriod", path, read_period)?,
@@ -479,6 +479,27 @@ fn optional_text(map: &Map, key: &str, path: &str) -> Result<Option<String>, Dec
             )
         })
         .transpose()
+}
+
+/// Required non-empty string member that is an identifier: no control characters
+/// ([`check_identifier`]).
+fn identifier(map: &Map, key: &str, path: &str) -> Result<String, DeclarationError> {
+    let value = text(map, key, path)?;
+    check_identifier(&value, &member_path(path, key))?;
+    Ok(value)
+}
+
+/// Optional non-empty string member that is an identifier.
+fn optional_identifier(
+    map: &Map,
+    key: &str,
+    path: &str,
+) -> Result<Option<String>, DeclarationError> {
+    let value = optional_text(map, key, path)?;
+    if let Some(v) = &value {
+        check_identifier(v, &member_path(path, key))?;
+    }
+    Ok(value)
 }
 
 /// Required string member read with `T::from_str`.

@@ -90,6 +90,36 @@ impl AsRef<str> for Name {
     }
 }
 
+/// The first control character of `s`: its position in characters and the character. Control
+/// characters are Unicode's general category Cc, U+0000–U+001F and U+007F–U+009F
+/// ([`char::is_control`]).
+///
+/// Identifiers — a version, a supplier, a source's name, and every text a search index key is
+/// made of — may hold none: a NUL once made one declaration's index keys overlap another's,
+/// and a control character displays as something else, or as nothing, in a terminal or a
+/// report. Prose (descriptions, processing, handling) may break lines and is not checked.
+pub fn first_control(s: &str) -> Option<(usize, char)> {
+    s.chars().enumerate().find(|(_, c)| c.is_control())
+}
+
+/// Why an identifier with the control character `c` at character `position` is refused, in
+/// the words Submit, Search and the checkers all use: `contains U+0000 at character 3; …`.
+pub fn control_reason(position: usize, c: char) -> String {
+    format!(
+        "contains U+{:04X} at character {position}; control characters (U+0000\u{2013}U+001F, \
+         U+007F\u{2013}U+009F) are not allowed in identifiers",
+        c as u32
+    )
+}
+
+/// Refuses an identifier (at JSON `path`) holding a control character ([`first_control`]).
+pub(super) fn check_identifier(value: &str, path: &str) -> Result<(), DeclarationError> {
+    match first_control(value) {
+        Some((position, c)) => Err(invalid(path, control_reason(position, c))),
+        None => Ok(()),
+    }
+}
+
 /// A SHA-256 digest. Reads and displays as exactly 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Digest(pub [u8; 32]);
@@ -595,6 +625,69 @@ mod tests {
         }
         assert_eq!(Kind::Model.predicate_type(), MODEL_RELEASE);
         assert_eq!(Kind::Dataset.predicate_type(), TRAINING_DATA);
+    }
+
+    // ---- Identifiers: no control characters.
+
+    /// Every string member that is an identifier, by example and JSON pointer.
+    const IDENTIFIERS: [(&str, &str); 5] = [
+        ("model", "/predicate/version"),
+        ("model", "/predicate/supplier"),
+        ("dataset", "/predicate/version"),
+        ("dataset", "/predicate/supplier"),
+        ("dataset", "/predicate/sources/0/name"),
+    ];
+
+    #[test]
+    fn identifiers_with_control_characters_are_refused() {
+        let cases = [
+            ("2.0\u{0}", "contains U+0000 at character 3"),
+            ("\u{0}", "contains U+0000 at character 0"),
+            ("1\t2", "contains U+0009 at character 1"),
+            ("v1\n", "contains U+000A at character 2"),
+            ("\u{1b}[31mred", "contains U+001B at character 0"),
+            ("del\u{7f}", "contains U+007F at character 3"),
+            ("\u{e9}t\u{e9}\u{85}", "contains U+0085 at character 3"),
+            ("x\u{9f}", "contains U+009F at character 1"),
+        ];
+        for (value, reason) in cases {
+            assert_eq!(
+                first_control(value).map(|(i, c)| control_reason(i, c)),
+                Some(reason.to_owned() + "; control characters (U+0000\u{2013}U+001F, U+007F\u{2013}U+009F) are not allowed in identifiers"),
+            );
+            for (example, pointer) in IDENTIFIERS {
+                let v = set(base(example), pointer, json!(value));
+                refused(&v, &path_of(pointer), reason, value);
+            }
+        }
+    }
+
+    #[test]
+    fn identifiers_may_hold_any_other_character_and_prose_may_break_lines() {
+        for value in [
+            "2.0",
+            "1.2@rc",
+            "v\u{a0}1",
+            "\u{200b}",
+            "caf\u{e9} \u{1f600}",
+            "a b",
+        ] {
+            assert_eq!(first_control(value), None, "{value:?}");
+            for (example, pointer) in IDENTIFIERS {
+                accepted(&set(base(example), pointer, json!(value)));
+            }
+        }
+        for (example, pointer) in [
+            ("model", "/predicate/description"),
+            ("dataset", "/predicate/processing"),
+            ("dataset", "/predicate/personalData/handling"),
+        ] {
+            accepted(&set(
+                base(example),
+                pointer,
+                json!("line one\nline two\ttabbed"),
+            ));
+        }
     }
 
     // ---- URIs.

@@ -38,6 +38,20 @@ pub enum StorageError {
     /// The store was written by another schema version.
     #[error("store schema version {found} is not the version {expected} this glasslog reads")]
     SchemaVersion { found: u64, expected: u64 },
+    /// The store's search index has the version-1 layout, whose keys a NUL in a version made
+    /// ambiguous; `glasslog reindex` rewrites it ([`Store::open_for_reindex`]).
+    #[error(
+        "store schema version {found} has a search index layout this glasslog no longer reads; \
+         stop the server and run `glasslog reindex` on this data directory to rewrite the index \
+         in version {expected}"
+    )]
+    NeedsReindex { found: u64, expected: u64 },
+    /// A `glasslog reindex` of the store was interrupted: the search index is incomplete.
+    #[error(
+        "a `glasslog reindex` of this store did not finish, so its search index is incomplete; \
+         run `glasslog reindex` on this data directory again"
+    )]
+    ReindexUnfinished,
     /// A commit failed by a fault injected in a test.
     #[cfg(any(test, feature = "fault-injection"))]
     #[error("injected commit failure")]
@@ -138,6 +152,11 @@ impl<'a> CommitBatch<'a> {
     pub fn put_meta(&mut self, key: &[u8], value: &[u8]) {
         self.batch.put_cf(self.store.cf(META), key, value);
     }
+
+    /// Removes a `meta` value.
+    pub fn delete_meta(&mut self, key: &[u8]) {
+        self.batch.delete_cf(self.store.cf(META), key);
+    }
 }
 
 impl Store {
@@ -145,8 +164,56 @@ impl Store {
     /// not grow with the log (RocksDB replays only its own unflushed WAL).
     ///
     /// # Errors
-    /// RocksDB errors, or [`StorageError::SchemaVersion`] for a store of another version.
+    /// RocksDB errors; [`StorageError::NeedsReindex`] for a store of schema version 1,
+    /// [`StorageError::ReindexUnfinished`] for one an interrupted reindex left,
+    /// [`StorageError::SchemaVersion`] for any other version.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
+        let store = Store::open_db(path)?;
+        if store.meta(META_SEARCH_REBUILDING)?.is_some() {
+            return Err(StorageError::ReindexUnfinished);
+        }
+        match store.schema_version()? {
+            None => {
+                let mut b = store.batch();
+                b.put_meta(META_SCHEMA_VERSION, &u64_key(SCHEMA_VERSION));
+                store.commit(b)?;
+            }
+            Some(SCHEMA_VERSION) => {}
+            Some(SCHEMA_VERSION_NUL_TERMINATED_SEARCH) => {
+                return Err(StorageError::NeedsReindex {
+                    found: SCHEMA_VERSION_NUL_TERMINATED_SEARCH,
+                    expected: SCHEMA_VERSION,
+                })
+            }
+            Some(found) => {
+                return Err(StorageError::SchemaVersion {
+                    found,
+                    expected: SCHEMA_VERSION,
+                })
+            }
+        }
+        Ok(store)
+    }
+
+    /// Opens the store for `glasslog reindex`, which rewrites the search index and sets
+    /// [`SCHEMA_VERSION`] ([`crate::server::rebuild::reindex`]): also a store of schema
+    /// version 1 and one an interrupted reindex left. Nothing but a reindex may use it.
+    ///
+    /// # Errors
+    /// RocksDB errors, or [`StorageError::SchemaVersion`] for a version neither 1 nor
+    /// [`SCHEMA_VERSION`].
+    pub fn open_for_reindex(path: &Path) -> Result<Store, StorageError> {
+        let store = Store::open_db(path)?;
+        match store.schema_version()? {
+            None | Some(SCHEMA_VERSION_NUL_TERMINATED_SEARCH | SCHEMA_VERSION) => Ok(store),
+            Some(found) => Err(StorageError::SchemaVersion {
+                found,
+                expected: SCHEMA_VERSION,
+            }),
+        }
+    }
+
+    fn open_db(path: &Path) -> Result<Store, StorageError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -159,33 +226,21 @@ impl Store {
         let cfs =
             COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, cf_options(name, &cache)));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
-        let store = Store {
+        Ok(Store {
             db,
             #[cfg(any(test, feature = "fault-injection"))]
             fail_commits: std::sync::atomic::AtomicBool::new(false),
-        };
-        store.check_schema_version()?;
-        Ok(store)
+        })
     }
 
-    fn check_schema_version(&self) -> Result<(), StorageError> {
-        match self.meta(META_SCHEMA_VERSION)? {
-            None => {
-                let mut b = self.batch();
-                b.put_meta(META_SCHEMA_VERSION, &u64_key(SCHEMA_VERSION));
-                self.commit(b)
-            }
-            Some(v) => match decode_u64(&v) {
-                Some(SCHEMA_VERSION) => Ok(()),
-                Some(found) => Err(StorageError::SchemaVersion {
-                    found,
-                    expected: SCHEMA_VERSION,
-                }),
-                None => Err(StorageError::Corrupt(
-                    "schema version is not 8 bytes".into(),
-                )),
-            },
-        }
+    /// The stored schema version; `None` for a new store.
+    fn schema_version(&self) -> Result<Option<u64>, StorageError> {
+        self.meta(META_SCHEMA_VERSION)?
+            .map(|v| {
+                decode_u64(&v)
+                    .ok_or_else(|| StorageError::Corrupt("schema version is not 8 bytes".into()))
+            })
+            .transpose()
     }
 
     fn cf(&self, name: &str) -> &ColumnFamily {
@@ -312,10 +367,12 @@ impl Store {
     }
 
     /// Indexes of entries under search `prefix`, from index `from` on and below `below`, in log
-    /// order, at most `limit` of them.
+    /// order, at most `limit` of them. A key under `prefix` that does not end in an index (no
+    /// key this code writes: [`schema`]'s terms never prefix each other) is not a match: it is
+    /// skipped with a warning naming it, so that one bad key cannot fail every search of a term.
     ///
     /// # Errors
-    /// RocksDB read errors, or a corrupt key.
+    /// RocksDB read errors.
     pub fn search(
         &self,
         prefix: &[u8],
@@ -334,9 +391,14 @@ impl Store {
             if !k.starts_with(prefix) || out.len() == limit {
                 break;
             }
-            let index = search_key_index(prefix, &k).ok_or_else(|| {
-                StorageError::Corrupt("search key does not end in an index".into())
-            })?;
+            let Some(index) = search_key_index(prefix, &k) else {
+                tracing::warn!(
+                    key = %hex::encode(&k),
+                    prefix = %hex::encode(prefix),
+                    "a search key under the prefix does not end in an index; not a match"
+                );
+                continue;
+            };
             if index >= below {
                 break;
             }
@@ -589,6 +651,68 @@ mod tests {
                 expected: SCHEMA_VERSION
             })
         ));
+    }
+
+    #[test]
+    fn a_version_1_store_and_an_unfinished_reindex_open_only_for_reindex() {
+        let dir = tempfile::tempdir().unwrap();
+        let set_meta = |key: &[u8], value: Option<&[u8]>| {
+            let store = Store::open_for_reindex(dir.path()).unwrap();
+            let mut b = store.batch();
+            match value {
+                Some(v) => b.put_meta(key, v),
+                None => b.delete_meta(key),
+            }
+            store.commit(b).unwrap();
+        };
+        drop(Store::open(dir.path()).unwrap());
+        set_meta(META_SCHEMA_VERSION, Some(&u64_key(1)));
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(matches!(
+            err,
+            StorageError::NeedsReindex {
+                found: 1,
+                expected: 2
+            }
+        ));
+        assert!(err.to_string().contains("glasslog reindex"), "{err}");
+
+        set_meta(META_SCHEMA_VERSION, Some(&u64_key(SCHEMA_VERSION)));
+        set_meta(META_SEARCH_REBUILDING, Some(b""));
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StorageError::ReindexUnfinished));
+        assert!(err.to_string().contains("glasslog reindex"), "{err}");
+
+        set_meta(META_SEARCH_REBUILDING, None);
+        drop(Store::open(dir.path()).unwrap());
+        set_meta(META_SCHEMA_VERSION, Some(&u64_key(3)));
+        assert!(matches!(
+            Store::open_for_reindex(dir.path()).err().unwrap(),
+            StorageError::SchemaVersion { found: 3, .. }
+        ));
+    }
+
+    #[test]
+    fn a_search_key_that_does_not_decode_is_no_match_and_no_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let prefix = search_prefix(&SearchTerm::NameVersion {
+            name: b"org/m",
+            version: b"2.0",
+        });
+        let mut b = store.batch();
+        for index in [0, 2, 5] {
+            b.put_search(&prefix, index);
+        }
+        // Keys under the prefix that end in 9 bytes or in 7: no index.
+        b.put_search(&[&prefix[..], &[0]].concat(), 1);
+        b.put_search(&[&prefix[..], &[0]].concat(), 3);
+        b.batch
+            .put_cf(store.cf(SEARCH), [&prefix[..], &[1; 7]].concat(), []);
+        store.commit(b).unwrap();
+        assert_eq!(store.search(&prefix, 0, 10, 10).unwrap(), [0, 2, 5]);
+        assert_eq!(store.search(&prefix, 1, 10, 1).unwrap(), [2]);
+        assert_eq!(store.search(&prefix, 0, 5, 10).unwrap(), [0, 2]);
     }
 
     #[test]
