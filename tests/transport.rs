@@ -434,3 +434,74 @@ async fn health_and_reflection_are_served() {
         assert!(methods.contains(&m), "{m} in {methods:?}");
     }
 }
+
+/// Token buckets per address for Submit and for reads: a burst of two seconds' worth, then
+/// RESOURCE_EXHAUSTED naming the limit with the wait in `grpc-retry-pushback-ms`; nothing of a
+/// refused Submit is logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_refuse_with_a_retry_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(
+        dir.path(),
+        &["--rate-submit-per-ip", "1", "--rate-reads-per-ip", "5"],
+    );
+    let publisher = Publisher::new(KeyType::Ed25519);
+    let mut rpc = server.client().await.rpc();
+    let submit = |i: usize| proto::SubmitRequest {
+        envelope: publisher.envelope(&format!("rate {i}")),
+        public_keys: vec![publisher.pem.clone()],
+    };
+    let mut accepted = 0;
+    let refused = loop {
+        match rpc.submit(submit(accepted)).await {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted <= 3, "the Submit limit never bit");
+    };
+    // A burst of 2 (the bucket may have refilled a little while we submitted).
+    assert!((2..=3).contains(&accepted), "{accepted} accepted");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("submissions from one address"),
+        "{}",
+        refused.message()
+    );
+    let pushback: u64 = refused
+        .metadata()
+        .get("grpc-retry-pushback-ms")
+        .expect("a retry hint")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=1000).contains(&pushback), "{pushback} ms");
+
+    let mut reads = 0;
+    let refused = loop {
+        match rpc
+            .get_checkpoint(proto::GetCheckpointRequest::default())
+            .await
+        {
+            Ok(c) => {
+                assert_eq!(
+                    c.into_inner().size,
+                    accepted as u64,
+                    "nothing refused was logged"
+                );
+                reads += 1;
+            }
+            Err(e) => break e,
+        }
+        assert!(reads <= 20, "the read limit never bit");
+    };
+    assert!(reads >= 9, "{reads} reads before the limit");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(refused.message().contains("reads from one address"));
+    assert!(refused.metadata().get("grpc-retry-pushback-ms").is_some());
+    // After the wait, reads are served again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    rpc.get_checkpoint(proto::GetCheckpointRequest::default())
+        .await
+        .unwrap();
+}

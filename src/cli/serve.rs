@@ -47,6 +47,16 @@ pub struct ServeArgs {
     /// [default: 60000].
     #[arg(long)]
     tail_stall_timeout_ms: Option<u64>,
+    /// Submissions per second from one address (IPv6: one /64), bursts of two seconds' worth;
+    /// 0 is no limit [default: 0 when every listener is on loopback, else 50].
+    #[arg(long, value_name = "PER_SECOND")]
+    rate_submit_per_ip: Option<f64>,
+    /// Submissions per second signed by one publisher key [default: 0 on loopback, else 20].
+    #[arg(long, value_name = "PER_SECOND")]
+    rate_submit_per_key: Option<f64>,
+    /// Read rpcs per second from one address [default: 0 on loopback, else 500].
+    #[arg(long, value_name = "PER_SECOND")]
+    rate_reads_per_ip: Option<f64>,
     /// An in-toto predicate type to accept without declaration checks, besides the model-release
     /// and training-data types (repeatable).
     #[arg(long = "extra-predicate-type", value_name = "URI")]
@@ -123,6 +133,9 @@ impl ServeArgs {
             max_tail_streams: self.max_tail_streams,
             max_tail_streams_per_ip: self.max_tail_streams_per_ip,
             tail_stall_timeout_ms: self.tail_stall_timeout_ms,
+            rate_submit_per_ip: self.rate_submit_per_ip,
+            rate_submit_per_key: self.rate_submit_per_key,
+            rate_reads_per_ip: self.rate_reads_per_ip,
             extra_predicate_types: Some(self.extra_predicate_types.clone())
                 .filter(|t| !t.is_empty()),
             witness_policy: self.witness_policy.clone(),

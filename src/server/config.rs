@@ -32,6 +32,7 @@ pub struct Limits {
     /// In-toto predicate types accepted without declaration checks, besides the two glasslog
     /// declaration types (operator's choice; empty by default).
     pub extra_predicate_types: Vec<String>,
+    pub rates: RateConfig,
 }
 
 impl Limits {
@@ -48,6 +49,32 @@ pub const KEY_LIST_ALLOWANCE: usize = 64 << 10;
 
 /// Largest HTTP/2 header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE).
 pub const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;
+
+/// Rate limits, in requests per second (bursts of two seconds' worth); 0 is no limit
+/// ([`crate::server::ratelimit`]). Off by default when every listener is on a loopback
+/// address, on otherwise.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateConfig {
+    pub submit_per_ip: f64,
+    pub submit_per_key: f64,
+    pub reads_per_ip: f64,
+}
+
+impl RateConfig {
+    /// No limits: a server only this host can reach.
+    pub const OFF: RateConfig = RateConfig {
+        submit_per_ip: 0.0,
+        submit_per_key: 0.0,
+        reads_per_ip: 0.0,
+    };
+    /// The defaults of a server reachable from the network: room for a busy publisher and a
+    /// monitor per address, not for a flood.
+    pub const PUBLIC: RateConfig = RateConfig {
+        submit_per_ip: 50.0,
+        submit_per_key: 20.0,
+        reads_per_ip: 500.0,
+    };
+}
 
 /// Tuning of the sequencer's group commit.
 #[derive(Clone, Debug)]
@@ -158,6 +185,9 @@ pub struct FileConfig {
     pub max_tail_streams: Option<usize>,
     pub max_tail_streams_per_ip: Option<usize>,
     pub tail_stall_timeout_ms: Option<u64>,
+    pub rate_submit_per_ip: Option<f64>,
+    pub rate_submit_per_key: Option<f64>,
+    pub rate_reads_per_ip: Option<f64>,
     pub extra_predicate_types: Option<Vec<String>>,
     pub witness_policy: Option<PathBuf>,
     pub witness_interval_ms: Option<u64>,
@@ -209,6 +239,9 @@ impl FileConfig {
                 .max_tail_streams_per_ip
                 .or(self.max_tail_streams_per_ip),
             tail_stall_timeout_ms: over.tail_stall_timeout_ms.or(self.tail_stall_timeout_ms),
+            rate_submit_per_ip: over.rate_submit_per_ip.or(self.rate_submit_per_ip),
+            rate_submit_per_key: over.rate_submit_per_key.or(self.rate_submit_per_key),
+            rate_reads_per_ip: over.rate_reads_per_ip.or(self.rate_reads_per_ip),
             extra_predicate_types: over.extra_predicate_types.or(self.extra_predicate_types),
             witness_policy: over.witness_policy.or(self.witness_policy),
             witness_interval_ms: over.witness_interval_ms.or(self.witness_interval_ms),
@@ -293,11 +326,19 @@ impl ServerConfig {
         let seq_default = SequencerConfig::default();
         let t_default = TransportConfig::default();
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        let listen: SocketAddr = f
+            .listen
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+        let loopback_only =
+            listen.ip().is_loopback() && f.http_listen.is_none_or(|a| a.ip().is_loopback());
+        let rates_default = if loopback_only {
+            RateConfig::OFF
+        } else {
+            RateConfig::PUBLIC
+        };
         let config = ServerConfig {
             data_dir: f.data_dir.unwrap_or_else(|| DEFAULT_DATA_DIR.into()),
-            listen: f
-                .listen
-                .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address")),
+            listen,
             http_listen: f.http_listen,
             origin: f.origin,
             limits: Limits {
@@ -311,6 +352,13 @@ impl ServerConfig {
                     Duration::from_millis(DEFAULT_TAIL_STALL_TIMEOUT_MS),
                 ),
                 extra_predicate_types: f.extra_predicate_types.unwrap_or_default(),
+                rates: RateConfig {
+                    submit_per_ip: f.rate_submit_per_ip.unwrap_or(rates_default.submit_per_ip),
+                    submit_per_key: f
+                        .rate_submit_per_key
+                        .unwrap_or(rates_default.submit_per_key),
+                    reads_per_ip: f.rate_reads_per_ip.unwrap_or(rates_default.reads_per_ip),
+                },
             },
             sequencer: SequencerConfig {
                 max_batch: f.max_batch.unwrap_or(seq_default.max_batch),
@@ -426,6 +474,13 @@ impl ServerConfig {
             config.limits.tail_stall_timeout >= Duration::from_secs(1),
             "tail_stall_timeout_ms must be at least 1000",
         )?;
+        let r = &config.limits.rates;
+        check(
+            [r.submit_per_ip, r.submit_per_key, r.reads_per_ip]
+                .iter()
+                .all(|v| v.is_finite() && (0.0..=1e6).contains(v)),
+            "rate_* limits must be between 0 (off) and 1000000 requests per second",
+        )?;
         let t = &config.transport;
         check(t.max_connections >= 1, "max_connections must be at least 1")?;
         check(
@@ -510,6 +565,33 @@ mod tests {
             ServerConfig::resolve(bad),
             Err(ConfigError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn rate_limits_are_off_on_loopback_and_on_elsewhere() {
+        let loopback = ServerConfig::resolve(FileConfig::default()).unwrap();
+        assert_eq!(loopback.limits.rates, RateConfig::OFF);
+        let public = ServerConfig::resolve(FileConfig {
+            listen: Some("0.0.0.0:50051".parse().unwrap()),
+            plaintext: Some(true),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(public.limits.rates, RateConfig::PUBLIC);
+        let http_public = ServerConfig::resolve(FileConfig {
+            http_listen: Some("[::]:8080".parse().unwrap()),
+            plaintext: Some(true),
+            rate_reads_per_ip: Some(0.0),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(http_public.limits.rates.reads_per_ip, 0.0);
+        assert_eq!(http_public.limits.rates.submit_per_ip, 50.0);
+        let refused = ServerConfig::resolve(FileConfig {
+            listen: Some("0.0.0.0:50051".parse().unwrap()),
+            ..Default::default()
+        });
+        assert!(matches!(refused, Err(ConfigError::Invalid(m)) if m.contains("--plaintext")));
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod lease;
 pub mod logkey;
 pub mod prover;
 pub mod publisher;
+pub mod ratelimit;
 pub mod rebuild;
 mod request;
 pub mod search;
@@ -373,6 +374,7 @@ pub async fn serve(
         keys: crate::admission::keys::KeyCache::default(),
         witnessing,
         submit_needs_client_cert: t.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        rates: Arc::new(ratelimit::Rates::new(&config.limits.rates)),
     };
     let decode_limit = config.limits.decode_limit();
     let grpc = TransparencyLogServer::new(service).max_decoding_message_size(decode_limit);

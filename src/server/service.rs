@@ -6,12 +6,14 @@
 //! It chooses no status codes: every failure is a layer's error ([`RequestError`] for what only
 //! the service checks) and becomes a status in `status.rs`.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use super::config::{Limits, MAX_REPLY_BYTES};
+use super::ratelimit::{self, Rates};
 use super::request::{self, RequestError};
 use super::status::ApiError;
 use super::tail;
@@ -48,6 +50,25 @@ pub struct LogService {
     pub(super) witnessing: Option<WitnessingHandle>,
     /// Submit requires a TLS client certificate (the listener's `tls_client_ca` verified it).
     pub(super) submit_needs_client_cert: bool,
+    pub(super) rates: Arc<Rates>,
+}
+
+/// The address a request came from; the unspecified address for one that came through no
+/// listener of ours (none in practice), which then shares one allowance.
+fn client_ip<T>(req: &Request<T>) -> IpAddr {
+    req.extensions()
+        .get::<Peer>()
+        .map_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), |p| p.addr.ip())
+}
+
+impl LogService {
+    /// Takes a read token of the request's address.
+    fn admit_read<T>(&self, req: &Request<T>) -> Result<(), ApiError> {
+        if let Some(limit) = &self.rates.reads_per_ip {
+            limit.check(&ratelimit::client_key(client_ip(req)))?;
+        }
+        Ok(())
+    }
 }
 
 impl From<&Published> for proto::SignedCheckpoint {
@@ -242,8 +263,9 @@ impl LogService {
 impl TransparencyLog for LogService {
     async fn get_log_info(
         &self,
-        _: Request<proto::GetLogInfoRequest>,
+        req: Request<proto::GetLogInfoRequest>,
     ) -> Result<Response<proto::LogInfo>, Status> {
+        self.admit_read(&req)?;
         Ok(Response::new(proto::LogInfo {
             origin: self.origin.clone(),
             verifier_key: self.verifier_key.clone(),
@@ -258,6 +280,11 @@ impl TransparencyLog for LogService {
         if self.submit_needs_client_cert && peer.and_then(|p| p.client_cert).is_none() {
             return Err(ApiError::from(RequestError::ClientCertificateRequired).into());
         }
+        if let Some(limit) = &self.rates.submit_per_ip {
+            limit
+                .check(&ratelimit::client_key(client_ip(&req)))
+                .map_err(ApiError::from)?;
+        }
         #[cfg(feature = "fault-injection")]
         if let Some(reply) = faults::submit_unchecked(self, &req).await {
             return Ok(Response::new(reply?));
@@ -271,6 +298,7 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::GetCheckpointRequest>,
     ) -> Result<Response<proto::SignedCheckpoint>, Status> {
+        self.admit_read(&req)?;
         if req.into_inner().witnessed {
             let witnessing = self
                 .witnessing
@@ -292,6 +320,7 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::GetEntriesRequest>,
     ) -> Result<Response<proto::GetEntriesResponse>, Status> {
+        self.admit_read(&req)?;
         Ok(Response::new(LogService::get_entries(
             self,
             req.into_inner(),
@@ -302,6 +331,7 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::GetInclusionProofRequest>,
     ) -> Result<Response<proto::InclusionProof>, Status> {
+        self.admit_read(&req)?;
         Ok(Response::new(LogService::get_inclusion_proof(
             self,
             req.into_inner(),
@@ -312,6 +342,7 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::GetConsistencyProofRequest>,
     ) -> Result<Response<proto::ConsistencyProof>, Status> {
+        self.admit_read(&req)?;
         Ok(Response::new(LogService::get_consistency_proof(
             self,
             req.into_inner(),
@@ -322,6 +353,7 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
+        self.admit_read(&req)?;
         Ok(Response::new(LogService::search(self, req.into_inner())?))
     }
 
@@ -331,6 +363,7 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::TailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
+        self.admit_read(&req)?;
         // A request that came through no listener of ours (none in practice) counts as one
         // address: the per-address cap then still bounds it.
         let ip = req

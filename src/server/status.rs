@@ -39,6 +39,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// RESOURCE_EXHAUSTED with the wait in `grpc-retry-pushback-ms`.
+    #[error(transparent)]
+    RateLimited(#[from] crate::server::ratelimit::Limited),
     /// A server-side failure; the string is logged, not returned.
     #[error("{0}")]
     Internal(String),
@@ -146,6 +149,13 @@ impl From<ApiError> for Status {
             ApiError::ResourceExhausted(m) => Status::resource_exhausted(m),
             ApiError::Unavailable(m) => Status::unavailable(m),
             ApiError::Unauthenticated(m) => Status::unauthenticated(m),
+            ApiError::RateLimited(l) => {
+                let mut status = Status::resource_exhausted(l.to_string());
+                if let Ok(ms) = l.retry_after.as_millis().to_string().parse() {
+                    status.metadata_mut().insert("grpc-retry-pushback-ms", ms);
+                }
+                status
+            }
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 Status::internal(
