@@ -347,7 +347,8 @@ pub async fn serve(
         limits: config.limits.clone(),
         tail_permits: Arc::new(Semaphore::new(config.limits.max_tail_streams)),
         shutdown: stop_rx,
-        keys: crate::admission::keys::KeyCache::default(),
+        keys: Arc::default(),
+        admission_permits: service::admission_permits(),
         witnessing,
     };
     // Decode limit above the envelope limit, so that the service's own check answers with the

@@ -40,7 +40,10 @@ pub struct LogService {
     pub(super) limits: Limits,
     pub(super) tail_permits: Arc<Semaphore>,
     pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
-    pub(super) keys: KeyCache,
+    /// Publisher keys already read, shared with the admission tasks on the blocking pool.
+    pub(super) keys: Arc<KeyCache>,
+    /// One permit per admission running on the blocking pool ([`admission_permits`]).
+    pub(super) admission_permits: Arc<Semaphore>,
     /// The witnessed checkpoints, for a log run with a witness policy.
     pub(super) witnessing: Option<WitnessingHandle>,
 }
@@ -64,6 +67,16 @@ impl From<Inclusion> for proto::InclusionProof {
             leaf_hash: p.leaf_hash.0.to_vec(),
         }
     }
+}
+
+/// The permits of [`LogService::admission_permits`]: one per core
+/// ([`std::thread::available_parallelism`], 1 if unknown). Admission is CPU work (signatures,
+/// JSON, manifests, referenced entries read and parsed), so it runs on tokio's blocking pool,
+/// never on the async workers that answer reads; and at most one admission per core runs at
+/// once, so Submits queue for a permit instead of filling the blocking pool (512 threads).
+pub(super) fn admission_permits() -> Arc<Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    Arc::new(Semaphore::new(cores))
 }
 
 /// The server's [`Lookup`]: the entries in its store, all admitted, so reading the statement
@@ -106,17 +119,42 @@ impl LogService {
             check_signatures: true,
         };
         let size = self.sequencer.latest().checkpoint.size;
-        let admitted = admission::admit(
-            &req.envelope,
-            &req.public_keys,
-            &self.keys,
-            &policy,
-            size,
-            &LoggedEntries(&self.store),
-        )??;
-        let prefixes = search::index_prefixes(admitted.declaration.as_ref(), &admitted.key_ids);
-        self.log_and_prove(admitted.into_pending(req.envelope, prefixes))
+        let pending = self.admit_off_workers(req, policy, size).await?;
+        self.log_and_prove(pending).await
+    }
+
+    /// [`admission::admit`] of `req` against a log of `size` entries, and the entry to log,
+    /// computed on the blocking pool under an [`LogService::admission_permits`] permit.
+    async fn admit_off_workers(
+        &self,
+        req: proto::SubmitRequest,
+        policy: Policy,
+        size: u64,
+    ) -> Result<PendingEntry, ApiError> {
+        let permit = self
+            .admission_permits
+            .clone()
+            .acquire_owned()
             .await
+            .expect("the admission semaphore is never closed");
+        let keys = self.keys.clone();
+        let store = self.store.clone();
+        let admitting = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let admitted = admission::admit(
+                &req.envelope,
+                &req.public_keys,
+                &keys,
+                &policy,
+                size,
+                &LoggedEntries(&store),
+            )??;
+            let prefixes = search::index_prefixes(admitted.declaration.as_ref(), &admitted.key_ids);
+            Ok::<_, ApiError>(admitted.into_pending(req.envelope, prefixes))
+        });
+        admitting
+            .await
+            .map_err(|e| ApiError::Internal(format!("admission task: {e}")))?
     }
 
     /// Hands an admitted entry to the sequencer and answers with its index, leaf data, signed
