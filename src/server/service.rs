@@ -79,6 +79,14 @@ pub(super) fn admission_permits() -> Arc<Semaphore> {
     Arc::new(Semaphore::new(cores))
 }
 
+/// The log's clock now, in milliseconds since the epoch, as the sequencer reads it: admission
+/// uses it for the length of the leaf the entry would be (the sequencer gives the exact time).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The server's [`Lookup`]: the entries in its store, all admitted, so reading the statement
 /// tells what an entry is.
 struct LoggedEntries<'a>(&'a Store);
@@ -147,6 +155,7 @@ impl LogService {
                 &keys,
                 &policy,
                 size,
+                now_ms(),
                 &LoggedEntries(&store),
             )??;
             let prefixes = search::index_prefixes(admitted.declaration.as_ref(), &admitted.key_ids);

@@ -68,12 +68,13 @@ impl From<RequestError> for ApiError {
 }
 
 /// Every admission rule is the submitter's to fix: a list or a key text longer than admission
-/// reads is RESOURCE_EXHAUSTED (smaller, like an envelope over the limit), the rest
-/// INVALID_ARGUMENT.
+/// reads, or an entry longer than a log entry, is RESOURCE_EXHAUSTED (smaller, like an envelope
+/// over the limit, and as the sequencer answers for a leaf too long), the rest INVALID_ARGUMENT.
 impl From<AdmissionError> for ApiError {
     fn from(e: AdmissionError) -> Self {
         match e {
             AdmissionError::Declaration(DeclarationError::TooMany { .. })
+            | AdmissionError::LeafTooLarge(_)
             | AdmissionError::Envelope(DsseError::Key {
                 reason: KeyError::PemTooLong { .. },
                 ..
@@ -215,6 +216,16 @@ mod tests {
             long_key.message().contains("publisher key 1") && long_key.message().contains("4096"),
             "{}",
             long_key.message()
+        );
+        let too_long = Status::from(ApiError::from(AdmissionError::LeafTooLarge(
+            crate::entry::LeafTooLarge { size: 65_536 },
+        )));
+        let at_sequencer = Status::from(ApiError::from(SequencerError::from(
+            crate::entry::LeafTooLarge { size: 65_536 },
+        )));
+        assert_eq!(
+            (too_long.code(), too_long.message()),
+            (at_sequencer.code(), at_sequencer.message())
         );
         assert_eq!(
             code(AdmissionError::Envelope(DsseError::Key {
