@@ -505,3 +505,41 @@ async fn rate_limits_refuse_with_a_retry_hint() {
         .await
         .unwrap();
 }
+
+/// The per-key limit charges only keys whose signature verified: naming a victim's key in a
+/// request it did not sign costs the victim nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_key_limit_charges_only_verified_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(dir.path(), &["--rate-submit-per-key", "1"]);
+    let victim = Publisher::new(KeyType::Ed25519);
+    let attacker = Publisher::new(KeyType::Ed25519);
+    let mut rpc = server.client().await.rpc();
+    for i in 0..5 {
+        // Signed by the attacker, naming the victim's key: refused, no token taken.
+        let e = rpc
+            .submit(proto::SubmitRequest {
+                envelope: attacker.envelope(&format!("forged {i}")),
+                public_keys: vec![victim.pem.clone()],
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    }
+    let submit = |i: usize| proto::SubmitRequest {
+        envelope: victim.envelope(&format!("honest {i}")),
+        public_keys: vec![victim.pem.clone()],
+    };
+    rpc.submit(submit(0)).await.unwrap();
+    rpc.submit(submit(1)).await.unwrap();
+    let mut refused = None;
+    for i in 2..5 {
+        if let Err(e) = rpc.submit(submit(i)).await {
+            refused = Some(e);
+            break;
+        }
+    }
+    let refused = refused.expect("the per-key limit bit after its burst");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(refused.message().contains("one publisher key"), "{}", refused.message());
+}

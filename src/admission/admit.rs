@@ -9,7 +9,9 @@
 //! 2. the statement ([`declaration::validate_envelope_payload`]): a model-release or
 //!    training-data declaration passing every rule of its predicate, or a statement of a
 //!    predicate type the operator accepts;
-//! 3. the references of a declaration to earlier entries ([`references`]).
+//! 3. the references of a declaration to earlier entries ([`references`]); at Submit only after
+//!    the entry is known to fit in a log entry ([`crate::entry::MAX_LEAF_BYTES`]), since reading
+//!    the entries it names is the costly part.
 //!
 //! Submit runs all three at once ([`admit`]). A checker runs 1–2 per entry, in parallel
 //! ([`admit_logged`]), and 3 in log order against what it recorded of earlier entries, with the
@@ -22,7 +24,7 @@ use crate::admission::declaration::{self, Declaration, DeclarationError};
 use crate::admission::dsse::{self, DsseError, Envelope};
 use crate::admission::keys::{KeyCache, KeyId, PublicKey};
 use crate::admission::references::{self, BrokenReference, Lookup};
-use crate::entry::{dedup_key, logged_keys, LogEntry, LoggedKeysError, PendingEntry};
+use crate::entry::{dedup_key, logged_keys, LeafTooLarge, LogEntry, LoggedKeysError, PendingEntry};
 
 /// What the operator configures about admission.
 #[derive(Clone, Debug)]
@@ -130,11 +132,14 @@ pub enum AdmissionError {
     /// A reference to an earlier entry.
     #[error("declaration rejected: {0}")]
     Reference(#[from] BrokenReference),
+    /// The entry would be longer than a log entry can be (Submit only).
+    #[error(transparent)]
+    LeafTooLarge(#[from] LeafTooLarge),
 }
 
 impl AdmissionError {
     /// The rule broken, in one word: `leaf`, `publisher-keys`, `envelope`, `signature`,
-    /// `predicate-type`, `declaration` or `reference`.
+    /// `predicate-type`, `declaration`, `reference` or `leaf-size`.
     pub fn rule(&self) -> &'static str {
         match self {
             AdmissionError::Leaf(_) => "leaf",
@@ -150,6 +155,7 @@ impl AdmissionError {
             AdmissionError::Declaration(DeclarationError::PredicateType { .. }) => "predicate-type",
             AdmissionError::Declaration(_) => "declaration",
             AdmissionError::Reference(_) => "reference",
+            AdmissionError::LeafTooLarge(_) => "leaf-size",
         }
     }
 }
@@ -157,6 +163,11 @@ impl AdmissionError {
 /// Submit's admission of `envelope_json` signed by `public_keys` (PEM, as sent), with the
 /// references of a declaration checked against a log of `size` entries read through `lookup`.
 /// Keys are read through `keys`; signatures are always verified.
+///
+/// An entry whose leaf, logged at `logged_at_ms` (the log's clock now: the time changes the
+/// leaf's length only through the length of its varint), would be longer than
+/// [`crate::entry::MAX_LEAF_BYTES`] is refused before its references are read: it could never
+/// be logged, and reading the entries it names is the costly part of admission.
 ///
 /// # Errors
 /// The lookup's failure (no verdict). The verdict is the inner result.
@@ -166,12 +177,17 @@ pub fn admit<L: Lookup>(
     keys: &KeyCache,
     policy: &Policy,
     size: u64,
+    logged_at_ms: i64,
     lookup: &L,
 ) -> Result<Result<Admitted, AdmissionError>, L::Error> {
     let admitted = match admit_envelope(envelope_json, public_keys, keys, policy) {
         Ok(a) => a,
         Err(e) => return Ok(Err(e)),
     };
+    let leaf_len = admitted.leaf_len(envelope_json.len(), logged_at_ms);
+    if let Err(e) = crate::entry::check_leaf_len(leaf_len) {
+        return Ok(Err(e.into()));
+    }
     if let Some(d) = &admitted.declaration {
         if let Err(broken) = references::check(d.name().as_str(), &d.references(), size, lookup)? {
             return Ok(Err(broken.into()));
@@ -304,9 +320,17 @@ mod tests {
             (signed(MODEL, &key), "reference"),
         ];
         for (envelope, rule) in cases {
-            let submitted = admit(&envelope, &[pem.clone()], &cache, &policy(true), 0, &Empty)
-                .unwrap()
-                .unwrap_err();
+            let submitted = admit(
+                &envelope,
+                &[pem.clone()],
+                &cache,
+                &policy(true),
+                0,
+                5,
+                &Empty,
+            )
+            .unwrap()
+            .unwrap_err();
             assert_eq!(submitted.rule(), rule, "{submitted}");
             let entry = logged(envelope, vec![pem.clone()]);
             match admit_logged(&entry, &cache, &policy(true)) {
@@ -331,6 +355,39 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_too_long_to_log_is_refused_before_its_references_are_read() {
+        struct Unreadable;
+        impl Lookup for Unreadable {
+            type Error = &'static str;
+            fn target(&self, _: u64) -> Result<Target, &'static str> {
+                Err("a lookup was made")
+            }
+        }
+        let key = PrivateKey::generate(KeyType::Ed25519);
+        let pem = key.public_key().to_pem();
+        let json = Envelope::sign(declaration::PAYLOAD_TYPE, MODEL, &[&key]).to_json();
+        let cache = KeyCache::default();
+        let now = 1_700_000_000_000;
+        // The model's references name indexes 7, 40 and 41: read in a log of 50 entries.
+        let read = admit(
+            &json,
+            &[pem.clone()],
+            &cache,
+            &policy(true),
+            50,
+            now,
+            &Unreadable,
+        );
+        assert_eq!(read.unwrap_err(), "a lookup was made");
+        let padded = [&json[..], &vec![b' '; crate::entry::MAX_LEAF_BYTES][..]].concat();
+        let e = admit(&padded, &[pem], &cache, &policy(true), 50, now, &Unreadable)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(e.rule(), "leaf-size");
+        assert!(e.to_string().contains("at most 65535 bytes"), "{e}");
+    }
+
+    #[test]
     fn the_pending_entry_is_what_the_log_writes() {
         let key = PrivateKey::generate(KeyType::Ed25519);
         let pem = key.public_key().to_pem();
@@ -346,6 +403,7 @@ mod tests {
             &KeyCache::default(),
             &policy,
             0,
+            5,
             &Empty,
         )
         .unwrap()

@@ -15,6 +15,8 @@
 //! server reads its store; `audit` and `monitor` read what they recorded of the entries they
 //! already judged). This module is not the per-entry admission ([`super::admit`]).
 
+use std::collections::hash_map::{Entry, HashMap};
+
 use crate::admission::declaration::{Digest, Kind, NameRule, Reference};
 
 /// What the log holds at a referenced index.
@@ -81,10 +83,13 @@ pub struct BrokenReference {
     pub reason: ReferenceError,
 }
 
-/// Checks the `references` of the declaration named `own_name` against a log of `size` entries
-/// (`lookup` is asked only for indexes below `size`, at most once per reference); the first
-/// reference that breaks a rule, in the order of
+/// Checks the `references` of the declaration named `own_name` against a log of `size` entries;
+/// the first reference that breaks a rule, in the order of
 /// [`crate::admission::declaration::Declaration::references`].
+///
+/// Cost: `lookup` is asked only for indexes below `size`, and at most once per distinct index
+/// however many references name it (a declaration naming one large entry a thousand times
+/// reads and parses it once).
 ///
 /// # Errors
 /// The lookup's failure (no verdict). The verdict itself is the inner result.
@@ -94,12 +99,17 @@ pub fn check<L: Lookup>(
     size: u64,
     lookup: &L,
 ) -> Result<Result<(), BrokenReference>, L::Error> {
+    let mut seen: HashMap<u64, Target> = HashMap::new();
     for r in references {
         let Some(index) = r.log_index else { continue };
         let broken = if index >= size {
             Some(ReferenceError::NotInLog { index, size })
         } else {
-            judge(own_name, r, index, lookup.target(index)?)
+            let target = match seen.entry(index) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(slot) => slot.insert(lookup.target(index)?),
+            };
+            judge(own_name, r, index, target.clone())
         };
         if let Some(reason) = broken {
             return Ok(Err(BrokenReference {
@@ -155,7 +165,7 @@ fn name_rule_holds(r: &Reference, own_name: &str, found: &str) -> Result<(), Str
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
+    use std::cell::Cell;
 
     struct Log(HashMap<u64, Target>);
 
@@ -252,6 +262,26 @@ mod tests {
             let b = broken(log, 10).to_string();
             assert!(b.starts_with(needle), "{b}");
         }
+    }
+
+    #[test]
+    fn each_index_is_looked_up_once_however_often_it_is_named() {
+        struct Counting(Cell<usize>, Target);
+        impl Lookup for Counting {
+            type Error = std::convert::Infallible;
+            fn target(&self, _: u64) -> Result<Target, Self::Error> {
+                self.0.set(self.0.get() + 1);
+                Ok(self.1.clone())
+            }
+        }
+        let r = reference("$.t", Kind::Dataset, Some("org/data"), 3, false);
+        let log = Counting(Cell::new(0), target(Kind::Dataset, "org/data", r.digest));
+        let mut refs = vec![r.clone(); 5000];
+        refs.push(reference("$.u", Kind::Dataset, None, 4, false));
+        let b = check("org/m", &refs, 10, &log).unwrap().unwrap_err();
+        // Every copy was judged (the last reference's digest differs), from two reads.
+        assert_eq!(b.field, "$.u");
+        assert_eq!(log.0.get(), 2);
     }
 
     #[test]

@@ -10,6 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::admission::dsse::MAX_KEYS;
+use crate::admission::keys::MAX_PUBLIC_KEY_PEM_BYTES;
+
 /// Most bytes of leaf data in one GetEntries or Search reply or one Tail read, leaving room for
 /// framing under the 4 MiB that gRPC clients accept by default. Fixed, not an option: raising it
 /// would break clients that keep gRPC's default.
@@ -44,8 +47,10 @@ impl Limits {
     }
 }
 
-/// Bytes a SubmitRequest may carry besides its envelope: its public keys and framing.
-pub const KEY_LIST_ALLOWANCE: usize = 64 << 10;
+/// Bytes a SubmitRequest may carry besides its envelope: its public keys (at most
+/// [`MAX_KEYS`] of at most [`MAX_PUBLIC_KEY_PEM_BYTES`]), each with its protobuf tag and
+/// length, and the envelope's own tag and length.
+pub const KEY_LIST_ALLOWANCE: usize = MAX_KEYS * (MAX_PUBLIC_KEY_PEM_BYTES + 8) + 16;
 
 /// Largest HTTP/2 header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE).
 pub const MAX_HEADER_LIST_BYTES: u32 = 16 << 10;

@@ -45,7 +45,10 @@ pub struct LogService {
     /// Tail streams held per client address.
     pub(super) tail_per_address: Arc<PerAddress>,
     pub(super) shutdown: tokio::sync::watch::Receiver<bool>,
-    pub(super) keys: KeyCache,
+    /// Publisher keys already read, shared with the admission tasks on the blocking pool.
+    pub(super) keys: Arc<KeyCache>,
+    /// One permit per admission running on the blocking pool ([`admission_permits`]).
+    pub(super) admission_permits: Arc<Semaphore>,
     /// The witnessed checkpoints, for a log run with a witness policy.
     pub(super) witnessing: Option<WitnessingHandle>,
     /// Submit requires a TLS client certificate (the listener's `tls_client_ca` verified it).
@@ -92,6 +95,24 @@ impl From<Inclusion> for proto::InclusionProof {
     }
 }
 
+/// The permits of [`LogService::admission_permits`]: one per core
+/// ([`std::thread::available_parallelism`], 1 if unknown). Admission is CPU work (signatures,
+/// JSON, manifests, referenced entries read and parsed), so it runs on tokio's blocking pool,
+/// never on the async workers that answer reads; and at most one admission per core runs at
+/// once, so Submits queue for a permit instead of filling the blocking pool (512 threads).
+pub(super) fn admission_permits() -> Arc<Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    Arc::new(Semaphore::new(cores))
+}
+
+/// The log's clock now, in milliseconds since the epoch, as the sequencer reads it: admission
+/// uses it for the length of the leaf the entry would be (the sequencer gives the exact time).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The server's [`Lookup`]: the entries in its store, all admitted, so reading the statement
 /// tells what an entry is.
 struct LoggedEntries<'a>(&'a Store);
@@ -135,17 +156,50 @@ impl LogService {
             check_signatures: true,
         };
         let size = self.sequencer.latest().checkpoint.size;
-        let admitted = admission::admit(
-            &req.envelope,
-            &req.public_keys,
-            &self.keys,
-            &policy,
-            size,
-            &LoggedEntries(&self.store),
-        )??;
-        let prefixes = search::index_prefixes(admitted.declaration.as_ref(), &admitted.key_ids);
-        self.log_and_prove(admitted.into_pending(req.envelope, prefixes))
+        let pending = self.admit_off_workers(req, policy, size).await?;
+        self.log_and_prove(pending).await
+    }
+
+    /// [`admission::admit`] of `req` against a log of `size` entries, and the entry to log,
+    /// computed on the blocking pool under an [`LogService::admission_permits`] permit.
+    async fn admit_off_workers(
+        &self,
+        req: proto::SubmitRequest,
+        policy: Policy,
+        size: u64,
+    ) -> Result<PendingEntry, ApiError> {
+        let permit = self
+            .admission_permits
+            .clone()
+            .acquire_owned()
             .await
+            .expect("the admission semaphore is never closed");
+        let keys = self.keys.clone();
+        let store = self.store.clone();
+        let rates = self.rates.clone();
+        let admitting = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let admitted = admission::admit(
+                &req.envelope,
+                &req.public_keys,
+                &keys,
+                &policy,
+                size,
+                now_ms(),
+                &LoggedEntries(&store),
+            )??;
+            // Only keys whose signature verified are charged.
+            if let Some(limit) = &rates.submit_per_key {
+                for key in &admitted.key_ids {
+                    limit.check(&key.0)?;
+                }
+            }
+            let prefixes = search::index_prefixes(admitted.declaration.as_ref(), &admitted.key_ids);
+            Ok::<_, ApiError>(admitted.into_pending(req.envelope, prefixes))
+        });
+        admitting
+            .await
+            .map_err(|e| ApiError::Internal(format!("admission task: {e}")))?
     }
 
     /// Hands an admitted entry to the sequencer and answers with its index, leaf data, signed

@@ -6,13 +6,16 @@
 //! with a short message that leaks no internals.
 //!
 //! Every layer has its own error enum ([`RequestError`], [`SearchError`], [`ProofError`],
-//! [`SequencerError`], [`StorageError`], [`TailError`], [`DsseError`]); the `From` impls below
-//! are the whole table from those to codes, and the service only writes `?`. This module defines
-//! no layer's errors and does no I/O.
+//! [`SequencerError`], [`StorageError`], [`TailError`], [`DsseError`], [`AdmissionError`]); the
+//! `From` impls below are the whole table from those to codes, and the service only writes `?`.
+//! This module defines no layer's errors and does no I/O.
 
 use tonic::Status;
 
+use crate::admission::declaration::DeclarationError;
 use crate::admission::dsse::DsseError;
+use crate::admission::keys::KeyError;
+use crate::admission::AdmissionError;
 use crate::server::prover::ProofError;
 use crate::server::request::RequestError;
 use crate::server::search::SearchError;
@@ -72,10 +75,20 @@ impl From<RequestError> for ApiError {
     }
 }
 
-/// Every admission rule is the submitter's to fix.
-impl From<crate::admission::AdmissionError> for ApiError {
-    fn from(e: crate::admission::AdmissionError) -> Self {
-        ApiError::InvalidArgument(e.to_string())
+/// Every admission rule is the submitter's to fix: a list or a key text longer than admission
+/// reads, or an entry longer than a log entry, is RESOURCE_EXHAUSTED (smaller, like an envelope
+/// over the limit, and as the sequencer answers for a leaf too long), the rest INVALID_ARGUMENT.
+impl From<AdmissionError> for ApiError {
+    fn from(e: AdmissionError) -> Self {
+        match e {
+            AdmissionError::Declaration(DeclarationError::TooMany { .. })
+            | AdmissionError::LeafTooLarge(_)
+            | AdmissionError::Envelope(DsseError::Key {
+                reason: KeyError::PemTooLong { .. },
+                ..
+            }) => ApiError::ResourceExhausted(e.to_string()),
+            _ => ApiError::InvalidArgument(e.to_string()),
+        }
     }
 }
 
@@ -193,6 +206,58 @@ mod tests {
         let busy = Status::from(ApiError::from(RequestError::TooManyTailStreams(7)));
         assert_eq!(busy.code(), Code::ResourceExhausted);
         assert!(busy.message().contains('7'), "{}", busy.message());
+    }
+
+    #[test]
+    fn admission_caps_are_resource_exhausted_and_other_rules_invalid_arguments() {
+        let over = Status::from(ApiError::from(AdmissionError::Declaration(
+            DeclarationError::TooMany {
+                path: "$.predicate.trainingData".into(),
+                count: 5000,
+                limit: 1024,
+            },
+        )));
+        assert_eq!(over.code(), Code::ResourceExhausted);
+        for want in ["$.predicate.trainingData", "5000", "at most 1024"] {
+            assert!(over.message().contains(want), "{}", over.message());
+        }
+        let long_key = Status::from(ApiError::from(AdmissionError::Envelope(DsseError::Key {
+            index: 1,
+            reason: KeyError::PemTooLong {
+                len: 5000,
+                limit: 4096,
+            },
+        })));
+        assert_eq!(long_key.code(), Code::ResourceExhausted);
+        assert!(
+            long_key.message().contains("publisher key 1") && long_key.message().contains("4096"),
+            "{}",
+            long_key.message()
+        );
+        let too_long = Status::from(ApiError::from(AdmissionError::LeafTooLarge(
+            crate::entry::LeafTooLarge { size: 65_536 },
+        )));
+        let at_sequencer = Status::from(ApiError::from(SequencerError::from(
+            crate::entry::LeafTooLarge { size: 65_536 },
+        )));
+        assert_eq!(
+            (too_long.code(), too_long.message()),
+            (at_sequencer.code(), at_sequencer.message())
+        );
+        assert_eq!(
+            code(AdmissionError::Envelope(DsseError::Key {
+                index: 0,
+                reason: KeyError::Pem("x"),
+            })),
+            Code::InvalidArgument
+        );
+        assert_eq!(
+            code(AdmissionError::Declaration(DeclarationError::Invalid {
+                path: "$.x".into(),
+                reason: "y".into(),
+            })),
+            Code::InvalidArgument
+        );
     }
 
     #[test]

@@ -55,6 +55,7 @@
 //! ([`crate::admission::manifest`]).
 //!
 //! Layout: this file holds the declaration types and their errors;
+//! `limits.rs` the caps on the lengths of its lists;
 //! `values.rs` the validated newtypes ([`Name`], [`Digest`], [`Uri`], the
 //! string enumerations); `time.rs` [`Timestamp`], the one RFC 3339 parser and
 //! writer; `license.rs` [`LicenseExpression`]; `read.rs` reading a statement
@@ -62,6 +63,7 @@
 //! one ([`ModelRelease::to_statement_json`], [`statement_json`]).
 
 mod license;
+pub mod limits;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -167,6 +169,16 @@ pub enum DeclarationError {
     /// any document (e.g. `"a//b".parse::<Name>()`).
     #[error("{}", located(.path, .reason))]
     Invalid { path: String, reason: String },
+    /// The list at `path` has more entries than admission reads ([`limits`]).
+    #[error(
+        "{path} has {count} entries; at most {limit} are accepted (more cannot fit in a log \
+         entry)"
+    )]
+    TooMany {
+        path: String,
+        count: usize,
+        limit: usize,
+    },
 }
 
 fn located(path: &str, reason: &str) -> String {
@@ -185,6 +197,7 @@ impl DeclarationError {
             DeclarationError::PayloadType { .. } => None,
             DeclarationError::PredicateType { .. } => Some("$.predicateType"),
             DeclarationError::Invalid { path, .. } => (!path.is_empty()).then_some(path.as_str()),
+            DeclarationError::TooMany { path, .. } => Some(path),
         }
     }
 

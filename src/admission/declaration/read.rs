@@ -134,6 +134,7 @@ fn unsupported(predicate_type: &str, extra_types: &[String]) -> DeclarationError
 fn read_declaration(top: &Map, kind: Kind) -> Result<Declaration, DeclarationError> {
     let subject = read_subject(top, kind)?;
     let predicate = strict_json::require_object(top, "predicate", ROOT)?;
+    super::limits::check_lists(kind, predicate)?;
     Ok(match kind {
         Kind::Model => Declaration::Model(read_model(subject, predicate)?),
         Kind::Dataset => Declaration::Dataset(read_dataset(subject, predicate)?),

@@ -14,7 +14,19 @@
 //! keys and of non-canonical `R` and `S`); ECDSA P-256 takes an ASN.1 DER
 //! `Ecdsa-Sig-Value` (RFC 3279 section 2.2.3; BER variants are refused) over
 //! SHA-256 of the message and, like Sigstore and Go's `crypto/ecdsa`, accepts
-//! either value of `s`.
+//! either value of `s`: it verifies the low-S form `(r, min(s, n - s))`.
+//!
+//! Why high S is accepted rather than refused (issue #11): ECDSA signers that publishers use
+//! do not normalise `s` (Go's `ecdsa.Sign`, OpenSSL and so Python's `cryptography`, which
+//! `model_signing` builds on), so half of their honest signatures are high-S; refusing them
+//! would refuse those publishers at random. The malleability this allows (anyone can turn a
+//! signature `(r, s)` into `(r, n - s)`) gives nothing a transparency log must defend: an entry
+//! is identified and deduplicated by its payload type, payload and key ids
+//! ([`crate::entry::dedup_key`]), never by signature bytes, so a malleated resubmission is the
+//! same entry (Submit answers with the logged one); and signature bytes never identify a
+//! signature anyway, since ECDSA and re-signing yield new bytes for the same statement.
+//! The logged envelope keeps the bytes as signed: rewriting `s` would change the bytes the
+//! publisher's tools hash and compare.
 //!
 //! Private keys ([`PrivateKey`]) exist for the command line and the tests: they
 //! are read and written as unencrypted PKCS#8 (RFC 5208, RFC 5958).
@@ -56,6 +68,13 @@ use thiserror::Error;
 const PUBLIC_KEY_LABEL: &str = "PUBLIC KEY";
 /// PEM label of an unencrypted PKCS#8 private key (RFC 7468 section 10).
 const PRIVATE_KEY_LABEL: &str = "PRIVATE KEY";
+/// Longest public-key PEM text read, in bytes. A key as the log writes it is 113 (Ed25519) or
+/// 178 (P-256) bytes; the cap leaves room for surrounding whitespace and CRLF line endings, and
+/// for an RSA key of up to 8192 bits, which is then refused naming its algorithm. Longer text
+/// is refused before it is decoded, so a submission's keys cost at most
+/// `dsse::MAX_KEYS × MAX_PUBLIC_KEY_PEM_BYTES` (32 KiB) to read.
+pub const MAX_PUBLIC_KEY_PEM_BYTES: usize = 4096;
+
 /// Longest PEM label worth quoting back in an error.
 const MAX_LABEL_LEN: usize = 64;
 
@@ -97,6 +116,9 @@ pub enum KeyError {
     /// The text is not a single well-formed PEM block.
     #[error("malformed PEM: {0}")]
     Pem(&'static str),
+    /// The text is longer than [`MAX_PUBLIC_KEY_PEM_BYTES`].
+    #[error("the PEM text is {len} bytes; a public key is at most {limit} bytes of PEM")]
+    PemTooLong { len: usize, limit: usize },
     /// The text holds zero or several PEM blocks.
     #[error("expected exactly one PEM block, found {0}")]
     PemBlockCount(usize),

@@ -26,8 +26,15 @@ impl PublicKey {
     /// Reads exactly one PEM `PUBLIC KEY` block (ASCII whitespace around it is
     /// allowed, nothing else) holding a DER SubjectPublicKeyInfo of an Ed25519
     /// key (RFC 8410) or of a P-256 key (RFC 5480, named curve only; SEC 1
-    /// compressed or uncompressed point).
+    /// compressed or uncompressed point). Text longer than [`MAX_PUBLIC_KEY_PEM_BYTES`] is
+    /// refused unread.
     pub fn from_pem(pem: &str) -> Result<PublicKey, KeyError> {
+        if pem.len() > MAX_PUBLIC_KEY_PEM_BYTES {
+            return Err(KeyError::PemTooLong {
+                len: pem.len(),
+                limit: MAX_PUBLIC_KEY_PEM_BYTES,
+            });
+        }
         Self::from_der(&pem_decode(pem, PUBLIC_KEY_LABEL)?)
     }
 
@@ -88,7 +95,7 @@ impl PublicKey {
 
     /// Checks `sig` over `msg`. Ed25519: a 64-byte signature, checked with
     /// `verify_strict`. P-256: a strict ASN.1 DER signature over
-    /// SHA-256(`msg`), low or high `s`.
+    /// SHA-256(`msg`), low or high `s` (normalised to low `s`, then verified).
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
         match self {
             PublicKey::Ed25519(key) => {
@@ -101,6 +108,10 @@ impl PublicKey {
             PublicKey::P256(key) => {
                 let sig = p256::ecdsa::Signature::from_der(sig)
                     .map_err(|_| KeyError::SignatureEncoding)?;
+                // (r, s) and (r, n - s) are both valid: verify the low-S one, so that the answer
+                // does not depend on whether the ECDSA library refuses high S (see the module
+                // documentation for why both are accepted).
+                let sig = sig.normalize_s().unwrap_or(sig);
                 key.verify(msg, &sig).map_err(|_| KeyError::BadSignature)
             }
         }

@@ -330,10 +330,7 @@ impl Manifest {
             ignore_paths,
             allow_symlinks,
         } = Serialization::from_json_value(ser, &member_path(path, "serialization"))?;
-        let ignore_parts: Vec<Vec<&str>> = ignore_paths
-            .iter()
-            .map(|p| p.split('/').collect())
-            .collect();
+        let ignored = IgnoreSet::new(&ignore_paths);
 
         let res_path = member_path(path, "resources");
         let items = strict_json::require_array(top, "resources", path)?;
@@ -359,12 +356,11 @@ impl Manifest {
                 );
                 invalid(member_path(&item_path, "digest"), reason)
             })?;
-            if let Some(ignored) = ignore_parts.iter().find(|parts| is_under(parts, name)) {
+            if let Some(ignore) = ignored.first_covering(name) {
                 return Err(invalid(
                     name_path,
                     format!(
-                        "{name:?} lies inside the ignore path {:?} of this same manifest",
-                        ignored.join("/")
+                        "{name:?} lies inside the ignore path {ignore:?} of this same manifest"
                     ),
                 ));
             }
@@ -501,10 +497,41 @@ fn check_relative_path(p: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether `name` is `prefix` (as components) or lies below it.
-fn is_under(prefix: &[&str], name: &str) -> bool {
-    let mut components = name.split('/');
-    prefix.iter().all(|p| components.next() == Some(*p))
+/// A manifest's ignore paths, for asking which of them covers a name: a path covers itself and
+/// every name below it, component-wise (`a/b` covers `a/b` and `a/b/c`, not `a/bc`).
+///
+/// Cost: one hash lookup per component of the name asked about, whatever the number of ignore
+/// paths (a list scan per resource made a manifest quadratic to admit).
+struct IgnoreSet<'a> {
+    /// Each ignore path, normalised as [`check_relative_path`] requires, with its position in
+    /// the manifest's list.
+    positions: std::collections::HashMap<&'a str, usize>,
+}
+
+impl<'a> IgnoreSet<'a> {
+    fn new(paths: &'a [String]) -> Self {
+        let mut positions = std::collections::HashMap::with_capacity(paths.len());
+        for (i, p) in paths.iter().enumerate() {
+            positions.entry(p.as_str()).or_insert(i);
+        }
+        IgnoreSet { positions }
+    }
+
+    /// The ignore path that covers `name`, the first in the manifest's list if several do.
+    fn first_covering(&self, name: &str) -> Option<&'a str> {
+        if self.positions.is_empty() {
+            return None;
+        }
+        // Every prefix of `name` that ends at a component boundary, and `name` itself.
+        let prefixes = name
+            .match_indices('/')
+            .map(|(i, _)| &name[..i])
+            .chain(std::iter::once(name));
+        prefixes
+            .filter_map(|prefix| self.positions.get_key_value(prefix))
+            .min_by_key(|(_, &position)| position)
+            .map(|(&path, _)| path)
+    }
 }
 
 #[cfg(test)]
@@ -722,6 +749,33 @@ mod tests {
             hex::encode(read.root_digest()),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    /// The first ignore path covering `name`, by a scan of the list: the rule, literally.
+    fn first_covering_naive<'a>(paths: &'a [String], name: &str) -> Option<&'a str> {
+        paths.iter().map(String::as_str).find(|p| {
+            let mut components = name.split('/');
+            p.split('/').all(|c| components.next() == Some(c))
+        })
+    }
+
+    #[test]
+    fn ignore_set_agrees_with_a_scan_of_the_list() {
+        let paths: Vec<String> = ["a/b", "a", "b/c/d", "x.y", "a-b", "c/d"]
+            .map(String::from)
+            .to_vec();
+        let set = IgnoreSet::new(&paths);
+        for name in [
+            "a", "a/b", "a/b/c", "ab", "a-b", "a-b/c", "b", "b/c", "b/c/d", "b/c/de", "b/c/d/e",
+            "x.y", "x", "c/d/e", "d/c/d", "z",
+        ] {
+            assert_eq!(
+                set.first_covering(name),
+                first_covering_naive(&paths, name),
+                "{name}"
+            );
+        }
+        assert_eq!(IgnoreSet::new(&[]).first_covering("a"), None);
     }
 
     #[test]
