@@ -13,6 +13,7 @@
 //! failure becomes a gRPC status in `status` only. `config` is the leaf every other module may
 //! read (limits, sequencer tuning, the reply size bound) and imports none of them.
 
+pub mod admin;
 pub mod config;
 /// Test-only lies for hostile-server fixtures (the `fault-injection` feature, never in a normal build).
 #[cfg(feature = "fault-injection")]
@@ -85,6 +86,8 @@ pub enum ServerError {
     Bucket(#[from] crate::bucket::BucketError),
     #[error("publication: {0}")]
     Lease(#[from] lease::LeaseError),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
 }
 
 /// An opened log, ready to serve.
@@ -293,6 +296,7 @@ pub async fn serve(
         }
         None => None,
     };
+    let admin = admin::start(&config.data_dir, store.clone(), stop_rx.clone())?;
     let head = head::Head::new(&sequencer, witnessing.as_ref());
     // The lease is released only once the sequencer thread has ended, so that no checkpoint
     // is signed after a successor may have taken it.
@@ -381,6 +385,8 @@ pub async fn serve(
         // Tile reads finish quickly; they get the same grace as rpcs.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
     }
+    // A backup under way finishes; the socket is removed.
+    let _ = admin.await;
     // Commit what is queued, answer it, and stop the sequencer.
     closer.close().await;
     let sequencer = sequencer_done
