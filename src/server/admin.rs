@@ -42,6 +42,8 @@ pub const SOCKET_FILE: &str = "admin.sock";
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest request line read.
 pub const MAX_REQUEST_BYTES: u64 = 64 << 10;
+/// The longest socket path a `sockaddr_un` holds (108 bytes with the terminating NUL, on Linux).
+const MAX_SOCKET_PATH: usize = 107;
 
 /// A request on the admin socket.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,6 +73,11 @@ pub enum AdminError {
     },
     #[error("admin socket {0}: exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
+    #[error(
+        "admin socket {0}: longer than the {MAX_SOCKET_PATH} bytes a Unix socket path may have; \
+         use a shorter data directory path"
+    )]
+    PathTooLong(PathBuf),
     #[error("admin socket {path}: the answer is not a response: {why}")]
     Protocol { path: PathBuf, why: String },
 }
@@ -81,7 +88,9 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Binds `DATA_DIR/admin.sock` (replacing a stale one) and serves backups of `store` on it until
-/// `stop` turns true; the task then removes the socket.
+/// `stop` turns true; the task then removes the socket. `None`, and a warning logged, when the
+/// socket's path is too long for a Unix socket: the server then runs without one (`backup`
+/// needs it stopped), rather than refuse to start where it started before.
 ///
 /// # Errors
 /// The socket cannot be bound, or its path holds something that is not a socket.
@@ -89,8 +98,12 @@ pub fn start(
     data_dir: &Path,
     store: Arc<Store>,
     mut stop: watch::Receiver<bool>,
-) -> Result<tokio::task::JoinHandle<()>, AdminError> {
+) -> Result<Option<tokio::task::JoinHandle<()>>, AdminError> {
     let path = socket_path(data_dir);
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        tracing::warn!(error = %AdminError::PathTooLong(path), "no admin socket: `glasslog backup` needs the server stopped");
+        return Ok(None);
+    }
     let io = |source| AdminError::Io {
         path: path.clone(),
         source,
@@ -103,7 +116,7 @@ pub fn start(
     let listener = UnixListener::bind(&path).map_err(io)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     let data_dir = data_dir.to_path_buf();
-    Ok(tokio::spawn(async move {
+    Ok(Some(tokio::spawn(async move {
         loop {
             let conn = tokio::select! {
                 _ = stop.wait_for(|&s| s) => break,
@@ -120,7 +133,7 @@ pub fn start(
         if let Err(e) = std::fs::remove_file(&path) {
             tracing::warn!(error = %e, path = %path.display(), "admin socket: not removed");
         }
-    }))
+    })))
 }
 
 /// Reads one request from `conn`, carries it out and answers.
@@ -178,13 +191,17 @@ async fn carry_out(request: Request, store: Arc<Store>, data_dir: PathBuf) -> Re
 }
 
 /// Sends `request` to the server of `data_dir` and waits for its answer (a backup takes as long
-/// as it takes: no timeout). `Ok(None)` when no server listens there: no socket, or one left by
-/// a server that is gone (connection refused).
+/// as it takes: no timeout). `Ok(None)` when no server listens there: no socket, one left by
+/// a server that is gone (connection refused), or a path too long for one.
 ///
 /// # Errors
 /// Any other connection failure, or an answer that is not a [`Response`].
 pub fn request(data_dir: &Path, request: &Request) -> Result<Option<Response>, AdminError> {
     let path = socket_path(data_dir);
+    if path.as_os_str().len() > MAX_SOCKET_PATH {
+        // No server can listen there (see `start`).
+        return Ok(None);
+    }
     let io = |source| AdminError::Io {
         path: path.clone(),
         source,
@@ -256,7 +273,7 @@ mod tests {
             "a stale socket means no server"
         );
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = start(dir.path(), store, stop_rx).unwrap();
+        let task = start(dir.path(), store, stop_rx).unwrap().unwrap();
         let mode = std::fs::metadata(socket_path(dir.path()))
             .unwrap()
             .permissions()
@@ -282,6 +299,21 @@ mod tests {
         stop_tx.send(true).unwrap();
         task.await.unwrap();
         assert!(!socket_path(dir.path()).exists());
+    }
+
+    #[tokio::test]
+    async fn a_path_too_long_for_a_socket_means_no_socket_not_a_failed_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = dir.path().join("d".repeat(120));
+        std::fs::create_dir(&long).unwrap();
+        let store = Arc::new(Store::open(&long.join("db")).unwrap());
+        let (_stop_tx, stop_rx) = watch::channel(false);
+        assert!(start(&long, store, stop_rx).unwrap().is_none());
+        let request = Request::Backup {
+            to: "/x".into(),
+            with_key: false,
+        };
+        assert_eq!(super::request(&long, &request).unwrap(), None);
     }
 
     #[test]

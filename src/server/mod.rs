@@ -386,7 +386,9 @@ pub async fn serve(
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
     }
     // A backup under way finishes; the socket is removed.
-    let _ = admin.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     // Commit what is queued, answer it, and stop the sequencer.
     closer.close().await;
     let sequencer = sequencer_done
