@@ -18,6 +18,8 @@
 //! - [`audit`], [`monitor`], [`verify`]: checking a log from the outside.
 //! - [`cli`]: argument parsing and dispatch of the `glasslog` command line.
 //! - [`files`]: atomic file writes and `FILE.suffix` paths.
+//! - [`restore`] and [`backup`]: a log's database rebuilt from its tiles, or copied from a
+//!   backup and verified.
 //!
 //! The data path of an append reads from the file names:
 //! `server/service.rs` → `admission/` (`dsse.rs`, `keys/`, `declaration/`, `manifest/`,
@@ -29,6 +31,7 @@
 
 pub mod admission;
 pub mod audit;
+pub mod backup;
 pub mod bucket;
 pub mod check;
 pub mod cli;

@@ -1,5 +1,5 @@
 //! `glasslog restore`: rebuilds a log's database from its published tiles (the disaster-recovery
-//! path of [`crate::server::publisher`]).
+//! path of [`crate::server::publisher`]), or copies it from a backup ([`crate::backup`]).
 //!
 //! Nothing read from the bucket is trusted until it is checked:
 //! 1. the checkpoint must verify under the log key the operator supplies (`--log-key`);
@@ -13,6 +13,11 @@
 //! checkpoint are written as the sequencer would have written them; `serve` then continues the
 //! log with the operator's key file (`log.key`, from their backup) in the data directory. A
 //! restore that fails removes the database it was writing; an existing database is never touched.
+//!
+//! From a backup ([`restore_backup`]) the database is copied beside its final place, opened
+//! there and verified in full by [`crate::backup::verify_store`] (every checkpoint's signature
+//! and root, every stored hash, every index row); only a copy that verifies is renamed into
+//! place, so what `serve` opens is exactly what was verified.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,7 +25,9 @@ use std::time::Instant;
 
 use futures::StreamExt;
 
+use crate::backup::{self, BackupError, VerifyError};
 use crate::bucket::{Bucket, BucketError, S3Options};
+use crate::files;
 use crate::keyfile::{self, KeyFileError};
 use crate::server::config::database_path;
 use crate::server::logkey::KEY_FILE;
@@ -54,8 +61,20 @@ pub struct RestoreOptions {
 pub struct Restored {
     pub checkpoint: Checkpoint,
     pub seconds: f64,
-    /// Whether `log.key` is already in the data directory.
+    /// Whether `log.key` is in the data directory now.
     pub key_present: bool,
+    /// Whether `log.key` was copied there from the backup.
+    pub key_copied: bool,
+}
+
+/// A restore from a backup directory ([`crate::backup`]).
+#[derive(Clone, Debug)]
+pub struct BackupRestoreOptions {
+    /// The backup directory (`glasslog backup --to`).
+    pub backup: PathBuf,
+    pub data_dir: PathBuf,
+    /// The log's verifier key (C2SP signed-note form).
+    pub log_key: String,
 }
 
 /// Why a restore failed.
@@ -89,6 +108,21 @@ pub enum RestoreError {
         what: String,
         why: String,
     },
+    #[error(transparent)]
+    Backup(#[from] BackupError),
+    #[error("{path}: the backup is of the log {found}, not the --log-key {given}")]
+    BackupOfAnotherLog {
+        path: PathBuf,
+        found: String,
+        given: String,
+    },
+    #[error("the backup does not verify: {0}; nothing was restored")]
+    Verify(#[from] VerifyError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Restores the log published at `opts.from` into `opts.data_dir`. `progress` is called after
@@ -102,22 +136,7 @@ pub async fn restore(
 ) -> Result<Restored, RestoreError> {
     let verifier =
         LogVerifier::new(&opts.log_key).map_err(|e| RestoreError::LogKey(e.to_string()))?;
-    let db = database_path(&opts.data_dir);
-    if db.exists() {
-        return Err(RestoreError::DatabaseExists(db));
-    }
-    let key_path = opts.data_dir.join(KEY_FILE);
-    let key_present = key_path.exists();
-    if key_present {
-        let signer: LogSigner = keyfile::open_existing(&key_path)?;
-        if signer.verifier_key() != verifier.verifier_key() {
-            return Err(RestoreError::KeyFileMismatch {
-                path: key_path,
-                found: signer.verifier_key(),
-                given: verifier.verifier_key().to_string(),
-            });
-        }
-    }
+    let (db, key_present) = check_target(&opts.data_dir, &verifier)?;
     let bucket = Arc::new(Bucket::open(&opts.from, &opts.s3)?);
     let note = bucket
         .get(CHECKPOINT_PATH)
@@ -153,7 +172,150 @@ pub async fn restore(
         checkpoint,
         seconds: started.elapsed().as_secs_f64(),
         key_present,
+        key_copied: false,
     })
+}
+
+/// Where a restore writes: `data_dir`'s database, which must not exist yet, and whether a key
+/// file is there already (it must then be the log's).
+fn check_target(data_dir: &Path, verifier: &LogVerifier) -> Result<(PathBuf, bool), RestoreError> {
+    let db = database_path(data_dir);
+    if db.exists() {
+        return Err(RestoreError::DatabaseExists(db));
+    }
+    let key_path = data_dir.join(KEY_FILE);
+    let key_present = key_path.exists();
+    if key_present {
+        check_key_file(&key_path, verifier)?;
+    }
+    Ok((db, key_present))
+}
+
+/// Opens the key file at `path` and checks that it is the key of `verifier`'s log.
+fn check_key_file(path: &Path, verifier: &LogVerifier) -> Result<LogSigner, RestoreError> {
+    let signer: LogSigner = keyfile::open_existing(path)?;
+    if signer.verifier_key() != verifier.verifier_key() {
+        return Err(RestoreError::KeyFileMismatch {
+            path: path.to_path_buf(),
+            found: signer.verifier_key(),
+            given: verifier.verifier_key().to_string(),
+        });
+    }
+    Ok(signer)
+}
+
+/// Restores the backup in `opts.backup` into `opts.data_dir`: copies its database to
+/// `DATA_DIR/db.restoring`, verifies the copy ([`backup::verify_store`]; `progress` gets the
+/// entries checked and the total), and only then renames it to `DATA_DIR/db`. The backup's
+/// `log.key`, if it has one and the data directory has none, is copied too (0600). Costs a copy
+/// of the database and one read of every entry.
+///
+/// # Errors
+/// [`RestoreError`]; on any error nothing is left in the data directory but what was there.
+pub fn restore_backup(
+    opts: &BackupRestoreOptions,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Restored, RestoreError> {
+    let verifier =
+        LogVerifier::new(&opts.log_key).map_err(|e| RestoreError::LogKey(e.to_string()))?;
+    let (db, key_present) = check_target(&opts.data_dir, &verifier)?;
+    let manifest = backup::read_manifest(&opts.backup)?;
+    if manifest.verifier_key != verifier.verifier_key() {
+        return Err(RestoreError::BackupOfAnotherLog {
+            path: opts.backup.clone(),
+            found: manifest.verifier_key,
+            given: verifier.verifier_key().to_string(),
+        });
+    }
+    let backup_key = opts.backup.join(KEY_FILE);
+    let key = match key_present || !backup_key.exists() {
+        true => None,
+        false => Some(check_key_file(&backup_key, &verifier)?),
+    };
+
+    keyfile::create_dir_private(&opts.data_dir)?;
+    let started = Instant::now();
+    // The name is this function's own: one found is what an interrupted restore left.
+    let staging = files::with_suffix(&db, ".restoring");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
+    }
+    let result = copy_and_verify(
+        &database_path(&opts.backup),
+        &staging,
+        &verifier,
+        &mut progress,
+    )
+    .and_then(|verified| {
+        std::fs::rename(&staging, &db).map_err(io(&db))?;
+        sync_dir(&opts.data_dir)?;
+        Ok(verified)
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    let verified = result?;
+    if let Some(key) = &key {
+        files::write_atomically(
+            &opts.data_dir.join(KEY_FILE),
+            format!("{}\n", key.to_skey()).as_bytes(),
+            0o600,
+        )
+        .map_err(|e| RestoreError::Io {
+            path: e.path,
+            source: e.source,
+        })?;
+    }
+    Ok(Restored {
+        checkpoint: verified.checkpoint,
+        seconds: started.elapsed().as_secs_f64(),
+        key_present: key_present || key.is_some(),
+        key_copied: key.is_some(),
+    })
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RestoreError + '_ {
+    move |source| RestoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Copies the database files of `from` into the new directory `to` (fsynced), opens the copy
+/// and verifies it.
+fn copy_and_verify(
+    from: &Path,
+    to: &Path,
+    verifier: &LogVerifier,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<backup::Verified, RestoreError> {
+    std::fs::create_dir(to).map_err(io(to))?;
+    for file in std::fs::read_dir(from).map_err(io(from))? {
+        let file = file.map_err(io(from))?;
+        let source = file.path();
+        if !file.file_type().map_err(io(&source))?.is_file() {
+            return Err(RestoreError::Io {
+                path: source,
+                source: std::io::Error::other("a database holds files only"),
+            });
+        }
+        let target = to.join(file.file_name());
+        std::fs::copy(&source, &target).map_err(io(&source))?;
+        std::fs::File::open(&target)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&target))?;
+    }
+    sync_dir(to)?;
+    let store = Store::open(to)?;
+    let verified = backup::verify_store(&store, verifier, progress)?;
+    store.flush()?;
+    Ok(verified)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), RestoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))
 }
 
 /// The note with only the log's own signature: the `checkpoints` table holds what the log

@@ -2,6 +2,7 @@
 //! arguments, sets up logging and dispatches.
 
 mod audit;
+mod backup;
 mod bench;
 mod declare;
 mod keygen;
@@ -53,8 +54,12 @@ pub enum Command {
     /// Rebuild the search index from the log's entries (with the server stopped).
     Reindex(reindex::ReindexArgs),
     /// Rebuild a log's database from its published tiles (s3://, file:// or http(s)://),
-    /// checking every bundle and tile against the signed checkpoint.
+    /// checking every bundle and tile against the signed checkpoint, or from a backup
+    /// (`--backup DIR`), checking every checkpoint, hash and index row.
     Restore(restore::RestoreArgs),
+    /// Back up a log's database (from the running server, without stopping it) into a new
+    /// directory; `restore --backup` verifies and restores it.
+    Backup(backup::BackupArgs),
     /// Follow a log, verify it and report findings about it and its publishers (JSON lines).
     Monitor(monitor::MonitorArgs),
     /// Check that a directory is what the log says was released under a name (or check a proof
@@ -79,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Submit(args) => submit::run(args),
         Command::Reindex(args) => reindex::run(args),
         Command::Restore(args) => restore::run(args),
+        Command::Backup(args) => backup::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Audit(args) => audit::run(args),

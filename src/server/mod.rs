@@ -13,6 +13,7 @@
 //! failure becomes a gRPC status in `status` only. `config` is the leaf every other module may
 //! read (limits, sequencer tuning, the reply size bound) and imports none of them.
 
+pub mod admin;
 pub mod config;
 /// Test-only lies for hostile-server fixtures (the `fault-injection` feature, never in a normal build).
 #[cfg(feature = "fault-injection")]
@@ -89,6 +90,8 @@ pub enum ServerError {
     Tls(#[from] transport::tls::TlsError),
     #[error("listener: {0}")]
     Listen(#[from] std::io::Error),
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
 }
 
 /// An opened log, ready to serve.
@@ -297,6 +300,7 @@ pub async fn serve(
         }
         None => None,
     };
+    let admin = admin::start(&config.data_dir, store.clone(), stop_rx.clone())?;
     let head = head::Head::new(&sequencer, witnessing.as_ref());
     // The lease is released only once the sequencer thread has ended, so that no checkpoint
     // is signed after a successor may have taken it.
@@ -444,6 +448,10 @@ pub async fn serve(
     if let Some(http) = http {
         // Tile reads finish quickly; they get the same grace as rpcs.
         let _ = tokio::time::timeout(SHUTDOWN_GRACE, http).await;
+    }
+    // A backup under way finishes; the socket is removed.
+    if let Some(admin) = admin {
+        let _ = admin.await;
     }
     // Commit what is queued, answer it, and stop the sequencer.
     closer.close().await;
