@@ -21,6 +21,7 @@ pub mod head;
 mod http;
 pub mod lease;
 pub mod logkey;
+pub mod metrics;
 pub mod prover;
 pub mod publisher;
 pub mod rebuild;
@@ -101,6 +102,8 @@ pub struct OpenLog {
     /// Shut until the sequencing lease is taken, for an `s3://` publication.
     gate: Arc<lease::Gate>,
     publication: Option<Publication>,
+    /// Created with the sequencer, which records into it from its start.
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// A publication target, and its lease once taken.
@@ -142,11 +145,13 @@ pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
         }
         _ => lease::Gate::always_open(),
     };
+    let metrics = metrics::Metrics::new();
     let (sequencer, thread) = Sequencer::start(
         store.clone(),
         signer,
         config.sequencer.clone(),
         gate.clone(),
+        metrics.clone(),
     )?;
     Ok(OpenLog {
         origin,
@@ -160,6 +165,7 @@ pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
             bucket,
             lease: None,
         }),
+        metrics,
     })
 }
 
@@ -271,6 +277,7 @@ pub async fn serve(
         witness_policy,
         gate,
         publication,
+        metrics,
     } = log;
     let closer = sequencer.clone();
     let flusher = store.clone();
@@ -349,6 +356,7 @@ pub async fn serve(
             store: store.clone(),
             head: head.clone(),
             publish: publish_status.clone(),
+            metrics: metrics.clone(),
             tile_cache: Arc::new(http::tiles::TileCache::new(http::TILE_CACHE_BYTES)),
         };
         let mut stopping = stop_rx.clone();
@@ -373,6 +381,7 @@ pub async fn serve(
         keys: crate::admission::keys::KeyCache::default(),
         witnessing,
         submit_needs_client_cert: t.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
+        metrics,
     };
     let decode_limit = config.limits.decode_limit();
     let grpc = TransparencyLogServer::new(service).max_decoding_message_size(decode_limit);

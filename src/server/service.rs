@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use super::config::{Limits, MAX_REPLY_BYTES};
+use super::metrics::{Metrics, Rpc};
 use super::request::{self, RequestError};
 use super::status::ApiError;
 use super::tail;
@@ -48,6 +49,36 @@ pub struct LogService {
     pub(super) witnessing: Option<WitnessingHandle>,
     /// Submit requires a TLS client certificate (the listener's `tls_client_ca` verified it).
     pub(super) submit_needs_client_cert: bool,
+    /// Submit results, rpc durations and open Tail streams are counted here.
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl LogService {
+    /// Runs a unary rpc's handler and records its duration under `rpc`.
+    async fn timed<T>(&self, rpc: Rpc, handler: impl std::future::Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let result = handler.await;
+        self.metrics.rpc_duration(rpc, started.elapsed());
+        result
+    }
+
+    /// Submit, as the trait impl answers it; the trait impl counts its result.
+    async fn submit_rpc(
+        &self,
+        req: Request<proto::SubmitRequest>,
+    ) -> Result<Response<proto::SubmitResponse>, Status> {
+        let peer = req.extensions().get::<Peer>();
+        if self.submit_needs_client_cert && peer.and_then(|p| p.client_cert).is_none() {
+            return Err(ApiError::from(RequestError::ClientCertificateRequired).into());
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(reply) = faults::submit_unchecked(self, &req).await {
+            return Ok(Response::new(reply?));
+        }
+        Ok(Response::new(
+            LogService::submit(self, req.into_inner()).await?,
+        ))
+    }
 }
 
 impl From<&Published> for proto::SignedCheckpoint {
@@ -186,6 +217,27 @@ impl LogService {
         })
     }
 
+    /// The latest checkpoint, or the latest witnessed one when asked.
+    fn get_checkpoint(
+        &self,
+        req: proto::GetCheckpointRequest,
+    ) -> Result<proto::SignedCheckpoint, ApiError> {
+        if req.witnessed {
+            let witnessing = self
+                .witnessing
+                .as_ref()
+                .ok_or(RequestError::NoWitnessPolicy);
+            let latest = witnessing
+                .map(WitnessingHandle::latest)
+                .and_then(|w| w.ok_or(RequestError::NotWitnessedYet))?;
+            return Ok(latest.as_ref().into());
+        }
+        let checkpoint: proto::SignedCheckpoint = self.sequencer.latest().as_ref().into();
+        #[cfg(feature = "fault-injection")]
+        let checkpoint = faults::served_checkpoint(checkpoint, &self.store);
+        Ok(checkpoint)
+    }
+
     fn get_entries(
         &self,
         req: proto::GetEntriesRequest,
@@ -244,85 +296,88 @@ impl TransparencyLog for LogService {
         &self,
         _: Request<proto::GetLogInfoRequest>,
     ) -> Result<Response<proto::LogInfo>, Status> {
-        Ok(Response::new(proto::LogInfo {
-            origin: self.origin.clone(),
-            verifier_key: self.verifier_key.clone(),
-        }))
+        self.timed(Rpc::GetLogInfo, async {
+            Ok(Response::new(proto::LogInfo {
+                origin: self.origin.clone(),
+                verifier_key: self.verifier_key.clone(),
+            }))
+        })
+        .await
     }
 
+    /// The one place a Submit's result is known: every answer is counted by its code.
     async fn submit(
         &self,
         req: Request<proto::SubmitRequest>,
     ) -> Result<Response<proto::SubmitResponse>, Status> {
-        let peer = req.extensions().get::<Peer>();
-        if self.submit_needs_client_cert && peer.and_then(|p| p.client_cert).is_none() {
-            return Err(ApiError::from(RequestError::ClientCertificateRequired).into());
-        }
-        #[cfg(feature = "fault-injection")]
-        if let Some(reply) = faults::submit_unchecked(self, &req).await {
-            return Ok(Response::new(reply?));
-        }
-        Ok(Response::new(
-            LogService::submit(self, req.into_inner()).await?,
-        ))
+        let result = self.timed(Rpc::Submit, self.submit_rpc(req)).await;
+        self.metrics.submission(match &result {
+            Ok(_) => tonic::Code::Ok as i32,
+            Err(status) => status.code() as i32,
+        });
+        result
     }
 
     async fn get_checkpoint(
         &self,
         req: Request<proto::GetCheckpointRequest>,
     ) -> Result<Response<proto::SignedCheckpoint>, Status> {
-        if req.into_inner().witnessed {
-            let witnessing = self
-                .witnessing
-                .as_ref()
-                .ok_or(RequestError::NoWitnessPolicy);
-            let latest = witnessing
-                .map(WitnessingHandle::latest)
-                .and_then(|w| w.ok_or(RequestError::NotWitnessedYet))
-                .map_err(ApiError::from)?;
-            return Ok(Response::new(latest.as_ref().into()));
-        }
-        let checkpoint: proto::SignedCheckpoint = self.sequencer.latest().as_ref().into();
-        #[cfg(feature = "fault-injection")]
-        let checkpoint = faults::served_checkpoint(checkpoint, &self.store);
-        Ok(Response::new(checkpoint))
+        self.timed(Rpc::GetCheckpoint, async {
+            Ok(Response::new(LogService::get_checkpoint(
+                self,
+                req.into_inner(),
+            )?))
+        })
+        .await
     }
 
     async fn get_entries(
         &self,
         req: Request<proto::GetEntriesRequest>,
     ) -> Result<Response<proto::GetEntriesResponse>, Status> {
-        Ok(Response::new(LogService::get_entries(
-            self,
-            req.into_inner(),
-        )?))
+        self.timed(Rpc::GetEntries, async {
+            Ok(Response::new(LogService::get_entries(
+                self,
+                req.into_inner(),
+            )?))
+        })
+        .await
     }
 
     async fn get_inclusion_proof(
         &self,
         req: Request<proto::GetInclusionProofRequest>,
     ) -> Result<Response<proto::InclusionProof>, Status> {
-        Ok(Response::new(LogService::get_inclusion_proof(
-            self,
-            req.into_inner(),
-        )?))
+        self.timed(Rpc::GetInclusionProof, async {
+            Ok(Response::new(LogService::get_inclusion_proof(
+                self,
+                req.into_inner(),
+            )?))
+        })
+        .await
     }
 
     async fn get_consistency_proof(
         &self,
         req: Request<proto::GetConsistencyProofRequest>,
     ) -> Result<Response<proto::ConsistencyProof>, Status> {
-        Ok(Response::new(LogService::get_consistency_proof(
-            self,
-            req.into_inner(),
-        )?))
+        self.timed(Rpc::GetConsistencyProof, async {
+            Ok(Response::new(LogService::get_consistency_proof(
+                self,
+                req.into_inner(),
+            )?))
+        })
+        .await
     }
 
     async fn search(
         &self,
         req: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
-        Ok(Response::new(LogService::search(self, req.into_inner())?))
+        self.timed(Rpc::Search, async {
+            Ok(Response::new(LogService::search(self, req.into_inner())?))
+        })
+        .await
     }
 
     type TailStream = tail::TailStream;
@@ -356,7 +411,7 @@ impl TransparencyLog for LogService {
             self.sequencer.clone(),
             self.shutdown.clone(),
             self.witnessing.as_ref().map(WitnessingHandle::watch),
-            tail::Slots::new(server, address),
+            tail::Slots::new(server, address, self.metrics.tail_stream()),
             self.limits.tail_stall_timeout,
         );
         Ok(Response::new(stream))
