@@ -541,5 +541,9 @@ async fn the_per_key_limit_charges_only_verified_keys() {
     }
     let refused = refused.expect("the per-key limit bit after its burst");
     assert_eq!(refused.code(), Code::ResourceExhausted);
-    assert!(refused.message().contains("one publisher key"), "{}", refused.message());
+    assert!(
+        refused.message().contains("one publisher key"),
+        "{}",
+        refused.message()
+    );
 }

@@ -22,6 +22,7 @@ pub mod head;
 mod http;
 pub mod lease;
 pub mod logkey;
+pub mod metrics;
 pub mod prover;
 pub mod publisher;
 pub mod ratelimit;
@@ -105,6 +106,8 @@ pub struct OpenLog {
     /// Shut until the sequencing lease is taken, for an `s3://` publication.
     gate: Arc<lease::Gate>,
     publication: Option<Publication>,
+    /// Created with the sequencer, which records into it from its start.
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// A publication target, and its lease once taken.
@@ -146,11 +149,13 @@ pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
         }
         _ => lease::Gate::always_open(),
     };
+    let metrics = metrics::Metrics::new();
     let (sequencer, thread) = Sequencer::start(
         store.clone(),
         signer,
         config.sequencer.clone(),
         gate.clone(),
+        metrics.clone(),
     )?;
     Ok(OpenLog {
         origin,
@@ -164,6 +169,7 @@ pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
             bucket,
             lease: None,
         }),
+        metrics,
     })
 }
 
@@ -275,6 +281,7 @@ pub async fn serve(
         witness_policy,
         gate,
         publication,
+        metrics,
     } = log;
     let closer = sequencer.clone();
     let flusher = store.clone();
@@ -354,6 +361,7 @@ pub async fn serve(
             store: store.clone(),
             head: head.clone(),
             publish: publish_status.clone(),
+            metrics: metrics.clone(),
             tile_cache: Arc::new(http::tiles::TileCache::new(http::TILE_CACHE_BYTES)),
         };
         let mut stopping = stop_rx.clone();
@@ -380,6 +388,7 @@ pub async fn serve(
         witnessing,
         submit_needs_client_cert: t.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
         rates: Arc::new(ratelimit::Rates::new(&config.limits.rates)),
+        metrics,
     };
     let decode_limit = config.limits.decode_limit();
     let grpc = TransparencyLogServer::new(service).max_decoding_message_size(decode_limit);

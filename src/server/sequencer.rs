@@ -34,6 +34,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use crate::entry::{check_leaf_len, decode_leaf, LeafTooLarge, PendingEntry};
 use crate::server::config::SequencerConfig;
 use crate::server::lease::Gate;
+use crate::server::metrics::{Held, Metrics};
 use crate::server::storage::{StorageError, Store};
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::merkle::{self, Hash, HashReader};
@@ -117,6 +118,8 @@ impl Appended {
 struct Request {
     entry: PendingEntry,
     reply: oneshot::Sender<Result<Appended, SequencerError>>,
+    /// Its unit of the queue depth gauge, until [`gather`] takes it into a batch.
+    queued: Option<Held>,
 }
 
 enum Message {
@@ -129,6 +132,7 @@ enum Message {
 #[derive(Clone)]
 pub struct Sequencer {
     requests: mpsc::Sender<Message>,
+    metrics: Arc<Metrics>,
     published: watch::Receiver<Arc<Published>>,
     batches: broadcast::Sender<Arc<CommittedBatch>>,
 }
@@ -146,11 +150,13 @@ impl Sequencer {
     /// signed by `signer` or does not match the stored hashes.
     /// Every batch waits for `gate` ([`crate::server::lease`]): while it is shut, submissions
     /// are answered [`SequencerError::Unavailable`] with its reason and nothing is signed.
+    /// The queue depth, each committed batch and each signed checkpoint go to `metrics`.
     pub fn start(
         store: Arc<Store>,
         signer: LogSigner,
         config: SequencerConfig,
         gate: Arc<Gate>,
+        metrics: Arc<Metrics>,
     ) -> Result<
         (
             Sequencer,
@@ -158,7 +164,7 @@ impl Sequencer {
         ),
         SequencerError,
     > {
-        let state = State::open(store, signer)?;
+        let state = State::open(store, signer, metrics.clone())?;
         let (requests, rx) = mpsc::channel(config.queue_depth.max(1));
         let (published_tx, published) = watch::channel(state.published.clone());
         let (batches, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -172,6 +178,7 @@ impl Sequencer {
         Ok((
             Sequencer {
                 requests,
+                metrics,
                 published,
                 batches,
             },
@@ -187,8 +194,13 @@ impl Sequencer {
     /// [`crate::entry::MAX_LEAF_BYTES`].
     pub async fn append(&self, entry: PendingEntry) -> Result<Appended, SequencerError> {
         let (reply, rx) = oneshot::channel();
+        let queued = Some(self.metrics.queued());
         self.requests
-            .send(Message::Append(Request { entry, reply }))
+            .send(Message::Append(Request {
+                entry,
+                reply,
+                queued,
+            }))
             .await
             .map_err(|_| SequencerError::Unavailable("the sequencer has stopped".into()))?;
         rx.await.map_err(|_| {
@@ -227,14 +239,22 @@ struct State {
     published: Arc<Published>,
     /// `integrated_time_ms` of the last entry; the clock given to new entries never goes below it.
     last_time_ms: i64,
+    metrics: Arc<Metrics>,
 }
 
 impl State {
-    fn open(store: Arc<Store>, signer: LogSigner) -> Result<State, SequencerError> {
+    /// Opens the tree at the latest stored checkpoint. Its signing time, for
+    /// [`Metrics::checkpoint`], is taken to be its last entry's `integrated_time_ms` (that
+    /// batch's clock), or now for an empty tree.
+    fn open(
+        store: Arc<Store>,
+        signer: LogSigner,
+        metrics: Arc<Metrics>,
+    ) -> Result<State, SequencerError> {
         let verifier = LogVerifier::new(&signer.verifier_key())
             .map_err(|e| SequencerError::Inconsistent(format!("log key: {e}")))?;
         let Some(stored) = store.latest_checkpoint()? else {
-            return State::init_empty(store, signer);
+            return State::init_empty(store, signer, metrics);
         };
         let checkpoint = verifier.verify(&stored.note).map_err(|e| {
             SequencerError::Inconsistent(format!(
@@ -272,16 +292,27 @@ impl State {
                     .integrated_time_ms
             }
         };
+        let signed_ms = if checkpoint.size == 0 {
+            now_ms()
+        } else {
+            last_time_ms
+        };
+        metrics.checkpoint(checkpoint.size, signed_ms);
         let published = Arc::new(Published::new(checkpoint, stored.note));
         Ok(State {
             store,
             signer,
             published,
             last_time_ms,
+            metrics,
         })
     }
 
-    fn init_empty(store: Arc<Store>, signer: LogSigner) -> Result<State, SequencerError> {
+    fn init_empty(
+        store: Arc<Store>,
+        signer: LogSigner,
+        metrics: Arc<Metrics>,
+    ) -> Result<State, SequencerError> {
         let checkpoint = Checkpoint {
             origin: signer.origin().to_string(),
             size: 0,
@@ -293,12 +324,14 @@ impl State {
         let mut batch = store.batch();
         batch.put_checkpoint(0, &note);
         store.commit(batch)?;
+        metrics.checkpoint(0, now_ms());
         let published = Arc::new(Published::new(checkpoint, note));
         Ok(State {
             store,
             signer,
             published,
             last_time_ms: 0,
+            metrics,
         })
     }
 
@@ -320,6 +353,7 @@ impl State {
             })?;
         rt.block_on(async {
             while let Some(requests) = gather(&mut rx, &config).await {
+                let taken = std::time::Instant::now();
                 if let Err(why) = gate.check() {
                     for r in requests {
                         let _ = r.reply.send(Err(SequencerError::Unavailable(why.clone())));
@@ -337,6 +371,10 @@ impl State {
                                 duplicate,
                                 batch: batch.clone(),
                             }));
+                        }
+                        if !batch.leaves.is_empty() {
+                            self.metrics
+                                .batch(batch.leaves.len() as u64, taken.elapsed());
                         }
                     }
                     Err((e, replies)) => {
@@ -425,6 +463,7 @@ impl State {
         };
         self.last_time_ms = now_ms;
         self.published = published.clone();
+        self.metrics.checkpoint(size, now_ms);
         Ok((
             Arc::new(CommittedBatch {
                 start,
@@ -461,7 +500,9 @@ impl State {
             batch.put_hash(i, h);
         }
         batch.put_checkpoint(size, &note);
+        let writing = std::time::Instant::now();
         self.store.commit(batch)?;
+        self.metrics.fsync(writing.elapsed());
         Ok(Arc::new(Published::new(checkpoint, note)))
     }
 }
@@ -474,9 +515,14 @@ async fn gather(
     config: &SequencerConfig,
 ) -> Option<Vec<Request>> {
     let mut requests = Vec::new();
+    // Taken: a request leaves the queue depth gauge here.
+    let take = |mut r: Request| {
+        r.queued = None;
+        r
+    };
     while requests.is_empty() {
         match rx.recv().await? {
-            Message::Append(r) => requests.push(r),
+            Message::Append(r) => requests.push(take(r)),
             Message::Close => rx.close(),
         }
     }
@@ -491,7 +537,7 @@ async fn gather(
                 .flatten(),
         };
         match next {
-            Some(Message::Append(r)) => requests.push(r),
+            Some(Message::Append(r)) => requests.push(take(r)),
             Some(Message::Close) => rx.close(),
             None => break,
         }

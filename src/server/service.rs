@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use tonic::{Request, Response, Status};
 
 use super::config::{Limits, MAX_REPLY_BYTES};
+use super::metrics::{Metrics, Rpc};
 use super::ratelimit::{self, Rates};
 use super::request::{self, RequestError};
 use super::status::ApiError;
@@ -54,6 +55,8 @@ pub struct LogService {
     /// Submit requires a TLS client certificate (the listener's `tls_client_ca` verified it).
     pub(super) submit_needs_client_cert: bool,
     pub(super) rates: Arc<Rates>,
+    /// Submit results, rpc durations and open Tail streams are counted here.
+    pub(super) metrics: Arc<Metrics>,
 }
 
 /// The address a request came from; the unspecified address for one that came through no
@@ -65,12 +68,51 @@ fn client_ip<T>(req: &Request<T>) -> IpAddr {
 }
 
 impl LogService {
-    /// Takes a read token of the request's address.
-    fn admit_read<T>(&self, req: &Request<T>) -> Result<(), ApiError> {
+    /// Takes a read token of the request's address for `rpc`.
+    fn admit_read<T>(&self, rpc: Rpc, req: &Request<T>) -> Result<(), ApiError> {
         if let Some(limit) = &self.rates.reads_per_ip {
-            limit.check(&ratelimit::client_key(client_ip(req)))?;
+            limit
+                .check(&ratelimit::client_key(client_ip(req)))
+                .map_err(|l| self.limited(rpc, l))?;
         }
         Ok(())
+    }
+
+    /// A refusal by a rate limit, counted under `rpc`.
+    fn limited(&self, rpc: Rpc, l: ratelimit::Limited) -> ApiError {
+        self.metrics.rate_limited(rpc.name());
+        l.into()
+    }
+
+    /// Runs a unary rpc's handler and records its duration under `rpc`.
+    async fn timed<T>(&self, rpc: Rpc, handler: impl std::future::Future<Output = T>) -> T {
+        let started = std::time::Instant::now();
+        let result = handler.await;
+        self.metrics.rpc_duration(rpc, started.elapsed());
+        result
+    }
+
+    /// Submit, as the trait impl answers it; the trait impl counts its result.
+    async fn submit_rpc(
+        &self,
+        req: Request<proto::SubmitRequest>,
+    ) -> Result<Response<proto::SubmitResponse>, Status> {
+        let peer = req.extensions().get::<Peer>();
+        if self.submit_needs_client_cert && peer.and_then(|p| p.client_cert).is_none() {
+            return Err(ApiError::from(RequestError::ClientCertificateRequired).into());
+        }
+        if let Some(limit) = &self.rates.submit_per_ip {
+            limit
+                .check(&ratelimit::client_key(client_ip(&req)))
+                .map_err(|l| self.limited(Rpc::Submit, l))?;
+        }
+        #[cfg(feature = "fault-injection")]
+        if let Some(reply) = faults::submit_unchecked(self, &req).await {
+            return Ok(Response::new(reply?));
+        }
+        Ok(Response::new(
+            LogService::submit(self, req.into_inner()).await?,
+        ))
     }
 }
 
@@ -177,6 +219,7 @@ impl LogService {
         let keys = self.keys.clone();
         let store = self.store.clone();
         let rates = self.rates.clone();
+        let metrics = self.metrics.clone();
         let admitting = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             let admitted = admission::admit(
@@ -191,7 +234,9 @@ impl LogService {
             // Only keys whose signature verified are charged.
             if let Some(limit) = &rates.submit_per_key {
                 for key in &admitted.key_ids {
-                    limit.check(&key.0)?;
+                    limit.check(&key.0).inspect_err(|_| {
+                        metrics.rate_limited(Rpc::Submit.name());
+                    })?;
                 }
             }
             let prefixes = search::index_prefixes(admitted.declaration.as_ref(), &admitted.key_ids);
@@ -261,6 +306,27 @@ impl LogService {
         })
     }
 
+    /// The latest checkpoint, or the latest witnessed one when asked.
+    fn get_checkpoint(
+        &self,
+        req: proto::GetCheckpointRequest,
+    ) -> Result<proto::SignedCheckpoint, ApiError> {
+        if req.witnessed {
+            let witnessing = self
+                .witnessing
+                .as_ref()
+                .ok_or(RequestError::NoWitnessPolicy);
+            let latest = witnessing
+                .map(WitnessingHandle::latest)
+                .and_then(|w| w.ok_or(RequestError::NotWitnessedYet))?;
+            return Ok(latest.as_ref().into());
+        }
+        let checkpoint: proto::SignedCheckpoint = self.sequencer.latest().as_ref().into();
+        #[cfg(feature = "fault-injection")]
+        let checkpoint = faults::served_checkpoint(checkpoint, &self.store);
+        Ok(checkpoint)
+    }
+
     fn get_entries(
         &self,
         req: proto::GetEntriesRequest,
@@ -319,96 +385,94 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::GetLogInfoRequest>,
     ) -> Result<Response<proto::LogInfo>, Status> {
-        self.admit_read(&req)?;
-        Ok(Response::new(proto::LogInfo {
-            origin: self.origin.clone(),
-            verifier_key: self.verifier_key.clone(),
-        }))
+        self.admit_read(Rpc::GetLogInfo, &req)?;
+        self.timed(Rpc::GetLogInfo, async {
+            Ok(Response::new(proto::LogInfo {
+                origin: self.origin.clone(),
+                verifier_key: self.verifier_key.clone(),
+            }))
+        })
+        .await
     }
 
+    /// The one place a Submit's result is known: every answer is counted by its code.
     async fn submit(
         &self,
         req: Request<proto::SubmitRequest>,
     ) -> Result<Response<proto::SubmitResponse>, Status> {
-        let peer = req.extensions().get::<Peer>();
-        if self.submit_needs_client_cert && peer.and_then(|p| p.client_cert).is_none() {
-            return Err(ApiError::from(RequestError::ClientCertificateRequired).into());
-        }
-        if let Some(limit) = &self.rates.submit_per_ip {
-            limit
-                .check(&ratelimit::client_key(client_ip(&req)))
-                .map_err(ApiError::from)?;
-        }
-        #[cfg(feature = "fault-injection")]
-        if let Some(reply) = faults::submit_unchecked(self, &req).await {
-            return Ok(Response::new(reply?));
-        }
-        Ok(Response::new(
-            LogService::submit(self, req.into_inner()).await?,
-        ))
+        let result = self.timed(Rpc::Submit, self.submit_rpc(req)).await;
+        self.metrics.submission(match &result {
+            Ok(_) => tonic::Code::Ok as i32,
+            Err(status) => status.code() as i32,
+        });
+        result
     }
 
     async fn get_checkpoint(
         &self,
         req: Request<proto::GetCheckpointRequest>,
     ) -> Result<Response<proto::SignedCheckpoint>, Status> {
-        self.admit_read(&req)?;
-        if req.into_inner().witnessed {
-            let witnessing = self
-                .witnessing
-                .as_ref()
-                .ok_or(RequestError::NoWitnessPolicy);
-            let latest = witnessing
-                .map(WitnessingHandle::latest)
-                .and_then(|w| w.ok_or(RequestError::NotWitnessedYet))
-                .map_err(ApiError::from)?;
-            return Ok(Response::new(latest.as_ref().into()));
-        }
-        let checkpoint: proto::SignedCheckpoint = self.sequencer.latest().as_ref().into();
-        #[cfg(feature = "fault-injection")]
-        let checkpoint = faults::served_checkpoint(checkpoint, &self.store);
-        Ok(Response::new(checkpoint))
+        self.admit_read(Rpc::GetCheckpoint, &req)?;
+        self.timed(Rpc::GetCheckpoint, async {
+            Ok(Response::new(LogService::get_checkpoint(
+                self,
+                req.into_inner(),
+            )?))
+        })
+        .await
     }
 
     async fn get_entries(
         &self,
         req: Request<proto::GetEntriesRequest>,
     ) -> Result<Response<proto::GetEntriesResponse>, Status> {
-        self.admit_read(&req)?;
-        Ok(Response::new(LogService::get_entries(
-            self,
-            req.into_inner(),
-        )?))
+        self.admit_read(Rpc::GetEntries, &req)?;
+        self.timed(Rpc::GetEntries, async {
+            Ok(Response::new(LogService::get_entries(
+                self,
+                req.into_inner(),
+            )?))
+        })
+        .await
     }
 
     async fn get_inclusion_proof(
         &self,
         req: Request<proto::GetInclusionProofRequest>,
     ) -> Result<Response<proto::InclusionProof>, Status> {
-        self.admit_read(&req)?;
-        Ok(Response::new(LogService::get_inclusion_proof(
-            self,
-            req.into_inner(),
-        )?))
+        self.admit_read(Rpc::GetInclusionProof, &req)?;
+        self.timed(Rpc::GetInclusionProof, async {
+            Ok(Response::new(LogService::get_inclusion_proof(
+                self,
+                req.into_inner(),
+            )?))
+        })
+        .await
     }
 
     async fn get_consistency_proof(
         &self,
         req: Request<proto::GetConsistencyProofRequest>,
     ) -> Result<Response<proto::ConsistencyProof>, Status> {
-        self.admit_read(&req)?;
-        Ok(Response::new(LogService::get_consistency_proof(
-            self,
-            req.into_inner(),
-        )?))
+        self.admit_read(Rpc::GetConsistencyProof, &req)?;
+        self.timed(Rpc::GetConsistencyProof, async {
+            Ok(Response::new(LogService::get_consistency_proof(
+                self,
+                req.into_inner(),
+            )?))
+        })
+        .await
     }
 
     async fn search(
         &self,
         req: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResponse>, Status> {
-        self.admit_read(&req)?;
-        Ok(Response::new(LogService::search(self, req.into_inner())?))
+        self.admit_read(Rpc::Search, &req)?;
+        self.timed(Rpc::Search, async {
+            Ok(Response::new(LogService::search(self, req.into_inner())?))
+        })
+        .await
     }
 
     type TailStream = tail::TailStream;
@@ -417,15 +481,8 @@ impl TransparencyLog for LogService {
         &self,
         req: Request<proto::TailRequest>,
     ) -> Result<Response<Self::TailStream>, Status> {
-        self.admit_read(&req)?;
-        // A request that came through no listener of ours (none in practice) counts as one
-        // address: the per-address cap then still bounds it.
-        let ip = req
-            .extensions()
-            .get::<Peer>()
-            .map_or(std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), |p| {
-                p.addr.ip()
-            });
+        self.admit_read(Rpc::Tail, &req)?;
+        let ip = client_ip(&req);
         let per_ip = self.limits.max_tail_streams_per_ip;
         let address = self
             .tail_per_address
@@ -443,7 +500,7 @@ impl TransparencyLog for LogService {
             self.sequencer.clone(),
             self.shutdown.clone(),
             self.witnessing.as_ref().map(WitnessingHandle::watch),
-            tail::Slots::new(server, address),
+            tail::Slots::new(server, address, self.metrics.tail_stream()),
             self.limits.tail_stall_timeout,
         );
         Ok(Response::new(stream))

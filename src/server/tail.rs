@@ -61,17 +61,23 @@ pub enum TailError {
 pub const BUFFER_BYTES: usize = 1 << 20;
 
 /// The places a stream holds while it runs: one under the server's cap, one under its client
-/// address's; given back when its task ends.
+/// address's, and its unit of the open Tail streams gauge; given back when its task ends.
 pub struct Slots {
     _server: OwnedSemaphorePermit,
     _address: crate::server::transport::Slot,
+    _open: crate::server::metrics::Held,
 }
 
 impl Slots {
-    pub fn new(server: OwnedSemaphorePermit, address: crate::server::transport::Slot) -> Slots {
+    pub fn new(
+        server: OwnedSemaphorePermit,
+        address: crate::server::transport::Slot,
+        open: crate::server::metrics::Held,
+    ) -> Slots {
         Slots {
             _server: server,
             _address: address,
+            _open: open,
         }
     }
 }

@@ -32,6 +32,8 @@ pub struct HttpState {
     pub head: Head,
     /// Publication's progress, when the log publishes its tiles.
     pub publish: Option<Arc<PublishStatus>>,
+    /// The server's counters, gauges and histograms, rendered at `/metrics`.
+    pub metrics: Arc<crate::server::metrics::Metrics>,
     /// Bodies of tiles served, immutable.
     pub tile_cache: Arc<tiles::TileCache>,
 }

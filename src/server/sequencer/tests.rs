@@ -30,8 +30,14 @@ fn start(
     std::thread::JoinHandle<Result<(), SequencerError>>,
 ) {
     let store = Arc::new(Store::open(dir).unwrap());
-    let (seq, thread) =
-        Sequencer::start(store.clone(), signer, config, Gate::always_open()).unwrap();
+    let (seq, thread) = Sequencer::start(
+        store.clone(),
+        signer,
+        config,
+        Gate::always_open(),
+        Metrics::new(),
+    )
+    .unwrap();
     (store, seq, thread)
 }
 
@@ -212,6 +218,7 @@ async fn a_different_key_is_refused() {
         signer(),
         SequencerConfig::default(),
         Gate::always_open(),
+        Metrics::new(),
     )
     .err()
     .unwrap();
@@ -264,6 +271,7 @@ async fn a_shut_gate_refuses_every_submission_and_signs_nothing() {
         signer(),
         SequencerConfig::default(),
         gate.clone(),
+        Metrics::new(),
     )
     .unwrap();
     match seq.append(pending(1)).await {
@@ -282,4 +290,34 @@ async fn a_shut_gate_refuses_every_submission_and_signs_nothing() {
         Err(SequencerError::Unavailable(why)) if why == "lease expired"
     ));
     assert_eq!(seq.latest().checkpoint.size, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_signing_batch_is_measured_and_the_queue_empties() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path()).unwrap());
+    let metrics = Metrics::new();
+    let (seq, _thread) = Sequencer::start(
+        store,
+        signer(),
+        SequencerConfig::default(),
+        Gate::always_open(),
+        metrics.clone(),
+    )
+    .unwrap();
+    for n in 0..3 {
+        seq.append(pending(n)).await.unwrap();
+    }
+    // A duplicate signs nothing and is no batch.
+    assert!(seq.append(pending(0)).await.unwrap().duplicate);
+    let batches = metrics.batch_entries();
+    assert_eq!((batches.count, batches.sum), (3, 3.0));
+    assert_eq!(batches.buckets[0], (1.0, 3));
+    assert_eq!(metrics.commit_seconds().count, 3);
+    assert_eq!(metrics.fsync_seconds().count, 3);
+    assert_eq!(metrics.queue_depth(), 0);
+    assert_eq!(metrics.checkpoint_size(), 3);
+    let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+    let age = metrics.checkpoint_age(in_a_minute);
+    assert!((60.0..3600.0).contains(&age), "signed just now: {age}");
 }
