@@ -293,6 +293,9 @@ async fn metrics_count_submissions_batches_reads_and_tail_streams() {
         s.value("glasslog_sequencer_batch_entries_bucket{le=\"1\"}"),
         3.0
     );
+    // Bounds are written as their shortest decimals.
+    let first_bucket = "glasslog_rpc_duration_seconds_bucket{rpc=\"Search\",le=\"0.0001\"}";
+    assert!(s.value(first_bucket) <= 1.0);
     assert_eq!(s.value("glasslog_sequencer_commit_seconds_count"), 3.0);
     assert_eq!(s.value("glasslog_sequencer_fsync_seconds_count"), 3.0);
     assert_eq!(s.value("glasslog_sequencer_queue_depth"), 0.0);

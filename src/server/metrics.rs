@@ -115,8 +115,10 @@ pub struct Histogram {
     /// `(bounds[i-1], bounds[i]]`, the last one those above every bound.
     buckets: Box<[AtomicU64]>,
     sum: AtomicU64,
-    /// What one unit of an observation is in the exposed unit (1e-6 for microseconds → seconds).
-    unit: f64,
+    /// Units of an observation per exposed unit (1e6 for microseconds → seconds). Dividing by
+    /// it, rather than multiplying by its inverse, gives each bound's shortest decimal (0.0001,
+    /// not 9.999999999999999e-5).
+    per_unit: f64,
 }
 
 /// A histogram as read at one moment, cumulative as Prometheus exposes it.
@@ -131,17 +133,17 @@ pub struct HistogramSnapshot {
 }
 
 impl Histogram {
-    fn new(bounds: &'static [u64], unit: f64) -> Histogram {
+    fn new(bounds: &'static [u64], per_unit: f64) -> Histogram {
         Histogram {
             bounds,
             buckets: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum: AtomicU64::new(0),
-            unit,
+            per_unit,
         }
     }
 
     fn seconds() -> Histogram {
-        Histogram::new(&SECONDS_BOUNDS_US, 1e-6)
+        Histogram::new(&SECONDS_BOUNDS_US, 1e6)
     }
 
     /// Records one observation of `value` units: the first bucket whose bound is ≥ it.
@@ -163,13 +165,13 @@ impl Histogram {
         let mut buckets = Vec::with_capacity(self.bounds.len());
         for (bound, n) in self.bounds.iter().zip(self.buckets.iter()) {
             cumulative += n.load(Ordering::Relaxed);
-            buckets.push((*bound as f64 * self.unit, cumulative));
+            buckets.push((*bound as f64 / self.per_unit, cumulative));
         }
         let count = cumulative + self.buckets[self.bounds.len()].load(Ordering::Relaxed);
         HistogramSnapshot {
             buckets,
             count,
-            sum: self.sum.load(Ordering::Relaxed) as f64 * self.unit,
+            sum: self.sum.load(Ordering::Relaxed) as f64 / self.per_unit,
         }
     }
 }
@@ -398,6 +400,8 @@ mod tests {
         assert_eq!(s.buckets[0], (0.0001, 0));
         assert_eq!(s.buckets[2], (0.0005, 1));
         assert_eq!(s.buckets.last(), Some(&(10.0, 1)));
+        let labels: Vec<String> = s.buckets.iter().map(|b| b.0.to_string()).collect();
+        assert_eq!(labels[..4], ["0.0001", "0.00025", "0.0005", "0.001"]);
         assert_eq!(s.count, 2);
         assert!((s.sum - 20.0003).abs() < 1e-9, "{}", s.sum);
     }
