@@ -6,56 +6,25 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use common::probe::{self, p99, read_latencies};
 use common::statements::{in_toto, sha};
 use common::{Publisher, TestServer};
 use glasslog::admission::declaration::{self, limits};
 use glasslog::admission::dsse::Envelope;
 use glasslog::admission::keys::{KeyType, MAX_PUBLIC_KEY_PEM_BYTES};
-use glasslog::proto::{self, get_inclusion_proof_request::Leaf};
+use glasslog::proto;
 use serde_json::{json, Value};
 use tonic::Code;
 
 /// The server's resident set, from `/proc/<pid>/status`, in KiB.
 fn rss_kib(server: &TestServer) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS in /proc/<pid>/status")
+    probe::rss_kib(server.child.id())
 }
 
 async fn size(client: &glasslog::client::LogClient) -> u64 {
     client.checkpoint().await.unwrap().0.size
-}
-
-fn p99(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[(samples.len() * 99 / 100).min(samples.len() - 1)]
-}
-
-/// `rounds` GetCheckpoint + GetInclusionProof pairs, one after the other; each pair's latency.
-async fn read_latencies(client: glasslog::client::LogClient, rounds: usize) -> Vec<Duration> {
-    let mut rpc = client.rpc();
-    let mut samples = Vec::with_capacity(rounds);
-    for _ in 0..rounds {
-        let start = Instant::now();
-        let cp = rpc
-            .get_checkpoint(proto::GetCheckpointRequest { witnessed: false })
-            .await
-            .unwrap()
-            .into_inner();
-        rpc.get_inclusion_proof(proto::GetInclusionProofRequest {
-            tree_size: cp.size,
-            leaf: Some(Leaf::Index(0)),
-        })
-        .await
-        .unwrap();
-        samples.push(start.elapsed());
-    }
-    samples
 }
 
 fn signed(p: &Publisher, statement: &Value) -> Vec<u8> {
@@ -245,7 +214,7 @@ async fn thousands_of_references_to_a_large_entry_are_refused_quickly_while_read
 
     // Reads alone, then reads while four clients send both kinds of submission, 8 each.
     const READS: usize = 400;
-    let idle = read_latencies(server.client().await, READS).await;
+    let idle = read_latencies(&server.client().await, READS).await;
     let mut attackers = Vec::new();
     for a in 0..4 {
         let mut rpc = server.client().await.rpc();
@@ -264,7 +233,7 @@ async fn thousands_of_references_to_a_large_entry_are_refused_quickly_while_read
             }
         }));
     }
-    let busy = read_latencies(server.client().await, READS).await;
+    let busy = read_latencies(&server.client().await, READS).await;
     let attack_start = Instant::now();
     for a in attackers {
         a.await.unwrap();

@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::probe::{p99, read_latencies, rss_kib};
 use common::{Publisher, TestServer};
 use glasslog::admission::keys::KeyType;
 use glasslog::proto;
@@ -16,12 +17,6 @@ use tokio::net::TcpStream;
 use tonic::Code;
 
 /// The resident memory of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 /// CPU time (user + system) process `pid` has used.
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
@@ -78,6 +73,8 @@ async fn announced_but_unsent_messages_reserve_nothing() {
     );
     let pid = server.child.id();
     checkpoint_works(&server).await;
+    let reader = server.client().await;
+    let idle = p99(read_latencies(&reader, 200).await);
     let before = rss_kib(pid);
     let addr = addr(&server);
     let (client, connection) = h2::client::handshake(TcpStream::connect(&addr).await.unwrap())
@@ -98,10 +95,13 @@ async fn announced_but_unsent_messages_reserve_nothing() {
     }
     // Everything sent has reached the server once an rpc on the same connection is answered.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    checkpoint_works(&server).await;
+    let busy = p99(read_latencies(&reader, 200).await);
     let during = rss_kib(pid);
     let grown_mib = during.saturating_sub(before) / 1024;
-    eprintln!("RSS {before} KiB before, {during} KiB with 1,000 announced messages open");
+    eprintln!(
+        "RSS {before} KiB before, {during} KiB with 1,000 announced messages open; \
+         read p99 {idle:?} idle, {busy:?} during"
+    );
     assert!(
         grown_mib < 64,
         "RSS grew by {grown_mib} MiB for 64 KB of received bytes"
@@ -276,6 +276,10 @@ async fn tail_slots_are_per_address_and_reclaimed_from_consumers_that_never_read
         r.unwrap();
     }
 
+    let reader = server.client().await;
+    let idle = p99(read_latencies(&reader, 200).await);
+    let before = rss_kib(server.child.id());
+
     // A consumer with a 1 KiB window that never reads.
     let addr = addr(&server);
     let (client_h2, connection) = h2::client::Builder::new()
@@ -306,6 +310,14 @@ async fn tail_slots_are_per_address_and_reclaimed_from_consumers_that_never_read
         refused.message().contains("one address"),
         "{}",
         refused.message()
+    );
+
+    // Reads go on while the stalled consumer holds its slot and a full buffer.
+    let busy = p99(read_latencies(&reader, 200).await);
+    let during = rss_kib(server.child.id());
+    eprintln!(
+        "RSS {before} KiB before, {during} KiB with a stalled Tail consumer; \
+         read p99 {idle:?} idle, {busy:?} during"
     );
 
     // Reclaimed after the stall timeout.
@@ -443,7 +455,14 @@ async fn rate_limits_refuse_with_a_retry_hint() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(
         dir.path(),
-        &["--rate-submit-per-ip", "1", "--rate-reads-per-ip", "5"],
+        &[
+            "--rate-submit-per-ip",
+            "1",
+            "--rate-reads-per-ip",
+            "5",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
     );
     let publisher = Publisher::new(KeyType::Ed25519);
     let mut rpc = server.client().await.rpc();
@@ -504,6 +523,28 @@ async fn rate_limits_refuse_with_a_retry_hint() {
     rpc.get_checkpoint(proto::GetCheckpointRequest::default())
         .await
         .unwrap();
+
+    // Requests on the HTTP listener are reads from the same address, in the same bucket:
+    // 429 with Retry-After once it is empty.
+    let http = server.http_url.clone().expect("an HTTP listener");
+    let answers = tokio::task::spawn_blocking(move || {
+        (0..12)
+            .map(|_| common::http::get(&http, "/checkpoint"))
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let refused = answers
+        .iter()
+        .find(|r| r.status == 429)
+        .expect("the HTTP listener's reads are limited");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let body = String::from_utf8_lossy(&refused.body);
+    assert!(body.contains("reads from one address"), "{body}");
+    for served in answers.iter().filter(|r| r.status != 429) {
+        assert_eq!(served.status, 200);
+        assert!(served.body.starts_with(server.origin.as_bytes()));
+    }
 }
 
 /// The per-key limit charges only keys whose signature verified: naming a victim's key in a

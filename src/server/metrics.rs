@@ -274,7 +274,8 @@ impl Metrics {
     }
 
     /// Counts one request refused by rate limiting. `rpc` is the method name (`Submit`) or the
-    /// gRPC path (`/glasslog.v1.TransparencyLog/Submit`); any other name counts as `other`.
+    /// gRPC path (`/glasslog.v1.TransparencyLog/Submit`); any other name (the HTTP listener
+    /// passes `http`) counts under `http`.
     pub fn rate_limited(&self, rpc: &str) {
         let i = Rpc::from_name(rpc)
             .and_then(|r| Rpc::ALL.iter().position(|&a| a == r))
@@ -282,12 +283,12 @@ impl Metrics {
         self.rate_limited[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Rate-limited requests so far, `(rpc label, count)`, `other` last.
+    /// Rate-limited requests so far, `(rpc label, count)`, the HTTP listener's (`http`) last.
     pub fn rate_limited_counts(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         Rpc::ALL
             .iter()
             .map(|r| r.name())
-            .chain(["other"])
+            .chain(["http"])
             .zip(&self.rate_limited)
             .map(|(name, n)| (name, n.load(Ordering::Relaxed)))
     }
@@ -439,9 +440,9 @@ mod tests {
         let m = Metrics::new();
         m.rate_limited("Submit");
         m.rate_limited("/glasslog.v1.TransparencyLog/Submit");
-        m.rate_limited("/grpc.health.v1.Health/Check");
+        m.rate_limited("http");
         let counts: Vec<_> = m.rate_limited_counts().filter(|&(_, n)| n > 0).collect();
-        assert_eq!(counts, vec![("Submit", 2), ("other", 1)]);
+        assert_eq!(counts, vec![("Submit", 2), ("http", 1)]);
     }
 
     #[test]

@@ -27,7 +27,7 @@ pub mod prover;
 pub mod publisher;
 pub mod ratelimit;
 pub mod rebuild;
-mod request;
+pub mod request;
 pub mod search;
 pub mod sequencer;
 mod service;
@@ -356,8 +356,11 @@ pub async fn serve(
         Some(l) => Some(transport::accept(l, t, http_tls, stop_rx.clone())?),
         None => None,
     };
+    // One set of buckets for both listeners: a client's reads count the same over either.
+    let rates = Arc::new(ratelimit::Rates::new(&config.limits.rates));
     let http = http.map(|incoming| {
         let state = http::HttpState {
+            rates: rates.clone(),
             store: store.clone(),
             head: head.clone(),
             publish: publish_status.clone(),
@@ -387,7 +390,7 @@ pub async fn serve(
         admission_permits: service::admission_permits(),
         witnessing,
         submit_needs_client_cert: t.tls.as_ref().is_some_and(|t| t.client_ca.is_some()),
-        rates: Arc::new(ratelimit::Rates::new(&config.limits.rates)),
+        rates,
         metrics,
     };
     let decode_limit = config.limits.decode_limit();

@@ -4,6 +4,7 @@
 
 pub mod http;
 pub mod log;
+pub mod probe;
 pub mod seaweed;
 pub mod statements;
 pub mod tiles;

@@ -10,7 +10,7 @@
 //! | `glasslog_checkpoint_age_seconds`        | gauge     | seconds since that checkpoint was signed (the log signs only when entries arrive; after a restart, counted from its last entry's time) |
 //! | `glasslog_submissions_total`             | counter   | Submit answers since start, by gRPC code (`code="OK"`, `"INVALID_ARGUMENT"`, …; every code is listed) |
 //! | `glasslog_rpc_duration_seconds`          | histogram | duration of each unary rpc's handler, by `rpc` (Submit includes admission and the commit) |
-//! | `glasslog_rate_limited_total`            | counter   | requests refused by rate limiting, by `rpc` (`other` for names outside the service) |
+//! | `glasslog_rate_limited_total`            | counter   | requests refused by rate limiting, by `rpc` (`http` for the HTTP listener) |
 //! | `glasslog_sequencer_queue_depth`         | gauge     | submissions waiting for the sequencer (queued, or waiting for room in the queue) |
 //! | `glasslog_sequencer_batch_entries`       | histogram | new entries per committed batch (one per checkpoint signed) |
 //! | `glasslog_sequencer_commit_seconds`      | histogram | from a batch taken off the queue to its waiters answered |
