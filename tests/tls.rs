@@ -181,6 +181,77 @@ async fn tls_listeners_authenticate_publishers_and_reload_on_sighup() {
         .into_inner();
     assert_eq!(reply.index, 0);
 
+    // `glasslog submit` presents a client certificate when given one, and says what is missing
+    // when not. The CA that signed the server's certificate is trusted through SSL_CERT_FILE.
+    let work = tempfile::tempdir().unwrap();
+    let w = |f: &str| work.path().join(f).to_str().unwrap().to_string();
+    std::fs::create_dir(w("files")).unwrap();
+    std::fs::write(w("files/train.jsonl"), "{\"text\": \"tls\"}\n").unwrap();
+    let cli = |args: &[&str]| {
+        Command::new(common::glasslog_bin())
+            .args(args)
+            .env("SSL_CERT_FILE", path("one-ca.pem"))
+            .env("XDG_CONFIG_HOME", w("config"))
+            .env("GLASSLOG_LOG", "off")
+            .output()
+            .unwrap()
+    };
+    let ran = |out: std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ran(cli(&[
+        "keygen",
+        "--out",
+        &w("publisher.key"),
+        "--type",
+        "ed25519",
+    ]));
+    ran(cli(&[
+        "declare",
+        "dataset",
+        &w("files"),
+        "--name",
+        "example-org/tls-data",
+        "--version",
+        "1",
+        "--license",
+        "CC0-1.0",
+        "--source",
+        "synthetic:Generated",
+        "--processing",
+        "none",
+        "--contains-personal-data",
+        "no",
+        "--personal-data-handling",
+        "none collected",
+        "--key",
+        &w("publisher.key"),
+        "--out",
+        &w("d.json"),
+    ]));
+    let https = format!("https://localhost:{grpc_port}");
+    let submit = |extra: &[&str]| {
+        let declaration = w("d.json");
+        let mut args = vec!["submit", &declaration, "--server", &https, "--log-key"];
+        args.push(&server.verifier_key);
+        args.extend(extra);
+        cli(&args)
+    };
+    let refused = submit(&[]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--tls-client-cert"), "{stderr}");
+    ran(submit(&[
+        "--tls-client-cert",
+        &path("publisher.pem"),
+        "--tls-client-key",
+        &path("publisher.key"),
+    ]));
+
     // Plaintext to a TLS listener gets no answer.
     let plain = Endpoint::from_shared(format!("http://127.0.0.1:{grpc_port}"))
         .unwrap()

@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use tonic::transport::Identity;
 
 use super::CliError;
 use crate::admission::declaration::Declaration;
@@ -63,6 +64,13 @@ pub struct SubmitArgs {
     /// $XDG_CONFIG_HOME/glasslog/checkpoints or ~/.config/glasslog/checkpoints].
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// A client certificate (PEM) to present over TLS, for a log that accepts submissions only
+    /// from its publishers' CA; needs an https:// --server and --tls-client-key.
+    #[arg(long, value_name = "FILE", requires = "tls_client_key")]
+    tls_client_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-client-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_client_cert")]
+    tls_client_key: Option<PathBuf>,
     /// Seconds to wait for the server to connect and to answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     timeout: u64,
@@ -231,6 +239,31 @@ fn check_locally(file: &Path, envelope: &[u8], keys: &[String]) -> Result<Declar
         .ok_or_else(|| format!("{} is not a glasslog declaration", file.display()).into())
 }
 
+/// The client certificate and key of `--tls-client-cert`/`--tls-client-key`, read and checked
+/// to be usable before anything is sent.
+fn client_identity(args: &SubmitArgs) -> Result<Option<Identity>, CliError> {
+    let (Some(cert), Some(key)) = (&args.tls_client_cert, &args.tls_client_key) else {
+        return Ok(None);
+    };
+    if !args.server.starts_with("https://") {
+        return Err(format!(
+            "--tls-client-cert is presented over TLS only; --server {:?} is not https://",
+            args.server
+        )
+        .into());
+    }
+    let read = |flag: &str, path: &Path, what: &str| -> Result<Vec<u8>, CliError> {
+        let pem = std::fs::read(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+        if !String::from_utf8_lossy(&pem).contains(&format!("-----BEGIN {what}")) {
+            return Err(format!("{flag} {}: no PEM {what} in it", path.display()).into());
+        }
+        Ok(pem)
+    };
+    let cert = read("--tls-client-cert", cert, "CERTIFICATE")?;
+    let key = read("--tls-client-key", key, "")?;
+    Ok(Some(Identity::from_pem(cert, key)))
+}
+
 /// Connects, learns or pins the log key, submits, verifies the reply, and checks its checkpoint
 /// against the split-view state.
 async fn submit(
@@ -246,8 +279,9 @@ async fn submit(
         )
         .into());
     }
+    let identity = client_identity(args)?;
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let channel = crate::client::endpoint(&args.server)
+    let channel = crate::client::endpoint_with_identity(&args.server, identity)
         .map_err(|e| format!("--server {:?} is not a valid URL: {e}", args.server))?
         .connect_timeout(timeout)
         .timeout(timeout)
@@ -387,6 +421,12 @@ fn explain(e: ClientError, server: &str) -> CliError {
                 format!("the log refused the declaration: {}", status.message()).into()
             }
             tonic::Code::ResourceExhausted => format!("the log refused the declaration: {}", status.message()).into(),
+            tonic::Code::Unauthenticated => format!(
+                "the log refused the submission: {} (present one with --tls-client-cert and \
+                 --tls-client-key)",
+                status.message()
+            )
+            .into(),
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => format!(
                 "the log at {server} is unavailable ({}); submitting again is safe, a resubmission is \
                  deduplicated",

@@ -95,9 +95,27 @@ impl Clone for LogClient {
 /// # Errors
 /// The URL is not valid.
 pub fn endpoint(url: &str) -> Result<Endpoint, tonic::transport::Error> {
+    endpoint_with_identity(url, None)
+}
+
+/// [`endpoint`], presenting `identity` (a client certificate and its key) in the TLS handshake
+/// of an `https://` URL: how a publisher authenticates to a log that accepts submissions only
+/// from its publishers' CA (`serve --tls-client-ca`). Ignored for `http://`; callers refuse
+/// that combination with their own message.
+///
+/// # Errors
+/// The URL is not valid.
+pub fn endpoint_with_identity(
+    url: &str,
+    identity: Option<tonic::transport::Identity>,
+) -> Result<Endpoint, tonic::transport::Error> {
     let endpoint = Endpoint::from_shared(url.to_string())?;
     if url.starts_with("https://") {
-        return endpoint.tls_config(tonic::transport::ClientTlsConfig::new().with_native_roots());
+        let mut tls = tonic::transport::ClientTlsConfig::new().with_native_roots();
+        if let Some(identity) = identity {
+            tls = tls.identity(identity);
+        }
+        return endpoint.tls_config(tls);
     }
     Ok(endpoint)
 }
