@@ -5,17 +5,25 @@
 #   benches/load.sh submit [N] [REPEATS]   throughput/latency at C = 1, 16, 64, 256 (median of REPEATS)
 #   benches/load.sh scale                  throughput at 10,000 vs 1,000,000 entries, proof rpcs/s at
 #                                          1,000,000 entries, search latency, and restart time of that log
+#   benches/load.sh transport [N] [REPEATS] Submit at C=64 over plaintext, over TLS, and with every rate
+#                                          limit on but not binding, runs interleaved; medians and ratios
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glasslog/target}"
-# --all-targets: the same feature set as `cargo bench`, so RocksDB is built once for both.
-cargo build --release --locked --all-targets >&2
-BIN="$CARGO_TARGET_DIR/release/glasslog"
+# GLASSLOG_BIN measures a binary built already; otherwise the release build, with --all-targets:
+# the same feature set as `cargo bench`, so RocksDB is built once for both.
+if [ -n "${GLASSLOG_BIN:-}" ]; then
+  BIN="$GLASSLOG_BIN"
+else
+  cargo build --release --locked --all-targets >&2
+  BIN="$CARGO_TARGET_DIR/release/glasslog"
+fi
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-start_server() {   # start_server DATA_DIR: starts the server, sets PID, URL and VKEY
-  "$BIN" serve --data-dir "$1" --listen 127.0.0.1:0 --origin bench.glasslog.dev/log \
+start_server() {   # start_server DATA_DIR [SERVE FLAGS...]: starts the server, sets PID, URL and VKEY
+  local data="$1"; shift
+  "$BIN" serve --data-dir "$data" --listen 127.0.0.1:0 --origin bench.glasslog.dev/log "$@" \
     >"$WORK/server.out" 2>"$WORK/server.err" &
   PID=$!
   for _ in $(seq 1 600); do
@@ -71,5 +79,40 @@ case "${1:-submit}" in
       stop_server
     done
     ;;
-  *) echo "usage: benches/load.sh submit [N] [REPEATS] | scale" >&2; exit 2 ;;
+  transport)
+    N=${2:-20000}; R=${3:-5}
+    # A CA and a certificate for 127.0.0.1, which the client trusts through SSL_CERT_FILE.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
+      -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+      -keyout "$WORK/tls.key" -out "$WORK/tls.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$WORK/san"
+    openssl x509 -req -in "$WORK/tls.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca.key" -CAcreateserial \
+      -days 1 -extfile "$WORK/san" -out "$WORK/tls.pem" 2>/dev/null
+    : >"$WORK/runs"
+    for r in $(seq 1 "$R"); do
+      for variant in plaintext tls limits; do
+        case $variant in
+          plaintext) start_server "$WORK/data-$variant-$r" ;;
+          tls) start_server "$WORK/data-$variant-$r" --tls-cert "$WORK/tls.pem" --tls-key "$WORK/tls.key"
+               URL="${URL/http:/https:}" ;;
+          limits) start_server "$WORK/data-$variant-$r" --rate-submit-per-ip 1000000 \
+                    --rate-submit-per-key 1000000 --rate-reads-per-ip 1000000 ;;
+        esac
+        SSL_CERT_FILE="$WORK/ca.pem" bench -n "$N" -c 64 | python3 -c "import json,sys; d=json.load(sys.stdin); d['variant']='$variant'; print(json.dumps(d))" >>"$WORK/runs"
+        stop_server
+      done
+    done
+    python3 - "$WORK/runs" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+def med(v, k): return statistics.median(r[k] for r in runs if r["variant"] == v)
+base = med("plaintext", "throughput_per_s")
+print(f"{'variant':<10} {'entries/s':>10} {'ratio':>6} {'p50_ms':>7} {'p99_ms':>7}  (medians of {len(runs)//3} interleaved runs, C=64)")
+for v in ("plaintext", "tls", "limits"):
+    t = med(v, "throughput_per_s")
+    print(f"{v:<10} {t:>10.0f} {t/base:>6.3f} {med(v, 'p50_ms'):>7.2f} {med(v, 'p99_ms'):>7.2f}")
+PY
+    ;;
+  *) echo "usage: benches/load.sh submit [N] [REPEATS] | scale | transport [N] [REPEATS]" >&2; exit 2 ;;
 esac
