@@ -7,6 +7,7 @@ pub mod log;
 pub mod seaweed;
 pub mod statements;
 pub mod tiles;
+pub mod webdriver;
 pub mod witness;
 
 use std::io::{BufRead, BufReader};

@@ -119,9 +119,12 @@
 
   // A vkey: name+hash+base64(0x01 || 32-byte Ed25519 key).
   async function parseVkey(vkey) {
-    const parts = vkey.trim().split('+');
-    if (parts.length !== 3) throw new Error('a log key is name+hash+key');
-    const [name, hash, b64] = parts;
+    // The key is standard base64, which may hold '+': split at the first two only.
+    const text = vkey.trim();
+    const i = text.indexOf('+');
+    const j = i < 0 ? -1 : text.indexOf('+', i + 1);
+    if (i <= 0 || j < 0) throw new Error('a log key is name+hash+key');
+    const [name, hash, b64] = [text.slice(0, i), text.slice(i + 1, j), text.slice(j + 1)];
     const key = unbase64(b64);
     if (key.length !== 33 || key[0] !== 1) throw new Error('not an Ed25519 key (type 0x01, 32 bytes)');
     const computed = (await sha256(concat(enc.encode(name + '\n'), key))).subarray(0, 4);
