@@ -394,7 +394,8 @@ pub fn layout(g: &Graph) -> Layout {
             (
                 format!("M{sx} {cy1} C{mid} {cy1} {mid} {cy2} {tx} {cy2}"),
                 mid,
-                (cy1 + cy2) / 2,
+                // Above the curve's middle, clear of the line.
+                (cy1 + cy2) / 2 - 4,
             )
         };
         edges.push(PlacedEdge {
