@@ -224,7 +224,12 @@ fn start_server(dir: &std::path::Path, env: &[(&str, String)]) -> (TestServer, S
 
 fn api(http: &str, path: &str) -> Value {
     let r = get(http, path);
-    assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        200,
+        "{path}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(
         r.header("content-type"),
         Some("application/json; charset=utf-8"),
@@ -268,7 +273,11 @@ fn json_api_headers_and_escaping_over_http() {
     ] {
         let r = get(&http, path);
         assert_eq!(r.header("content-security-policy"), Some(CSP), "{path}");
-        assert_eq!(r.header("x-content-type-options"), Some("nosniff"), "{path}");
+        assert_eq!(
+            r.header("x-content-type-options"),
+            Some("nosniff"),
+            "{path}"
+        );
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
     }
@@ -301,20 +310,32 @@ fn json_api_headers_and_escaping_over_http() {
         [c.model_v2]
     );
     assert_eq!(
-        indexes(&api(&http, &format!("/api/search?q={}", hex::encode(c.model_v2_file)))),
+        indexes(&api(
+            &http,
+            &format!("/api/search?q={}", hex::encode(c.model_v2_file))
+        )),
         [c.model_v2]
     );
     // A dataset's digest finds it and the model trained on it.
     assert_eq!(
-        indexes(&api(&http, &format!("/api/search?q=sha256:{}", hex::encode(c.corpus_v1_digest)))),
+        indexes(&api(
+            &http,
+            &format!("/api/search?q=sha256:{}", hex::encode(c.corpus_v1_digest))
+        )),
         [c.corpus_v1, c.model_v1]
     );
     assert_eq!(
-        indexes(&api(&http, &format!("/api/search?q=key:{}", c.publisher_key_id))),
+        indexes(&api(
+            &http,
+            &format!("/api/search?q=key:{}", c.publisher_key_id)
+        )),
         (0..c.size).collect::<Vec<_>>()
     );
     assert_eq!(
-        indexes(&api(&http, &format!("/api/search?q={}", c.publisher_key_id.to_uppercase()))),
+        indexes(&api(
+            &http,
+            &format!("/api/search?q={}", c.publisher_key_id.to_uppercase())
+        )),
         (0..c.size).collect::<Vec<_>>()
     );
     assert_eq!(indexes(&api(&http, "/api/search?q=3")), [3]);
@@ -355,7 +376,10 @@ fn json_api_headers_and_escaping_over_http() {
     assert_eq!(e["summary"]["kind"], "model");
     assert_eq!(e["summary"]["name"], "acme/model");
     assert_eq!(e["predicate"]["version"], "2.0");
-    assert_eq!(e["training_data_indexes"], json!([c.corpus_v2, c.evil_data]));
+    assert_eq!(
+        e["training_data_indexes"],
+        json!([c.corpus_v2, c.evil_data])
+    );
     let corpus = api(&http, &format!("/api/entry/{}", c.corpus_v1));
     assert_eq!(corpus["trained_models"][0]["index"], json!(c.model_v1));
     assert_eq!(corpus["superseded_by"][0]["index"], json!(c.corpus_v2));
@@ -368,10 +392,20 @@ fn json_api_headers_and_escaping_over_http() {
         &format!("/entry/{}", c.model_v2),
         &[("Accept", "application/json")],
     );
-    assert_eq!(r.header("content-type"), Some("application/json; charset=utf-8"));
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
     assert_eq!(serde_json::from_slice::<Value>(&r.body).unwrap(), e);
-    let r = get_with(&http, "/search?q=acme/model", &[("Accept", "application/json")]);
-    assert_eq!(indexes(&serde_json::from_slice(&r.body).unwrap()), [c.model_v1, c.model_v2]);
+    let r = get_with(
+        &http,
+        "/search?q=acme/model",
+        &[("Accept", "application/json")],
+    );
+    assert_eq!(
+        indexes(&serde_json::from_slice(&r.body).unwrap()),
+        [c.model_v1, c.model_v2]
+    );
 
     // Lineage as JSON: model releases, supersedes, datasets.
     let g = api(&http, "/api/lineage/acme/model");
@@ -391,6 +425,44 @@ fn json_api_headers_and_escaping_over_http() {
     let g = api(&http, "/api/lineage/acme/corpus");
     assert_eq!(g["kind"], "dataset");
     assert_eq!(g["nodes"].as_array().unwrap().len(), 4, "{g}");
+
+    // Many versions of one name: search pages of 50, a lineage capped at 12 with "show more".
+    let many: Vec<u64> = (0..55)
+        .map(|v| {
+            submit(
+                &server,
+                &Publisher::new(KeyType::Ed25519),
+                &dataset("acme/many", &v.to_string(), json!({})).0,
+            )
+        })
+        .collect();
+    let first = api(&http, "/api/search?q=acme/many");
+    assert_eq!(indexes(&first), many[..50]);
+    let token = first["next_page"].as_str().unwrap();
+    let second = api(&http, &format!("/api/search?q=acme/many&page={token}"));
+    assert_eq!(indexes(&second), many[50..]);
+    assert_eq!(second["next_page"], Value::Null);
+    let page = html(&http, &format!("/search?q=acme/many&page={token}"));
+    assert!(page.contains(&format!("href=\"/entry/{}\"", many[54])));
+    let page = html(&http, "/search?q=acme/many");
+    assert!(
+        page.contains(&format!(
+            "rel=\"next\" href=\"/search?q=acme%2Fmany&amp;page={token}\""
+        )),
+        "next link"
+    );
+    let capped = html(&http, "/lineage/acme/many");
+    assert_eq!(
+        capped.matches("<a href=\"/entry/").count(),
+        12 + 12,
+        "12 boxes and 12 list items"
+    );
+    assert!(capped.contains("id=\"show-more\" href=\"/lineage/acme/many?limit=24\""));
+    let more = html(&http, "/lineage/acme/many?limit=24");
+    assert_eq!(more.matches("<a href=\"/entry/").count(), 24 + 24);
+    let all = html(&http, "/lineage/acme/many?limit=100");
+    assert_eq!(all.matches("<a href=\"/entry/").count(), 55 + 55);
+    assert!(!all.contains("id=\"show-more\""));
 
     // Errors: status codes, in JSON for the API.
     let r = get(&http, "/api/entry/999999");
@@ -422,19 +494,34 @@ fn json_api_headers_and_escaping_over_http() {
         "/".to_string(),
     ] {
         let page = html(&http, &path);
-        for needle in ["<script>alert", "<img", "<svg onload", "<iframe", "<b onmouseover"] {
+        for needle in [
+            "<script>alert",
+            "<img",
+            "<svg onload",
+            "<iframe",
+            "<b onmouseover",
+        ] {
             assert!(!page.contains(needle), "{path} holds {needle:?}");
         }
         assert!(!page.contains("href=\"javascript:"), "{path}");
         assert!(!page.contains("href=\"data:"), "{path}");
-        assert!(!page.to_ascii_lowercase().contains("href=\"javascript"), "{path}");
+        assert!(
+            !page.to_ascii_lowercase().contains("href=\"javascript"),
+            "{path}"
+        );
         // The one script is ours; the one inline block is non-executable JSON.
         assert!(page.matches("<script").count() <= 2, "{path}");
     }
     let page = html(&http, &format!("/entry/{}", c.evil_data));
     assert!(page.contains("&lt;script&gt;alert(&#39;desc&#39;)&lt;/script&gt;"));
-    let at = page.find("javascript:alert(&#39;download&#39;)").expect("the URI shown");
-    assert!(page[at..].contains("(not linked)"), "{}", &page[at - 200..at + 200]);
+    let at = page
+        .find("javascript:alert(&#39;download&#39;)")
+        .expect("the URI shown");
+    assert!(
+        page[at..].contains("(not linked)"),
+        "{}",
+        &page[at - 200..at + 200]
+    );
     assert!(page.contains("<bdi class=\"cp\" data-cp=\"U+202E\""));
     let page = html(&http, &format!("/entry/{}", c.model_v2));
     assert!(page.contains("<a class=\"ext\" href=\"https://models.example/acme/model\""));
@@ -442,7 +529,10 @@ fn json_api_headers_and_escaping_over_http() {
     let page3 = html(&http, &format!("/entry/{}?files=3", c.model_v2));
     let files = &page3[page3.find("id=\"files\"").unwrap()..];
     let files = &files[..files.find("</table>").unwrap()];
-    assert!(files.contains("weights/part-00249.bin") && !files.contains("weights/part-00000.bin"), "{files}");
+    assert!(
+        files.contains("weights/part-00249.bin") && !files.contains("weights/part-00000.bin"),
+        "{files}"
+    );
 
     // The render histogram counts what was served.
     let metrics = String::from_utf8(get(&http, "/metrics").body).unwrap();
@@ -519,24 +609,44 @@ fn browser_search_entry_lineage_verification_and_injection() {
         .iter()
         .map(|a| b.text(a))
         .collect();
-    assert_eq!(links, [format!("#{}", c.model_v1), format!("#{}", c.model_v2)]);
+    assert_eq!(
+        links,
+        [format!("#{}", c.model_v1), format!("#{}", c.model_v2)]
+    );
 
     // Open an entry from the results: the release, verified in the browser.
-    b.click(&b.find(&format!("table.entries td:first-child a[href='/entry/{}']", c.model_v2)));
+    b.click(&b.find(&format!(
+        "table.entries td:first-child a[href='/entry/{}']",
+        c.model_v2
+    )));
     b.wait_for("the entry page", Duration::from_secs(10), || {
-        b.url().ends_with(&format!("/entry/{}", c.model_v2)).then_some(())
+        b.url()
+            .ends_with(&format!("/entry/{}", c.model_v2))
+            .then_some(())
     });
     assert_eq!(b.text(&b.find("#entry-name")), "acme/model");
     let (result, text) = verdict(&b);
     assert_eq!(result, "verified", "{text}");
     assert!(text.starts_with("Verified"), "{text}");
     let steps = b.text(&b.find("#verify-steps"));
-    assert!(steps.contains("The leaf hashes to the proof's leaf hash"), "{steps}");
-    assert!(steps.contains("The statement shown under \"Raw\" is the one in the leaf"), "{steps}");
+    assert!(
+        steps.contains("The leaf hashes to the proof's leaf hash"),
+        "{steps}"
+    );
+    assert!(
+        steps.contains("The statement shown under \"Raw\" is the one in the leaf"),
+        "{steps}"
+    );
     assert!(steps.contains("leads from entry"), "{steps}");
-    assert!(steps.contains("signature verifies under the pinned key"), "{steps}");
+    assert!(
+        steps.contains("signature verifies under the pinned key"),
+        "{steps}"
+    );
     let limits = b.text(&b.find("#verify-limits"));
-    assert!(limits.contains("consistent with one you saw earlier"), "{limits}");
+    assert!(
+        limits.contains("consistent with one you saw earlier"),
+        "{limits}"
+    );
 
     // Pin a key that is not the log's: the check fails and says why; forget it: verified again.
     let other = LogSigner::generate(&Origin::new(&server.origin).unwrap()).verifier_key();
@@ -544,39 +654,62 @@ fn browser_search_entry_lineage_verification_and_injection() {
     b.clear(&key);
     b.type_text(&key, &other);
     b.click(&b.find("#pin-form button[type=submit]"));
-    let (result, text) = b.wait_for("the check under another key", Duration::from_secs(30), || {
-        let (r, t) = verdict(&b);
-        (r == "failed").then_some((r, t))
-    });
-    assert!(text.contains("no signature by the pinned key"), "{result}: {text}");
+    let (result, text) = b.wait_for(
+        "the check under another key",
+        Duration::from_secs(30),
+        || {
+            let (r, t) = verdict(&b);
+            (r == "failed").then_some((r, t))
+        },
+    );
+    assert!(
+        text.contains("no signature by the pinned key"),
+        "{result}: {text}"
+    );
     // The pinned key is remembered by the browser.
     b.goto(&format!("{http}/entry/{}", c.model_v1));
     assert_eq!(b.property(&b.find("#log-key"), "value"), json!(other));
     assert_eq!(verdict(&b).0, "failed");
     b.click(&b.find("#unpin"));
-    let (result, text) = b.wait_for("the check under the server's key", Duration::from_secs(30), || {
-        let (r, t) = verdict(&b);
-        (r == "verified").then_some((r, t))
-    });
+    let (result, text) = b.wait_for(
+        "the check under the server's key",
+        Duration::from_secs(30),
+        || {
+            let (r, t) = verdict(&b);
+            (r == "verified").then_some((r, t))
+        },
+    );
     assert_eq!(result, "verified", "{text}");
 
     // Follow the release's links: what it supersedes, and a training dataset.
     b.goto(&format!("{http}/entry/{}", c.model_v2));
     b.click(&b.find("#supersedes-link"));
     b.wait_for("the superseded release", Duration::from_secs(10), || {
-        b.url().ends_with(&format!("/entry/{}", c.model_v1)).then_some(())
+        b.url()
+            .ends_with(&format!("/entry/{}", c.model_v1))
+            .then_some(())
     });
-    assert!(b.text(&b.find("a.superseded-by")).contains(&c.model_v2.to_string()));
+    assert!(b
+        .text(&b.find("a.superseded-by"))
+        .contains(&c.model_v2.to_string()));
     b.click(&b.find_all("a.training-link")[0]);
     b.wait_for("the dataset page", Duration::from_secs(10), || {
-        b.url().ends_with(&format!("/entry/{}", c.corpus_v1)).then_some(())
+        b.url()
+            .ends_with(&format!("/entry/{}", c.corpus_v1))
+            .then_some(())
     });
     assert_eq!(verdict(&b).0, "verified");
 
     // Lineage: the SVG's nodes link to entry pages.
     b.goto(&format!("{http}/lineage/acme/model"));
     assert_inert(&b);
-    for i in [c.model_v1, c.model_v2, c.corpus_v1, c.corpus_v2, c.evil_data] {
+    for i in [
+        c.model_v1,
+        c.model_v2,
+        c.corpus_v1,
+        c.corpus_v2,
+        c.evil_data,
+    ] {
         assert_eq!(
             b.find_all(&format!("svg a[href='/entry/{i}']")).len(),
             1,
@@ -585,15 +718,32 @@ fn browser_search_entry_lineage_verification_and_injection() {
     }
     b.click(&b.find(&format!("svg a[href='/entry/{}'] rect", c.corpus_v2)));
     b.wait_for("the node's page", Duration::from_secs(10), || {
-        b.url().ends_with(&format!("/entry/{}", c.corpus_v2)).then_some(())
+        b.url()
+            .ends_with(&format!("/entry/{}", c.corpus_v2))
+            .then_some(())
     });
     assert_eq!(verdict(&b).0, "verified");
 
     // The injection corpus renders inert: no dialog, no injected element, no script URL linked,
     // the text visible as text, direction overrides boxed.
     for (i, visible) in [
-        (c.evil_data, vec![SCRIPT, IMG, ATTR.trim_start_matches('"'), "javascript:alert('download')"]),
-        (c.evil_model, vec![SCRIPT, "<script>alert('version')</script>", "<b onmouseover=alert('b')>bold</b>"]),
+        (
+            c.evil_data,
+            vec![
+                SCRIPT,
+                IMG,
+                ATTR.trim_start_matches('"'),
+                "javascript:alert('download')",
+            ],
+        ),
+        (
+            c.evil_model,
+            vec![
+                SCRIPT,
+                "<script>alert('version')</script>",
+                "<b onmouseover=alert('b')>bold</b>",
+            ],
+        ),
     ] {
         b.goto(&format!("{http}/entry/{i}"));
         assert_inert(&b);
@@ -601,7 +751,10 @@ fn browser_search_entry_lineage_verification_and_injection() {
         for v in visible {
             assert!(body.contains(v), "entry {i} does not show {v:?} as text");
         }
-        assert!(!b.find_all("bdi.cp[data-cp='U+202E']").is_empty(), "entry {i}");
+        assert!(
+            !b.find_all("bdi.cp[data-cp='U+202E']").is_empty(),
+            "entry {i}"
+        );
         // The boxed characters are still in the text the check compares with the leaf.
         let (result, text) = verdict(&b);
         assert_eq!(result, "verified", "entry {i}: {text}");
@@ -611,9 +764,13 @@ fn browser_search_entry_lineage_verification_and_injection() {
     b.goto(&format!("{http}/lineage/evil/data"));
     assert_inert(&b);
     assert!(b.text(&b.find("main")).contains("\u{27E8}U+202E\u{27E9}"));
-    b.goto(&format!("{http}/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"));
+    b.goto(&format!(
+        "{http}/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E"
+    ));
     assert_inert(&b);
-    assert!(b.text(&b.find("main")).contains("<script>alert(1)</script>"));
+    assert!(b
+        .text(&b.find("main"))
+        .contains("<script>alert(1)</script>"));
     drop(server);
 }
 
@@ -654,9 +811,8 @@ fn a_tampered_proof_fails_in_the_browser() {
 #[test]
 #[ignore = "writes docs/img; run by hand"]
 fn screenshots() {
-    let out = std::env::var("GLASSLOG_SCREENSHOTS").unwrap_or_else(|_| {
-        format!("{}/docs/img", env!("CARGO_MANIFEST_DIR"))
-    });
+    let out = std::env::var("GLASSLOG_SCREENSHOTS")
+        .unwrap_or_else(|_| format!("{}/docs/img", env!("CARGO_MANIFEST_DIR")));
     std::fs::create_dir_all(&out).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (server, http) = start_server(dir.path(), &[]);
@@ -672,10 +828,112 @@ fn screenshots() {
             b.goto(&format!("{http}{path}"));
             if page == "entry" {
                 assert_eq!(verdict(&b).0, "verified");
-                b.execute("document.getElementById('verify-heading').scrollIntoView(); return null;");
+                b.execute(
+                    "document.getElementById('verify-heading').scrollIntoView(); return null;",
+                );
             }
             std::fs::write(format!("{out}/explorer-{page}-{size}.png"), b.screenshot()).unwrap();
         }
     }
+    drop(server);
+}
+
+/// Render time and throughput at a large log: `GLASSLOG_MEASURE_SIZE` entries (default
+/// 1,000,000; filled with `glasslog bench`, kept in `GLASSLOG_MEASURE_DIR` between runs if set),
+/// then the corpus and a 20-release model on top. Prints client-side p50/p99 of 500 sequential
+/// requests for an entry page and a lineage page, the server's own histogram for them, and
+/// `wrk` requests/s for the JSON search at 16 connections.
+///
+/// `GLASSLOG_MEASURE_SIZE=1000000 cargo test --release …` needs a release build; in the debug
+/// build it measures unoptimised code (RocksDB's C++ included).
+#[test]
+#[ignore = "fills a large log; run by hand"]
+fn measure() {
+    let size: u64 =
+        std::env::var("GLASSLOG_MEASURE_SIZE").map_or(1_000_000, |s| s.parse().unwrap());
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::env::var("GLASSLOG_MEASURE_DIR")
+        .map_or_else(|_| tmp.path().to_path_buf(), std::path::PathBuf::from);
+    let (server, http) = start_server(&dir, &[]);
+    let now = common::log::current_size(&server);
+    let started = std::time::Instant::now();
+    if now + 100 < size {
+        common::log::fill_to(&server, size - 100);
+        eprintln!(
+            "filled {} entries in {:?}",
+            size - 100 - now,
+            started.elapsed()
+        );
+    }
+    let c = populate(&server);
+    let p = Publisher::new(KeyType::Ed25519);
+    let mut previous: Option<(u64, [u8; 32])> = None;
+    let mut big = 0;
+    for v in 0..20 {
+        let mut extra = json!({"dataDisclosure": "full", "trainingData": [
+            {"name": "acme/corpus", "digest": digest_ref(&c.corpus_v1_digest), "role": "pretraining", "logIndex": c.corpus_v1}]});
+        if let Some((i, d)) = previous {
+            extra["supersedes"] = json!({"logIndex": i, "digest": digest_ref(&d)});
+        }
+        let (st, d) = model("acme/big", &format!("{v}.0"), 20, extra);
+        big = submit(&server, &p, &st);
+        previous = Some((big, d));
+    }
+    let size = big + 1;
+    let time = |path: &str| -> (f64, f64) {
+        for _ in 0..20 {
+            assert_eq!(get(&http, path).status, 200);
+        }
+        let mut ms: Vec<f64> = (0..500)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                assert_eq!(get(&http, path).status, 200);
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        (ms[249], ms[494])
+    };
+    let entry = format!("/entry/{big}");
+    let (e50, e99) = time(&entry);
+    let (l50, l99) = time("/lineage/acme/big");
+    let metrics = String::from_utf8(get(&http, "/metrics").body).unwrap();
+    let quantiles = |page: &str| -> (f64, f64) {
+        let prefix = format!(
+            "glasslog_explorer_render_seconds_bucket{{page=\"{page}\",format=\"html\",le=\""
+        );
+        let buckets: Vec<(f64, f64)> = metrics
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .filter_map(|l| {
+                let (le, n) = l.split_once("\"} ")?;
+                Some((le.parse().ok()?, n.parse().ok()?))
+            })
+            .collect();
+        let total = buckets.last().unwrap().1;
+        let q = |f: f64| buckets.iter().find(|(_, n)| *n >= f * total).unwrap().0 * 1e3;
+        (q(0.5), q(0.99))
+    };
+    let (se50, se99) = quantiles("entry");
+    let (sl50, sl99) = quantiles("lineage");
+    let wrk = std::process::Command::new("wrk")
+        .args(["-t2", "-c16", "-d15s", "--latency"])
+        .arg(format!("{http}/api/search?q=acme/big"))
+        .output();
+    let rps = wrk
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .and_then(|out| {
+            out.lines()
+                .find_map(|l| l.strip_prefix("Requests/sec:"))
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "wrk not run".into());
+    eprintln!(
+        "log size {size}\n\
+         entry page   (/entry/{big}, 20-hash proof): client p50 {e50:.2} ms p99 {e99:.2} ms; server histogram p50 <= {se50} ms p99 <= {se99} ms\n\
+         lineage page (/lineage/acme/big, 20 releases, capped at 12): client p50 {l50:.2} ms p99 {l99:.2} ms; server histogram p50 <= {sl50} ms p99 <= {sl99} ms\n\
+         JSON search /api/search?q=acme/big (20 results), wrk -c16: {rps} requests/s"
+    );
     drop(server);
 }

@@ -105,8 +105,8 @@ const SECONDS_BOUNDS_US: [u64; 16] = [
 /// Upper bounds of the explorer's render histogram, in microseconds: 25 µs to 2.5 s (a page is
 /// a few storage reads and a template).
 const RENDER_BOUNDS_US: [u64; 16] = [
-    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000,
-    500_000, 1_000_000, 2_500_000,
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000,
 ];
 
 /// The web explorer's pages, as metrics label them (`page`).
@@ -369,8 +369,14 @@ impl Metrics {
 
     /// Records how long the explorer took to answer for `page` in `format` (reads and render).
     pub fn explorer_render(&self, page: ExplorerPage, format: ExplorerFormat, d: Duration) {
-        let p = ExplorerPage::ALL.iter().position(|&x| x == page).unwrap_or(0);
-        let f = ExplorerFormat::ALL.iter().position(|&x| x == format).unwrap_or(0);
+        let p = ExplorerPage::ALL
+            .iter()
+            .position(|&x| x == page)
+            .unwrap_or(0);
+        let f = ExplorerFormat::ALL
+            .iter()
+            .position(|&x| x == format)
+            .unwrap_or(0);
         self.explorer_seconds[p * ExplorerFormat::ALL.len() + f].observe_duration(d);
     }
 
@@ -538,10 +544,17 @@ mod tests {
         let all: Vec<_> = m.explorer_durations().collect();
         assert_eq!(all.len(), 8);
         for (page, format, h) in &all {
-            let expected = if (*page, *format) == ("entry", "json") { 2 } else { 0 };
+            let expected = if (*page, *format) == ("entry", "json") {
+                2
+            } else {
+                0
+            };
             assert_eq!(h.count, expected, "{page} {format}");
         }
-        let (_, _, h) = all.iter().find(|(p, f, _)| (*p, *f) == ("entry", "json")).unwrap();
+        let (_, _, h) = all
+            .iter()
+            .find(|(p, f, _)| (*p, *f) == ("entry", "json"))
+            .unwrap();
         assert_eq!(h.buckets[1], (0.00005, 1), "40 µs is under 50 µs");
         assert_eq!(h.buckets[6], (0.0025, 1), "3 ms is above 2.5 ms");
     }

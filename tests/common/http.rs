@@ -44,7 +44,10 @@ pub fn get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Response {
     let addr = base.strip_prefix("http://").expect("http:// base");
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let extra: String = headers.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: gzip, identity\r\n{extra}Connection: close\r\n\r\n"

@@ -99,7 +99,8 @@ impl Browser {
 
     /// One command; `Err` with the WebDriver error object for an error answer.
     fn raw(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, Value> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| json!(e.to_string()))?;
+        let mut s =
+            TcpStream::connect(("127.0.0.1", self.port)).map_err(|e| json!(e.to_string()))?;
         s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         write!(
@@ -178,7 +179,10 @@ impl Browser {
     }
 
     pub fn title(&self) -> String {
-        self.cmd("GET", "/title", None).as_str().unwrap().to_string()
+        self.cmd("GET", "/title", None)
+            .as_str()
+            .unwrap()
+            .to_string()
     }
 
     /// The elements matching a CSS selector.
@@ -273,7 +277,12 @@ impl Browser {
     }
 
     /// Waits until `cond` holds, polling; panics with `what` after `timeout`.
-    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut cond: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut cond: impl FnMut() -> Option<T>,
+    ) -> T {
         let started = Instant::now();
         loop {
             if let Some(v) = cond() {
@@ -303,7 +312,11 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size = usize::from_str_radix(
-            String::from_utf8_lossy(&b[..eol]).split(';').next().unwrap().trim(),
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
             16,
         )
         .unwrap_or(0);

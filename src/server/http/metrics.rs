@@ -213,7 +213,12 @@ fn server_metrics(out: &mut String, m: &Metrics) {
         "histogram",
     );
     for (page, format, h) in m.explorer_durations() {
-        histogram_samples(out, name, &format!("page=\"{page}\",format=\"{format}\","), &h);
+        histogram_samples(
+            out,
+            name,
+            &format!("page=\"{page}\",format=\"{format}\","),
+            &h,
+        );
     }
 }
 

@@ -45,25 +45,34 @@ pub fn json<T: Serialize>(result: Result<T, ExplorerError>) -> Response {
 
 pub async fn log(State(state): State<HttpState>) -> Response {
     let s = state.clone();
-    timed(&state, ExplorerPage::Home, ExplorerFormat::Json, move || {
-        json(pages::home_view(&s))
-    })
+    timed(
+        &state,
+        ExplorerPage::Home,
+        ExplorerFormat::Json,
+        move || json(pages::home_view(&s)),
+    )
     .await
 }
 
 pub async fn search(State(state): State<HttpState>, Query(p): Query<SearchParams>) -> Response {
     let s = state.clone();
-    timed(&state, ExplorerPage::Search, ExplorerFormat::Json, move || {
-        json(pages::search_view(&s, &p))
-    })
+    timed(
+        &state,
+        ExplorerPage::Search,
+        ExplorerFormat::Json,
+        move || json(pages::search_view(&s, &p)),
+    )
     .await
 }
 
 pub async fn entry(State(state): State<HttpState>, Path(index): Path<String>) -> Response {
     let s = state.clone();
-    timed(&state, ExplorerPage::Entry, ExplorerFormat::Json, move || {
-        json(entry_json(&s, &index))
-    })
+    timed(
+        &state,
+        ExplorerPage::Entry,
+        ExplorerFormat::Json,
+        move || json(entry_json(&s, &index)),
+    )
     .await
 }
 
@@ -88,8 +97,11 @@ pub async fn lineage(
     Query(p): Query<LineageParams>,
 ) -> Response {
     let s = state.clone();
-    timed(&state, ExplorerPage::Lineage, ExplorerFormat::Json, move || {
-        json(pages::lineage_graph(&s, &name, &p))
-    })
+    timed(
+        &state,
+        ExplorerPage::Lineage,
+        ExplorerFormat::Json,
+        move || json(pages::lineage_graph(&s, &name, &p)),
+    )
     .await
 }

@@ -195,12 +195,8 @@ pub fn build(store: &Store, name: &str, size: u64, limit: usize) -> Result<Graph
                 }
             }
             Declaration::Dataset(ds) => {
-                let models = store.search(
-                    &Query::TrainedOn(ds.digest.0).prefix(),
-                    0,
-                    size,
-                    limit + 1,
-                )?;
+                let models =
+                    store.search(&Query::TrainedOn(ds.digest.0).prefix(), 0, size, limit + 1)?;
                 for m in models {
                     let leaf = store.logged_entry(m)?;
                     let Ok(Some(d)) = logged_declaration(&leaf) else {
@@ -445,7 +441,11 @@ mod tests {
     fn n(index: u64, column: Column, name: &str, version: &str) -> Node {
         Node {
             index: Some(index),
-            kind: if column == Column::Related { "dataset" } else { "model" },
+            kind: if column == Column::Related {
+                "dataset"
+            } else {
+                "model"
+            },
             name: name.into(),
             version: Some(version.into()),
             column,
@@ -469,11 +469,18 @@ mod tests {
         assert_eq!(g.hidden, [0, 0, 90]);
         let l = layout(&g);
         assert_eq!(l.nodes.len(), 11);
-        assert_eq!(l.headings.len(), 2, "the empty base model column takes no room");
+        assert_eq!(
+            l.headings.len(),
+            2,
+            "the empty base model column takes no room"
+        );
         assert_eq!(l.headings[1].hidden, 90);
         // Ten rows tall, whatever the hundred.
         assert!(l.height < 10 * (NODE_H + ROW_GAP) + 200, "{}", l.height);
-        assert!(l.nodes.iter().all(|p| p.y + NODE_H <= l.height && p.x + NODE_W <= l.width));
+        assert!(l
+            .nodes
+            .iter()
+            .all(|p| p.y + NODE_H <= l.height && p.x + NODE_W <= l.width));
     }
 
     #[test]

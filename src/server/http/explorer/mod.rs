@@ -143,7 +143,9 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
                     .unwrap_or(1.0);
                 Some(q)
             })
-            .fold(None, |best: Option<f32>, q| Some(best.map_or(q, |b| b.max(q))))
+            .fold(None, |best: Option<f32>, q| {
+                Some(best.map_or(q, |b| b.max(q)))
+            })
     };
     match (quality("application/json"), quality("text/html")) {
         (Some(j), Some(h)) => j > h,

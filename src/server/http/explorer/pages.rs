@@ -102,11 +102,7 @@ struct ErrorPage<'a> {
 
 fn render(page: &impl Template) -> Response {
     match page.render() {
-        Ok(body) => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            body,
-        )
-            .into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "explorer template failed");
             html_error(&ExplorerError::Internal(e.to_string()), "", "")
@@ -216,7 +212,13 @@ pub fn search_view(state: &HttpState, p: &SearchParams) -> Result<SearchView, Ex
         .head
         .latest()
         .ok_or_else(|| ExplorerError::Unavailable("no checkpoint is public yet".into()))?;
-    Ok(view::search(&state.store, &head, text.trim(), &query, from)?)
+    Ok(view::search(
+        &state.store,
+        &head,
+        text.trim(),
+        &query,
+        from,
+    )?)
 }
 
 pub async fn search(

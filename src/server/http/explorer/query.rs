@@ -206,7 +206,10 @@ mod tests {
             Err(QueryError::Hex { .. })
         ));
         let err = BoxQuery::parse("<script>alert(1)</script>").unwrap_err();
-        assert!(matches!(err, QueryError::Search(SearchError::Name(_))), "{err}");
+        assert!(
+            matches!(err, QueryError::Search(SearchError::Name(_))),
+            "{err}"
+        );
         assert!(matches!(
             BoxQuery::parse("org/m@"),
             Err(QueryError::Search(SearchError::NameVersion(_)))

@@ -145,8 +145,8 @@ mod tests {
 
     #[test]
     fn markup_is_escaped_and_isolated() {
-        let shown = Shown("<script>alert(1)</script> & \"x\" 'y' <img src=x onerror=alert(2)>")
-            .to_string();
+        let shown =
+            Shown("<script>alert(1)</script> & \"x\" 'y' <img src=x onerror=alert(2)>").to_string();
         assert_eq!(
             shown,
             "<bdi>&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;x&#34; &#39;y&#39; \
@@ -163,7 +163,9 @@ mod tests {
             "<bdi>abc<bdi class=\"cp\" data-cp=\"U+202E\" title=\"U+202E\">\u{202E}</bdi>fed\
              <bdi class=\"cp\" data-cp=\"U+2066\" title=\"U+2066\">\u{2066}</bdi>x</bdi>"
         );
-        for c in ['\u{200B}', '\u{200F}', '\u{061C}', '\u{FEFF}', '\u{2069}', '\u{1B}'] {
+        for c in [
+            '\u{200B}', '\u{200F}', '\u{061C}', '\u{FEFF}', '\u{2069}', '\u{1B}',
+        ] {
             assert!(is_hidden(c), "U+{:04X}", c as u32);
         }
         for c in ['a', 'é', 'ا', '\n', ' ', '\u{2014}'] {
@@ -179,7 +181,11 @@ mod tests {
 
     #[test]
     fn only_web_uris_are_links() {
-        for ok in ["https://example.com/x", "HTTP://example.com", "https://a.b/c?d=<e>"] {
+        for ok in [
+            "https://example.com/x",
+            "HTTP://example.com",
+            "https://a.b/c?d=<e>",
+        ] {
             assert_eq!(safe_href(ok), Some(ok));
         }
         for bad in [

@@ -9,12 +9,12 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Serialize;
 
+use crate::admission::admit::statement_predicate_type;
 use crate::admission::declaration::{Declaration, Timestamp};
 use crate::admission::dsse::Envelope;
 use crate::admission::keys::PublicKey;
-use crate::admission::manifest::Resource;
-use crate::admission::admit::statement_predicate_type;
 use crate::admission::logged_declaration;
+use crate::admission::manifest::Resource;
 use crate::entry::decode_leaf;
 use crate::server::config::MAX_REPLY_BYTES;
 use crate::server::prover::{Inclusion, ProofError, Prover};
