@@ -280,6 +280,7 @@ fn json_api_headers_and_escaping_over_http() {
         );
         assert_eq!(r.header("referrer-policy"), Some("no-referrer"), "{path}");
         assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(r.header("vary"), Some("Accept"), "{path}");
     }
 
     // The log: its checkpoint is the one /checkpoint serves, signed by the log's key.
@@ -526,6 +527,9 @@ fn json_api_headers_and_escaping_over_http() {
     let page = html(&http, &format!("/entry/{}", c.model_v2));
     assert!(page.contains("<a class=\"ext\" href=\"https://models.example/acme/model\""));
     assert!(page.contains("page 1 of 3"), "250 files are paged by 100");
+    // A page beyond the last is the last.
+    let page9 = html(&http, &format!("/entry/{}?files=9", c.model_v2));
+    assert!(page9.contains("page 3 of 3") && page9.contains("weights/part-00249.bin"));
     let page3 = html(&http, &format!("/entry/{}?files=3", c.model_v2));
     let files = &page3[page3.find("id=\"files\"").unwrap()..];
     let files = &files[..files.find("</table>").unwrap()];

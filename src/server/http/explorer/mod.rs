@@ -17,7 +17,8 @@
 //! templates (`templates/`, checked at compile time, HTML-escaped by default); logged text goes
 //! through [`text`]. Every response carries [`CONTENT_SECURITY_POLICY`] (no inline script or
 //! style, nothing from another origin), `X-Content-Type-Options: nosniff`,
-//! `Referrer-Policy: no-referrer` and `X-Frame-Options: DENY`. JSON answers also carry
+//! `Referrer-Policy: no-referrer`, `X-Frame-Options: DENY`, `Vary: Accept` and (but the static
+//! assets) `Cache-Control: no-cache`: pages follow the head. JSON answers also carry
 //! `Access-Control-Allow-Origin: *`: the log is public and read-only, so other sites may read it.
 
 mod api;
@@ -87,6 +88,13 @@ async fn security_headers(mut response: Response) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Page paths answer HTML or JSON by the Accept header.
+    h.insert(header::VARY, HeaderValue::from_static("Accept"));
+    // Pages follow the head (an entry's proof is against the latest checkpoint); the static
+    // assets set their own.
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    }
     let json = h
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));

@@ -352,7 +352,9 @@ pub async fn entry(
             return api::json(api::entry_json(&s, &index));
         }
         html(&s, entry_view(&s, &index, &p), "", |v| {
-            let (files, pages) = v.entry.files(v.files_page - 1);
+            let (_, pages) = v.entry.files(0);
+            let files_page = v.files_page.min(pages);
+            let (files, _) = v.entry.files(files_page - 1);
             let files = files.to_vec();
             let files_total = v
                 .entry
@@ -377,7 +379,7 @@ pub async fn entry(
                 origin: &s.log.origin,
                 q: "",
                 files,
-                files_page: v.files_page.min(pages),
+                files_page,
                 files_pages: pages,
                 files_total,
                 check,
