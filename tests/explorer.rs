@@ -873,13 +873,15 @@ fn measure() {
     let p = Publisher::new(KeyType::Ed25519);
     let mut previous: Option<(u64, [u8; 32])> = None;
     let mut big = 0;
+    // A name of its own at each size, so that a log kept between runs measures 20 releases.
+    let big_name = format!("acme/big-{size}");
     for v in 0..20 {
         let mut extra = json!({"dataDisclosure": "full", "trainingData": [
             {"name": "acme/corpus", "digest": digest_ref(&c.corpus_v1_digest), "role": "pretraining", "logIndex": c.corpus_v1}]});
         if let Some((i, d)) = previous {
             extra["supersedes"] = json!({"logIndex": i, "digest": digest_ref(&d)});
         }
-        let (st, d) = model("acme/big", &format!("{v}.0"), 20, extra);
+        let (st, d) = model(&big_name, &format!("{v}.0"), 20, extra);
         big = submit(&server, &p, &st);
         previous = Some((big, d));
     }
@@ -900,7 +902,7 @@ fn measure() {
     };
     let entry = format!("/entry/{big}");
     let (e50, e99) = time(&entry);
-    let (l50, l99) = time("/lineage/acme/big");
+    let (l50, l99) = time(&format!("/lineage/{big_name}"));
     let metrics = String::from_utf8(get(&http, "/metrics").body).unwrap();
     let quantiles = |page: &str| -> (f64, f64) {
         let prefix = format!(
@@ -922,7 +924,7 @@ fn measure() {
     let (sl50, sl99) = quantiles("lineage");
     let wrk = std::process::Command::new("wrk")
         .args(["-t2", "-c16", "-d15s", "--latency"])
-        .arg(format!("{http}/api/search?q=acme/big"))
+        .arg(format!("{http}/api/search?q={big_name}"))
         .output();
     let rps = wrk
         .ok()
@@ -936,8 +938,8 @@ fn measure() {
     eprintln!(
         "log size {size}\n\
          entry page   (/entry/{big}, 20-hash proof): client p50 {e50:.2} ms p99 {e99:.2} ms; server histogram p50 <= {se50} ms p99 <= {se99} ms\n\
-         lineage page (/lineage/acme/big, 20 releases, capped at 12): client p50 {l50:.2} ms p99 {l99:.2} ms; server histogram p50 <= {sl50} ms p99 <= {sl99} ms\n\
-         JSON search /api/search?q=acme/big (20 results), wrk -c16: {rps} requests/s"
+         lineage page (/lineage/{big_name}, 20 releases, capped at 12): client p50 {l50:.2} ms p99 {l99:.2} ms; server histogram p50 <= {sl50} ms p99 <= {sl99} ms\n\
+         JSON search /api/search?q={big_name} (20 results), wrk -c16: {rps} requests/s"
     );
     drop(server);
 }

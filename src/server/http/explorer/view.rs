@@ -500,3 +500,33 @@ impl EntryView {
         (&resources[start..end], pages)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_lines_are_named_and_the_logs_told_apart() {
+        let b64 = |bytes: &[u8]| BASE64.encode(bytes);
+        let note = format!(
+            "example.com/log\n3\nAAAA\n\n\u{2014} example.com/log {}\n\u{2014} witness.example {}\n",
+            b64(&[0xab, 0xcd, 0xef, 0x01, 9, 9]),
+            b64(&[1, 2, 3, 4, 5, 6, 7, 8]),
+        );
+        assert_eq!(
+            note_signatures(&note),
+            [
+                ("example.com/log".to_string(), "abcdef01".to_string()),
+                ("witness.example".to_string(), "01020304".to_string()),
+            ]
+        );
+        assert!(note_signatures("no blank line\n").is_empty());
+        assert!(note_signatures("a\n\n\u{2014} short AAA=\nnot a signature\n").is_empty());
+    }
+
+    #[test]
+    fn times_are_rfc3339_seconds() {
+        assert_eq!(time_ms(1_780_000_000_123).as_deref(), Some("2026-05-28T20:26:40Z"));
+        assert_eq!(time_ms(i64::MAX), None);
+    }
+}
