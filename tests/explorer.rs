@@ -901,6 +901,10 @@ fn measure() {
         (ms[249], ms[494])
     };
     let entry = format!("/entry/{big}");
+    let proof_len = api(&http, &format!("/api/entry/{big}"))["proof"]["hashes"]
+        .as_array()
+        .unwrap()
+        .len();
     let (e50, e99) = time(&entry);
     let (l50, l99) = time(&format!("/lineage/{big_name}"));
     let metrics = String::from_utf8(get(&http, "/metrics").body).unwrap();
@@ -937,7 +941,7 @@ fn measure() {
         .unwrap_or_else(|| "wrk not run".into());
     eprintln!(
         "log size {size}\n\
-         entry page   (/entry/{big}, 20-hash proof): client p50 {e50:.2} ms p99 {e99:.2} ms; server histogram p50 <= {se50} ms p99 <= {se99} ms\n\
+         entry page   (/entry/{big}, {proof_len}-hash proof): client p50 {e50:.2} ms p99 {e99:.2} ms; server histogram p50 <= {se50} ms p99 <= {se99} ms\n\
          lineage page (/lineage/{big_name}, 20 releases, capped at 12): client p50 {l50:.2} ms p99 {l99:.2} ms; server histogram p50 <= {sl50} ms p99 <= {sl99} ms\n\
          JSON search /api/search?q={big_name} (20 results), wrk -c16: {rps} requests/s"
     );

@@ -28,7 +28,7 @@ pub const DEFAULT_LIMIT: usize = 12;
 pub const MAX_LIMIT: usize = 400;
 
 /// Columns, left to right.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Column {
     /// Models the name's releases derive from.
@@ -169,6 +169,17 @@ pub fn build(store: &Store, name: &str, size: u64, limit: usize) -> Result<Graph
             g.edge(from, to, "supersedes", None);
         }
     }
+    // Releases often name the same datasets: each referenced entry is read once.
+    let mut seen: HashMap<(u64, Column), Option<Node>> = HashMap::new();
+    let mut referenced = |index: Option<u64>, column: Column| -> Result<Option<Node>, ViewError> {
+        let Some(i) = index else { return Ok(None) };
+        if let Some(n) = seen.get(&(i, column)) {
+            return Ok(n.clone());
+        }
+        let n = referenced(store, Some(i), column)?;
+        seen.insert((i, column), n.clone());
+        Ok(n)
+    };
     for (i, d) in &versions {
         let Some(&from) = position.get(i) else {
             continue;
@@ -180,7 +191,7 @@ pub fn build(store: &Store, name: &str, size: u64, limit: usize) -> Result<Graph
                         Some(x) => Some(x),
                         None => first_with_subject(store, t.digest.0, size)?,
                     };
-                    let target = referenced(store, index, Column::Related)?;
+                    let target = referenced(index, Column::Related)?;
                     let to = target.and_then(|n| g.add(n));
                     g.edge(from, to, "trained_on", Some(t.role.as_str().to_string()));
                 }
@@ -189,7 +200,7 @@ pub fn build(store: &Store, name: &str, size: u64, limit: usize) -> Result<Graph
                         Some(x) => Some(x),
                         None => first_with_subject(store, b.digest.0, size)?,
                     };
-                    let target = referenced(store, index, Column::BaseModels)?;
+                    let target = referenced(index, Column::BaseModels)?;
                     let to = target.and_then(|n| g.add(n));
                     g.edge(from, to, b.relation.as_str(), None);
                 }

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use serde::Serialize;
 
-use crate::admission::admit::statement_predicate_type;
+use crate::admission::admit::{envelope_declaration, statement_predicate_type};
 use crate::admission::declaration::{Declaration, Timestamp};
 use crate::admission::dsse::Envelope;
 use crate::admission::keys::PublicKey;
@@ -211,16 +211,21 @@ pub fn note_signatures(note: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Reads the summary of a logged entry; never fails (an unreadable entry is `other`).
+/// Reads the summary of a logged entry; never fails (an unreadable entry is `other`). The leaf
+/// and its envelope are parsed once.
 pub fn summary(index: u64, leaf: &[u8]) -> Summary {
     let entry = decode_leaf(leaf).ok();
-    let declaration = logged_declaration(leaf).ok().flatten();
-    summary_of(index, entry.as_ref(), declaration.as_ref())
+    let envelope = entry.as_ref().and_then(|e| Envelope::parse(&e.envelope).ok());
+    let declaration = envelope
+        .as_ref()
+        .and_then(|env| envelope_declaration(env).ok().flatten());
+    summary_of(index, entry.as_ref(), envelope.as_ref(), declaration.as_ref())
 }
 
 fn summary_of(
     index: u64,
     entry: Option<&crate::entry::LogEntry>,
+    envelope: Option<&Envelope>,
     declaration: Option<&Declaration>,
 ) -> Summary {
     let publisher_keys = entry
@@ -232,9 +237,11 @@ fn summary_of(
                 .collect()
         })
         .unwrap_or_default();
-    let predicate_type = entry
-        .and_then(|e| Envelope::parse(&e.envelope).ok())
-        .and_then(|env| statement_predicate_type(&env.payload));
+    // A declaration's type is known from its kind; another statement's is read leniently.
+    let predicate_type = match declaration {
+        Some(d) => Some(d.kind().predicate_type().to_string()),
+        None => envelope.and_then(|env| statement_predicate_type(&env.payload)),
+    };
     Summary {
         index,
         kind: match declaration {
@@ -364,10 +371,12 @@ pub fn entry(
             let envelope = Envelope::parse(&e.envelope)
                 .map_err(|err| problem = Some(format!("envelope: {err}")))
                 .ok();
-            let declaration = logged_declaration(&leaf)
-                .map_err(|err| problem = Some(err))
-                .ok()
-                .flatten();
+            let declaration = envelope.as_ref().and_then(|env| {
+                envelope_declaration(env)
+                    .map_err(|err| problem = Some(err))
+                    .ok()
+                    .flatten()
+            });
             (declaration, envelope)
         }
         Err(err) => {
@@ -376,7 +385,7 @@ pub fn entry(
         }
     };
     let entry = decoded.as_ref().ok();
-    let summary = summary_of(index, entry, declaration.as_ref());
+    let summary = summary_of(index, entry, envelope.as_ref(), declaration.as_ref());
     let public_keys = entry
         .map(|e| {
             e.public_keys
