@@ -246,6 +246,15 @@ pub fn admit_logged(
 pub fn logged_declaration(leaf_data: &[u8]) -> Result<Option<Declaration>, String> {
     let entry = crate::entry::decode_leaf(leaf_data).map_err(|e| format!("leaf: {e}"))?;
     let env = Envelope::parse(&entry.envelope).map_err(|e| format!("envelope: {e}"))?;
+    envelope_declaration(&env)
+}
+
+/// [`logged_declaration`] of an envelope already parsed (for a reader that needs the envelope
+/// too, and would otherwise parse it twice).
+///
+/// # Errors
+/// As [`logged_declaration`], for the statement.
+pub fn envelope_declaration(env: &Envelope) -> Result<Option<Declaration>, String> {
     if env.payload_type != declaration::PAYLOAD_TYPE {
         return Ok(None);
     }

@@ -18,6 +18,9 @@
 //! - `GLASSLOG_FAULT=admission-on-request`: Submit admits as usual, except a request carrying the
 //!   gRPC metadata `glasslog-fault: unchecked`, which is logged as with `admission`. A test asks
 //!   the server's verdict on an entry, then logs it anyway.
+//! - `GLASSLOG_FAULT=explorer-proof`: the web explorer (`/entry/…`, `/api/entry/…`) serves every
+//!   inclusion proof with one bit of its first hash flipped (the leaf hash when the path is
+//!   empty); gRPC and tiles stay honest. The page's in-browser check must then fail.
 //!
 //! An altered entry is the logged one with its integrated time one millisecond later, so it
 //! still decodes and passes every check: only the hashes tell.
@@ -33,6 +36,7 @@ use crate::admission::dsse::Envelope;
 use crate::admission::keys::PublicKey;
 use crate::entry::{decode_leaf, dedup_key, PendingEntry};
 use crate::proto::{self, tail_event::Event};
+use crate::server::prover::Inclusion;
 use crate::server::storage::Store;
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::compact::CompactRange;
@@ -48,6 +52,7 @@ pub enum Fault {
     Inconsistent { index: u64, signer: LogSigner },
     Admission,
     AdmissionOnRequest,
+    ExplorerProof,
 }
 
 /// The metadata key and value that ask an `admission-on-request` server to skip admission.
@@ -93,6 +98,7 @@ fn parse(spec: &str) -> Result<Fault, String> {
         },
         "admission" => Fault::Admission,
         "admission-on-request" => Fault::AdmissionOnRequest,
+        "explorer-proof" => Fault::ExplorerProof,
         other => return Err(format!("unknown fault {other:?}")),
     })
 }
@@ -143,6 +149,17 @@ pub fn served_checkpoint(c: proto::SignedCheckpoint, store: &Store) -> proto::Si
         }
         _ => c,
     }
+}
+
+/// An inclusion proof as the web explorer serves it.
+pub fn explorer_proof(mut proof: Inclusion) -> Inclusion {
+    if matches!(active(), Fault::ExplorerProof) {
+        match proof.hashes.first_mut() {
+            Some(h) => h.0[0] ^= 1,
+            None => proof.leaf_hash.0[0] ^= 1,
+        }
+    }
+    proof
 }
 
 fn altered(leaf: Vec<u8>) -> Vec<u8> {
@@ -271,6 +288,10 @@ mod tests {
         assert!(matches!(
             parse("admission-on-request").unwrap(),
             Fault::AdmissionOnRequest
+        ));
+        assert!(matches!(
+            parse("explorer-proof").unwrap(),
+            Fault::ExplorerProof
         ));
         assert!(parse("root").is_err());
         assert!(parse("nonsense").is_err());

@@ -102,6 +102,62 @@ const SECONDS_BOUNDS_US: [u64; 16] = [
     1_000_000, 2_500_000, 5_000_000, 10_000_000,
 ];
 
+/// Upper bounds of the explorer's render histogram, in microseconds: 25 µs to 2.5 s (a page is
+/// a few storage reads and a template).
+const RENDER_BOUNDS_US: [u64; 16] = [
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000,
+];
+
+/// The web explorer's pages, as metrics label them (`page`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplorerPage {
+    Home,
+    Search,
+    Entry,
+    Lineage,
+}
+
+impl ExplorerPage {
+    /// Every page, in label order.
+    pub const ALL: [ExplorerPage; 4] = [
+        ExplorerPage::Home,
+        ExplorerPage::Search,
+        ExplorerPage::Entry,
+        ExplorerPage::Lineage,
+    ];
+
+    /// The `page` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExplorerPage::Home => "home",
+            ExplorerPage::Search => "search",
+            ExplorerPage::Entry => "entry",
+            ExplorerPage::Lineage => "lineage",
+        }
+    }
+}
+
+/// How an explorer page was answered (`format`): HTML, or JSON (`/api/…`, or the page with
+/// `Accept: application/json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplorerFormat {
+    Html,
+    Json,
+}
+
+impl ExplorerFormat {
+    pub const ALL: [ExplorerFormat; 2] = [ExplorerFormat::Html, ExplorerFormat::Json];
+
+    /// The `format` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExplorerFormat::Html => "html",
+            ExplorerFormat::Json => "json",
+        }
+    }
+}
+
 /// Upper bounds of the batch size histogram, in entries: powers of two up to 4096 (four times
 /// the default `max_batch`).
 const BATCH_BOUNDS: [u64; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
@@ -222,6 +278,9 @@ pub struct Metrics {
     checkpoint_size: AtomicU64,
     /// When it was signed, in Unix milliseconds.
     checkpoint_signed_ms: AtomicI64,
+    /// Explorer responses, from the request to the body rendered, indexed by
+    /// [`ExplorerPage::ALL`] × [`ExplorerFormat::ALL`].
+    explorer_seconds: [Histogram; ExplorerPage::ALL.len() * ExplorerFormat::ALL.len()],
 }
 
 impl Metrics {
@@ -238,6 +297,7 @@ impl Metrics {
             tail_streams: AtomicU64::new(0),
             checkpoint_size: AtomicU64::new(0),
             checkpoint_signed_ms: AtomicI64::new(0),
+            explorer_seconds: std::array::from_fn(|_| Histogram::new(&RENDER_BOUNDS_US, 1e6)),
         })
     }
 
@@ -306,6 +366,30 @@ impl Metrics {
             .iter()
             .zip(&self.rpc_seconds)
             .map(|(r, h)| (r.name(), h.snapshot()))
+    }
+
+    /// Records how long the explorer took to answer for `page` in `format` (reads and render).
+    pub fn explorer_render(&self, page: ExplorerPage, format: ExplorerFormat, d: Duration) {
+        let p = ExplorerPage::ALL
+            .iter()
+            .position(|&x| x == page)
+            .unwrap_or(0);
+        let f = ExplorerFormat::ALL
+            .iter()
+            .position(|&x| x == format)
+            .unwrap_or(0);
+        self.explorer_seconds[p * ExplorerFormat::ALL.len() + f].observe_duration(d);
+    }
+
+    /// Explorer render durations, `(page label, format label, histogram)`.
+    pub fn explorer_durations(
+        &self,
+    ) -> impl Iterator<Item = (&'static str, &'static str, HistogramSnapshot)> + '_ {
+        ExplorerPage::ALL
+            .iter()
+            .flat_map(|p| ExplorerFormat::ALL.iter().map(move |f| (p, f)))
+            .zip(&self.explorer_seconds)
+            .map(|((p, f), h)| (p.name(), f.name(), h.snapshot()))
     }
 
     /// One unit of the sequencer queue gauge, for a submission from before it is sent until the
@@ -443,6 +527,37 @@ mod tests {
         m.rate_limited("http");
         let counts: Vec<_> = m.rate_limited_counts().filter(|&(_, n)| n > 0).collect();
         assert_eq!(counts, vec![("Submit", 2), ("http", 1)]);
+    }
+
+    #[test]
+    fn explorer_renders_are_kept_by_page_and_format() {
+        let m = Metrics::new();
+        m.explorer_render(
+            ExplorerPage::Entry,
+            ExplorerFormat::Json,
+            Duration::from_micros(40),
+        );
+        m.explorer_render(
+            ExplorerPage::Entry,
+            ExplorerFormat::Json,
+            Duration::from_millis(3),
+        );
+        let all: Vec<_> = m.explorer_durations().collect();
+        assert_eq!(all.len(), 8);
+        for (page, format, h) in &all {
+            let expected = if (*page, *format) == ("entry", "json") {
+                2
+            } else {
+                0
+            };
+            assert_eq!(h.count, expected, "{page} {format}");
+        }
+        let (_, _, h) = all
+            .iter()
+            .find(|(p, f, _)| (*p, *f) == ("entry", "json"))
+            .unwrap();
+        assert_eq!(h.buckets[1], (0.00005, 1), "40 µs is under 50 µs");
+        assert_eq!(h.buckets[6], (0.0025, 1), "3 ms is above 2.5 ms");
     }
 
     #[test]

@@ -366,6 +366,10 @@ pub async fn serve(
             publish: publish_status.clone(),
             metrics: metrics.clone(),
             tile_cache: Arc::new(http::tiles::TileCache::new(http::TILE_CACHE_BYTES)),
+            log: http::explorer::LogIdentity {
+                origin: origin.as_str().into(),
+                verifier_key: verifier_key.as_str().into(),
+            },
         };
         let mut stopping = stop_rx.clone();
         let transport = t.clone();

@@ -69,27 +69,43 @@ impl Query {
             })
         };
         Ok(match q.ok_or(SearchError::NoQuery)? {
-            ProtoQuery::Name(n) => Query::Name(valid_name(no_control("name", &n)?)?),
-            ProtoQuery::NameVersion(nv) => {
-                no_control("name_version", &nv)?;
-                // Names cannot contain '@'; a version may.
-                let (name, version) = nv
-                    .split_once('@')
-                    .ok_or_else(|| SearchError::NameVersion(nv.clone()))?;
-                if version.is_empty() {
-                    return Err(SearchError::NameVersion(nv.clone()));
-                }
-                Query::NameVersion {
-                    name: valid_name(name)?,
-                    version: version.to_string(),
-                }
-            }
+            ProtoQuery::Name(n) => Query::name(&n)?,
+            ProtoQuery::NameVersion(nv) => Query::name_version(&nv)?,
             ProtoQuery::SubjectDigest(d) => Query::SubjectDigest(digest("subject_digest", d)?),
             ProtoQuery::FileDigest(d) => Query::FileDigest(digest("file_digest", d)?),
             ProtoQuery::PublisherKeyId(d) => {
                 Query::PublisherKey(KeyId(digest("publisher_key_id", d)?))
             }
             ProtoQuery::TrainedOnDigest(d) => Query::TrainedOn(digest("trained_on_digest", d)?),
+        })
+    }
+
+    /// A query by name (`org/model`), refused if it holds a control character or is not a
+    /// valid name. The rule Search's `name` field and the explorer's search box share.
+    ///
+    /// # Errors
+    /// [`SearchError::ControlCharacter`] or [`SearchError::Name`].
+    pub fn name(text: &str) -> Result<Query, SearchError> {
+        Ok(Query::Name(valid_name(no_control("name", text)?)?))
+    }
+
+    /// A query by `NAME@VERSION` (split at the first `@`: names cannot contain one, a version
+    /// may), as Search's `name_version` field takes it.
+    ///
+    /// # Errors
+    /// [`SearchError::ControlCharacter`], [`SearchError::NameVersion`] (no `@`, or an empty
+    /// version) or [`SearchError::Name`].
+    pub fn name_version(text: &str) -> Result<Query, SearchError> {
+        no_control("name_version", text)?;
+        let (name, version) = text
+            .split_once('@')
+            .ok_or_else(|| SearchError::NameVersion(text.to_string()))?;
+        if version.is_empty() {
+            return Err(SearchError::NameVersion(text.to_string()));
+        }
+        Ok(Query::NameVersion {
+            name: valid_name(name)?,
+            version: version.to_string(),
         })
     }
 

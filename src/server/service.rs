@@ -301,29 +301,19 @@ impl LogService {
         let from = search::parse_page_token(&req.page_token)?;
         let page_size = search::page_size(req.page_size)?;
         let published = self.sequencer.latest();
-        let size = published.checkpoint.size;
-        // One more than the page, to know whether another page follows.
-        let mut indexes = self
-            .store
-            .search(&query.prefix(), from, size, page_size + 1)?;
-        let more = indexes.len() > page_size;
-        indexes.truncate(page_size);
-        let mut entries = Vec::with_capacity(indexes.len());
-        let mut bytes = 0;
-        for &index in &indexes {
-            let leaf_data = self.store.logged_entry(index)?;
-            bytes += leaf_data.len();
-            if bytes > MAX_REPLY_BYTES && !entries.is_empty() {
-                break;
-            }
-            entries.push(proto::Entry { index, leaf_data });
-        }
-        let next_page_token = match entries.last() {
-            Some(last) if more || entries.len() < indexes.len() => {
-                search::page_token(last.index + 1)
-            }
-            _ => String::new(),
-        };
+        let page = self.store.search_page(
+            &[query.prefix()],
+            from,
+            published.checkpoint.size,
+            page_size,
+            MAX_REPLY_BYTES,
+        )?;
+        let entries = page
+            .entries
+            .into_iter()
+            .map(|(index, leaf_data)| proto::Entry { index, leaf_data })
+            .collect();
+        let next_page_token = page.next.map(search::page_token).unwrap_or_default();
         Ok(proto::SearchResponse {
             entries,
             next_page_token,

@@ -36,12 +36,21 @@ impl Response {
 
 /// GETs `path` from `base` (`http://host:port`), with `Connection: close`.
 pub fn get(base: &str, path: &str) -> Response {
+    get_with(base, path, &[])
+}
+
+/// GETs `path` with extra request headers.
+pub fn get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Response {
     let addr = base.strip_prefix("http://").expect("http:// base");
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: gzip, identity\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Encoding: gzip, identity\r\n{extra}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();

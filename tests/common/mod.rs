@@ -8,6 +8,7 @@ pub mod probe;
 pub mod seaweed;
 pub mod statements;
 pub mod tiles;
+pub mod webdriver;
 pub mod witness;
 
 use std::io::{BufRead, BufReader};

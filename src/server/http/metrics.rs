@@ -16,6 +16,7 @@
 //! | `glasslog_sequencer_commit_seconds`      | histogram | from a batch taken off the queue to its waiters answered |
 //! | `glasslog_sequencer_fsync_seconds`       | histogram | a batch's RocksDB write with its WAL synced |
 //! | `glasslog_tail_streams`                  | gauge     | Tail streams open |
+//! | `glasslog_explorer_render_seconds`       | histogram | the web explorer's answers, from the request to the body rendered (storage reads included), by `page` (`home`, `search`, `entry`, `lineage`) and `format` (`html`, `json`) |
 //! | `glasslog_witness_lag_entries`           | gauge     | with a witness policy: the latest checkpoint's size minus the witnessed head's (all of it before the first witnessed checkpoint) |
 //! | `glasslog_publish_size`                  | gauge     | entries under the checkpoint in the publication bucket |
 //! | `glasslog_publish_backlog_entries`       | gauge     | head size minus published size |
@@ -204,6 +205,21 @@ fn server_metrics(out: &mut String, m: &Metrics) {
         "Tail streams open.",
         m.tail_streams() as f64,
     );
+    let name = "glasslog_explorer_render_seconds";
+    family_header(
+        out,
+        name,
+        "Seconds the web explorer took to answer, storage reads and rendering included.",
+        "histogram",
+    );
+    for (page, format, h) in m.explorer_durations() {
+        histogram_samples(
+            out,
+            name,
+            &format!("page=\"{page}\",format=\"{format}\","),
+            &h,
+        );
+    }
 }
 
 fn family_header(out: &mut String, name: &str, help: &str, kind: &str) {

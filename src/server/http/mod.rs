@@ -2,9 +2,11 @@
 //!
 //! - [`tiles`]: `/checkpoint` and `/tile/…`, the log as C2SP tlog-tiles, read from RocksDB.
 //! - [`metrics`]: `/metrics`, Prometheus text.
+//! - [`explorer`]: the web explorer (`/`, `/search`, `/entry/…`, `/lineage/…`, `/api/…`).
 //!
 //! Everything here reads; nothing on this listener can append to the log.
 
+pub mod explorer;
 mod metrics;
 pub mod tiles;
 
@@ -39,6 +41,8 @@ pub struct HttpState {
     pub rates: Arc<Rates>,
     /// Bodies of tiles served, immutable.
     pub tile_cache: Arc<tiles::TileCache>,
+    /// The log's origin and key, as the explorer shows them.
+    pub log: explorer::LogIdentity,
 }
 
 /// Bytes of tile bodies the HTTP listener keeps (about 250 gzipped bundles of 1 KiB entries and
@@ -47,7 +51,10 @@ pub const TILE_CACHE_BYTES: usize = 64 << 20;
 
 /// The router of the HTTP listener.
 pub fn router(state: HttpState) -> Router {
-    tiles::routes().merge(metrics::routes()).with_state(state)
+    tiles::routes()
+        .merge(metrics::routes())
+        .merge(explorer::routes())
+        .with_state(state)
 }
 
 /// The answer to a request over the per-address read limit: 429 with `Retry-After` in whole

@@ -82,6 +82,15 @@ impl StoredCheckpoint {
     }
 }
 
+/// A page of search results ([`Store::search_page`]).
+#[derive(Debug, Default)]
+pub struct SearchPage {
+    /// `(index, leaf data)` in log order.
+    pub entries: Vec<(u64, Vec<u8>)>,
+    /// Where the next page starts; `None` if this is the last.
+    pub next: Option<u64>,
+}
+
 /// The log's RocksDB database.
 pub struct Store {
     db: DB,
@@ -405,6 +414,51 @@ impl Store {
             out.push(index);
         }
         Ok(out)
+    }
+
+    /// One page of entries found under any of `prefixes` (one term, or several searched as
+    /// one: the union, each index once), from index `from` on and below `below`, in log order:
+    /// at most `page_size` entries, and no more than fit in `max_bytes` of leaf data (but always
+    /// the first). `next` is the index the following page starts at, `None` on the last page.
+    ///
+    /// The gRPC Search and the web explorer both page through results with this, so they find
+    /// the same entries.
+    ///
+    /// # Errors
+    /// RocksDB read errors; [`StorageError::Corrupt`] if an indexed entry is missing.
+    pub fn search_page(
+        &self,
+        prefixes: &[Vec<u8>],
+        from: u64,
+        below: u64,
+        page_size: usize,
+        max_bytes: usize,
+    ) -> Result<SearchPage, StorageError> {
+        // The page_size + 1 smallest indexes of the union are among the page_size + 1
+        // smallest of each term: one more than the page tells whether another page follows.
+        let mut indexes = Vec::new();
+        for prefix in prefixes {
+            indexes.extend(self.search(prefix, from, below, page_size + 1)?);
+        }
+        indexes.sort_unstable();
+        indexes.dedup();
+        let more = indexes.len() > page_size;
+        indexes.truncate(page_size);
+        let mut entries = Vec::with_capacity(indexes.len());
+        let mut bytes = 0;
+        for &index in &indexes {
+            let leaf_data = self.logged_entry(index)?;
+            bytes += leaf_data.len();
+            if bytes > max_bytes && !entries.is_empty() {
+                break;
+            }
+            entries.push((index, leaf_data));
+        }
+        let next = match entries.last() {
+            Some((last, _)) if more || entries.len() < indexes.len() => Some(last + 1),
+            _ => None,
+        };
+        Ok(SearchPage { entries, next })
     }
 
     /// The index of the entry whose leaf hash is `leaf_hash`.
