@@ -31,7 +31,10 @@ fn damage(ops: &[u8], proof: &mut Vec<Hash>, a: &mut u64, b: &mut u64, root: &mu
             3 => *a = a.wrapping_add(u64::from(bit)).wrapping_sub(128),
             4 => *b = b.wrapping_add(u64::from(bit)).wrapping_sub(128),
             5 => root.0[at % 32] ^= 1 << (bit % 8),
-            _ if proof.len() > 1 => proof.swap(at % proof.len(), usize::from(bit) % proof.len()),
+            _ if proof.len() > 1 => {
+                let len = proof.len();
+                proof.swap(at % len, usize::from(bit) % len);
+            }
             _ => {}
         }
     }
