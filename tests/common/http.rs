@@ -84,7 +84,8 @@ pub fn get_with(base: &str, path: &str, headers: &[(&str, &str)]) -> Response {
     }
 }
 
-fn dechunk(mut b: &[u8]) -> Vec<u8> {
+/// The body of a `Transfer-Encoding: chunked` message, its chunks joined.
+pub fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let eol = b
