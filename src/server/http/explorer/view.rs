@@ -215,11 +215,18 @@ pub fn note_signatures(note: &str) -> Vec<(String, String)> {
 /// and its envelope are parsed once.
 pub fn summary(index: u64, leaf: &[u8]) -> Summary {
     let entry = decode_leaf(leaf).ok();
-    let envelope = entry.as_ref().and_then(|e| Envelope::parse(&e.envelope).ok());
+    let envelope = entry
+        .as_ref()
+        .and_then(|e| Envelope::parse(&e.envelope).ok());
     let declaration = envelope
         .as_ref()
         .and_then(|env| envelope_declaration(env).ok().flatten());
-    summary_of(index, entry.as_ref(), envelope.as_ref(), declaration.as_ref())
+    summary_of(
+        index,
+        entry.as_ref(),
+        envelope.as_ref(),
+        declaration.as_ref(),
+    )
 }
 
 fn summary_of(
@@ -535,7 +542,10 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_seconds() {
-        assert_eq!(time_ms(1_780_000_000_123).as_deref(), Some("2026-05-28T20:26:40Z"));
+        assert_eq!(
+            time_ms(1_780_000_000_123).as_deref(),
+            Some("2026-05-28T20:26:40Z")
+        );
         assert_eq!(time_ms(i64::MAX), None);
     }
 }
