@@ -7,6 +7,10 @@
 #                                          1,000,000 entries, search latency, and restart time of that log
 #   benches/load.sh transport [N] [REPEATS] Submit at C=64 over plaintext, over TLS, and with every rate
 #                                          limit on but not binding, runs interleaved; medians and ratios
+#   benches/load.sh compare OLD_BIN [N] [REPEATS] [BENCH ARGS...]
+#                                          Submit against a server of OLD_BIN and of this build, runs
+#                                          interleaved (the client is always this build's bench), e.g.
+#                                          `compare /tmp/glasslog-old 20000 5 -c 64 --key-type p256`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glasslog/target}"
@@ -37,7 +41,7 @@ start_server() {   # start_server DATA_DIR [SERVE FLAGS...]: starts the server, 
 stop_server() { kill -TERM "$PID"; wait "$PID" || true; }
 
 bench() {   # bench ARGS...: one bench run as JSON
-  "$BIN" bench --server "$URL" --log-key "$VKEY" --server-pid "$PID" --json "$@"
+  "${CLIENT_BIN:-$BIN}" bench --server "$URL" --log-key "$VKEY" --server-pid "$PID" --json "$@"
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
@@ -114,5 +118,29 @@ for v in ("plaintext", "tls", "limits"):
     print(f"{v:<10} {t:>10.0f} {t/base:>6.3f} {med(v, 'p50_ms'):>7.2f} {med(v, 'p99_ms'):>7.2f}")
 PY
     ;;
-  *) echo "usage: benches/load.sh submit [N] [REPEATS] | scale | transport [N] [REPEATS]" >&2; exit 2 ;;
+  compare)
+    OLD="$2"; N=${3:-20000}; R=${4:-5}; shift $(( $# < 4 ? $# : 4 ))
+    CLIENT_BIN="$BIN"; NEW="$BIN"
+    : >"$WORK/runs"
+    for r in $(seq 1 "$R"); do
+      for variant in old new; do
+        if [ $variant = old ]; then BIN="$OLD"; else BIN="$NEW"; fi
+        start_server "$WORK/data-$variant-$r"
+        bench -n "$N" "$@" | python3 -c "import json,sys; d=json.load(sys.stdin); d['variant']='$variant'; print(json.dumps(d))" >>"$WORK/runs"
+        stop_server
+      done
+    done
+    BIN="$NEW"
+    python3 - "$WORK/runs" "$*" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+def med(v, k): return statistics.median(r[k] for r in runs if r["variant"] == v)
+base = med("old", "throughput_per_s")
+print(f"{'server':<6} {'entries/s':>10} {'ratio':>6} {'p50_ms':>7} {'p99_ms':>7} {'server_us/entry':>16}  (medians of {len(runs)//2} interleaved runs: {sys.argv[2]})")
+for v in ("old", "new"):
+    t = med(v, "throughput_per_s")
+    print(f"{v:<6} {t:>10.0f} {t/base:>6.3f} {med(v, 'p50_ms'):>7.2f} {med(v, 'p99_ms'):>7.2f} {med(v, 'server_cpu_us_per_entry'):>16.1f}")
+PY
+    ;;
+  *) echo "usage: benches/load.sh submit [N] [REPEATS] | scale | transport [N] [REPEATS] | compare OLD_BIN [N] [REPEATS] [BENCH ARGS...]" >&2; exit 2 ;;
 esac

@@ -4,6 +4,11 @@
 //! encoding and hashing, checkpoint
 //! signing, the client's verification, and a synced RocksDB commit (which also gives the disk's
 //! fsync latency). `cargo bench --bench stages`.
+//!
+//! The group `signature-choices` measures the implementations considered for the signature
+//! check (issue #13, `docs/performance.md`): ed25519-dalek's strict and plain checks against
+//! the check glasslog uses, and P-256 in the `p256` crate against AWS-LC. Batch verification
+//! is measured apart (`benches/ed25519-batch`), since it needs a feature the server does not.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -146,5 +151,50 @@ fn rocksdb(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, stages, rocksdb);
+/// Per-signature costs of the signature-check implementations weighed in `docs/performance.md`.
+fn signature_choices(c: &mut Criterion) {
+    use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
+    let msg = vec![7u8; 1300];
+    let mut g = c.benchmark_group("signature-choices");
+    g.sample_size(20)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    let key = SigningKey::from_bytes(&[1; 32]);
+    let (vk, sig) = (key.verifying_key(), key.sign(&msg));
+    g.bench_function("ed25519-dalek verify_strict", |b| {
+        b.iter(|| vk.verify_strict(black_box(&msg), &sig).unwrap())
+    });
+    g.bench_function("ed25519-dalek verify (plain)", |b| {
+        b.iter(|| vk.verify(black_box(&msg), &sig).unwrap())
+    });
+    let ours = PublicKey::from_der(&[&ED25519_SPKI_PREFIX[..], vk.as_bytes()].concat()).unwrap();
+    g.bench_function("glasslog Ed25519 check (= verify_strict)", |b| {
+        b.iter(|| ours.verify(black_box(&msg), &sig.to_bytes()).unwrap())
+    });
+    let p256 = p256::ecdsa::SigningKey::from_bytes(&[9u8; 32].into()).unwrap();
+    let p256_sig: p256::ecdsa::Signature = p256::ecdsa::signature::Signer::sign(&p256, &msg);
+    let p256_vk = *p256.verifying_key();
+    g.bench_function("p256 crate ECDSA verify", |b| {
+        b.iter(|| {
+            p256::ecdsa::signature::Verifier::verify(&p256_vk, black_box(&msg), &p256_sig).unwrap()
+        })
+    });
+    let p256_der = p256_sig.to_der();
+    let p256_ours = PublicKey::P256(p256_vk);
+    g.bench_function("glasslog P-256 check (AWS-LC)", |b| {
+        b.iter(|| {
+            p256_ours
+                .verify(black_box(&msg), p256_der.as_bytes())
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+/// SubjectPublicKeyInfo of an Ed25519 key up to its 32 bytes (RFC 8410 section 4).
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
+
+criterion_group!(benches, stages, signature_choices, rocksdb);
 criterion_main!(benches);

@@ -927,6 +927,22 @@ async fn an_honest_log_of_100000_entries_has_no_findings() {
     assert!(o.stderr.contains("verified 100000 entries"), "{}", o.stderr);
 }
 
+/// `glasslog bench` fills a log with declarations an honest monitor accepts, so that the
+/// catch-up rate it helps measure is the rate of checking, not of reporting findings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_benchmarked_log_has_no_findings() {
+    let s = setup(&[]).await;
+    let bench = common::log::bench(&s.server, 2_000);
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    let o = monitor_once(&s.server, &s.state, &[]);
+    assert_clean(&o);
+    assert!(o.stderr.contains("verified 2000 entries"), "{}", o.stderr);
+}
+
 /// Reads the whole log with Tail, recomputing the root and verifying each checkpoint's signature:
 /// the rate the server and transport allow, before any per-entry check.
 async fn merkle_only(client: &LogClient, size: u64) -> String {

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
 
+use super::keygen::KeyKind;
 use super::CliError;
-use crate::admission::declaration;
+use crate::admission::declaration::{self, Timestamp};
 use crate::admission::dsse::Envelope;
 use crate::admission::keys::{KeyType, PrivateKey};
 use crate::client::{decode_hashes, LogClient};
@@ -61,6 +62,9 @@ pub struct BenchArgs {
     /// Approximate size of each envelope, in bytes.
     #[arg(long, default_value_t = 1024)]
     envelope_bytes: usize,
+    /// Submit mode: the publisher key's scheme, which decides the server's signature check.
+    #[arg(long, value_enum, default_value_t = KeyKind::Ed25519)]
+    key_type: KeyKind,
     /// The server's pid, to report its CPU time per entry.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -124,9 +128,13 @@ async fn connect(args: &BenchArgs) -> Result<Vec<Arc<LogClient>>, CliError> {
 }
 
 /// Model-release declarations of about `size` bytes each (a one-file manifest and a description
-/// as filler), each for a distinct model name, signed by one Ed25519 key: what a publisher sends.
-fn presign(count: u64, size: usize) -> (Vec<Vec<u8>>, String) {
-    let key = PrivateKey::generate(KeyType::Ed25519);
+/// as filler), each for a distinct model name, signed by one key of type `key_type`: what a
+/// publisher sends.
+/// Their release time is now, when they are signed, so that a monitor reading the log finds
+/// nothing to report about them (a fixed past time would be backdating for every entry).
+fn presign(count: u64, size: usize, key_type: KeyType) -> Result<(Vec<Vec<u8>>, String), CliError> {
+    let released = super::declare::now()?;
+    let key = PrivateKey::generate(key_type);
     let pem = key.public_key().to_pem();
     let run = format!(
         "{:016x}",
@@ -139,14 +147,14 @@ fn presign(count: u64, size: usize) -> (Vec<Vec<u8>>, String) {
     );
     let envelopes = (0..count)
         .map(|i| {
-            let statement = model_release(&format!("bench/{run}/m{i}"), &filler);
+            let statement = model_release(&format!("bench/{run}/m{i}"), &released, &filler);
             Envelope::sign(declaration::PAYLOAD_TYPE, &statement, &[&key]).to_json()
         })
         .collect();
-    (envelopes, pem)
+    Ok((envelopes, pem))
 }
 
-fn model_release(name: &str, description: &str) -> Vec<u8> {
+fn model_release(name: &str, released: &Timestamp, description: &str) -> Vec<u8> {
     use sha2::{Digest, Sha256};
     let file: [u8; 32] = Sha256::digest(name.as_bytes()).into();
     let root: [u8; 32] = Sha256::digest(file).into();
@@ -155,7 +163,7 @@ fn model_release(name: &str, description: &str) -> Vec<u8> {
         "subject": [{"name": name, "digest": {"sha256": hex::encode(root)}}],
         "predicateType": declaration::MODEL_RELEASE,
         "predicate": {
-            "name": name, "version": "1.0", "releaseTime": "2026-01-01T00:00:00Z", "license": "Apache-2.0",
+            "name": name, "version": "1.0", "releaseTime": released.as_str(), "license": "Apache-2.0",
             "dataDisclosure": "withheld", "description": description,
             "manifest": {
                 "serialization": {"method": "files", "hash_type": "sha256", "allow_symlinks": false,
@@ -195,7 +203,7 @@ fn process_cpu(pid: u32) -> Option<Duration> {
 }
 
 async fn bench_submit(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<(), CliError> {
-    let (envelopes, pem) = presign(args.count, args.envelope_bytes);
+    let (envelopes, pem) = presign(args.count, args.envelope_bytes, args.key_type.into())?;
     let mean = envelopes.iter().map(Vec::len).sum::<usize>() / envelopes.len().max(1);
     eprintln!(
         "pre-signed {} model-release declarations, {mean} bytes per envelope",
@@ -514,7 +522,9 @@ impl Lcg {
 mod tests {
     #[test]
     fn presigned_declarations_are_admissible_and_about_the_requested_size() {
-        let (envelopes, _) = super::presign(3, 1024);
+        let before = super::super::declare::now().unwrap();
+        let (envelopes, _) = super::presign(3, 1024, super::KeyType::Ed25519).unwrap();
+        let after = super::super::declare::now().unwrap();
         for env in &envelopes {
             assert!((1000..1300).contains(&env.len()), "{} bytes", env.len());
             let e = crate::admission::dsse::Envelope::parse(env).unwrap();
@@ -525,6 +535,15 @@ mod tests {
             )
             .unwrap()
             .unwrap();
+            // Released when signed: a monitor finds no backdating in a benchmarked log.
+            let statement: serde_json::Value = serde_json::from_slice(&e.payload).unwrap();
+            let released: crate::admission::declaration::Timestamp = statement["predicate"]
+                ["releaseTime"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!(before <= released && released <= after, "{released}");
         }
     }
 }

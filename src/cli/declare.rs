@@ -588,7 +588,7 @@ fn new_salt() -> Result<[u8; 32], CliError> {
 }
 
 /// The current time as RFC 3339 in UTC with `Z`, to the second.
-fn now() -> Result<Timestamp, CliError> {
+pub(super) fn now() -> Result<Timestamp, CliError> {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|_| "the system clock is before 1970; set it")?

@@ -29,8 +29,9 @@ pub struct KeygenArgs {
     key_type: KeyKind,
 }
 
+/// A signature scheme on the command line (`--type` here, `--key-type` in `bench`).
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-enum KeyKind {
+pub(super) enum KeyKind {
     /// Ed25519 (RFC 8032).
     Ed25519,
     /// ECDSA over NIST P-256 with SHA-256.

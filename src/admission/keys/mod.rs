@@ -9,12 +9,13 @@
 //! Ed25519 as given, P-256 uncompressed), and its [`KeyId`] is the SHA-256 of that
 //! encoding, so the same key always has the same id.
 //!
-//! Verification is deliberately narrow: Ed25519 is checked with
-//! `verify_strict` (RFC 8032 section 5.1.7 plus the rejection of small-order
-//! keys and of non-canonical `R` and `S`); ECDSA P-256 takes an ASN.1 DER
-//! `Ecdsa-Sig-Value` (RFC 3279 section 2.2.3; BER variants are refused) over
-//! SHA-256 of the message and, like Sigstore and Go's `crypto/ecdsa`, accepts
-//! either value of `s`: it verifies the low-S form `(r, min(s, n - s))`.
+//! Verification is deliberately narrow: Ed25519 accepts exactly what ed25519-dalek's
+//! `verify_strict` accepts (RFC 8032 section 5.1.7 plus the rejection of small-order
+//! keys and `R`, and of non-canonical `R` and `S`), computed more cheaply; ECDSA P-256 takes an
+//! ASN.1 DER `Ecdsa-Sig-Value` (RFC 3279 section 2.2.3; BER variants are refused, read by the
+//! `p256` crate) over SHA-256 of the message, verified by AWS-LC, and, like Sigstore and Go's
+//! `crypto/ecdsa`, accepts either value of `s`: it verifies the low-S form `(r, min(s, n - s))`.
+//! `tests.rs` holds both to the previous implementations on edge-case corpora.
 //!
 //! Why high S is accepted rather than refused (issue #11): ECDSA signers that publishers use
 //! do not normalise `s` (Go's `ecdsa.Sign`, OpenSSL and so Python's `cryptography`, which
@@ -55,7 +56,7 @@ use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use p256::ecdsa::signature::{Signer as _, Verifier as _};
+use p256::ecdsa::signature::Signer as _;
 use p256::elliptic_curve::zeroize::Zeroizing;
 use p256::pkcs8::der::Decode;
 use p256::pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};

@@ -370,13 +370,14 @@ fn generated_keys_round_trip_and_sign() {
     }
 }
 
+/// The group order L, little-endian (RFC 8032 section 5.1).
+const L: [u8; 32] = [
+    0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+];
+
 #[test]
 fn rejects_ed25519_signatures_of_wrong_length_or_malleated() {
-    // The group order L, little-endian (RFC 8032 section 5.1).
-    const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-    ];
     let key = PrivateKey::from_pkcs8_pem(ED25519_PRIVATE_PEM).unwrap();
     let public = key.public_key();
     let sig = key.sign(b"m");
@@ -467,4 +468,224 @@ fn key_ids_order_and_display() {
     assert!(low < high);
     assert_eq!(high.to_string(), "ab".repeat(32));
     assert_eq!(format!("{low:?}"), format!("KeyId({})", "0".repeat(64)));
+}
+
+/// [`public::SMALL_ORDER_ENCODINGS`] is E\[8\]: eight distinct canonical encodings of points
+/// of small order, and the curve has exactly eight such points.
+#[test]
+fn small_order_encodings_are_the_eight_torsion_points() {
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    let mut seen = std::collections::HashSet::new();
+    for bytes in super::public::SMALL_ORDER_ENCODINGS {
+        let point = CompressedEdwardsY(bytes).decompress().unwrap();
+        assert!(point.is_small_order(), "{}", hex::encode(bytes));
+        assert_eq!(point.compress().to_bytes(), bytes, "not canonical");
+        assert!(seen.insert(bytes));
+    }
+    for t in curve25519_dalek::constants::EIGHT_TORSION {
+        assert!(seen.contains(&t.compress().to_bytes()));
+    }
+}
+
+/// A deterministic stream of bytes for the agreement corpora (xorshift; the corpus must be the
+/// same on every run so that a disagreement, if one appears, can be replayed).
+struct Bytes(u64);
+
+impl Bytes {
+    fn fill<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        for b in &mut out {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            *b = (self.0 >> 24) as u8;
+        }
+        out
+    }
+}
+
+/// Ed25519 (R, S) over `msg` for the key `a·B + torsion`, with `R = r·B + r_torsion`, computed
+/// by hand so that keys and nonces with torsion components can be made.
+fn ed25519_sign_raw(
+    a: curve25519_dalek::Scalar,
+    torsion: curve25519_dalek::EdwardsPoint,
+    r: curve25519_dalek::Scalar,
+    r_torsion: curve25519_dalek::EdwardsPoint,
+    msg: &[u8],
+) -> ([u8; 32], [u8; 64]) {
+    use curve25519_dalek::constants::ED25519_BASEPOINT_POINT as B;
+    let key = (a * B + torsion).compress().to_bytes();
+    let big_r = (r * B + r_torsion).compress().to_bytes();
+    let h = curve25519_dalek::Scalar::from_hash(
+        sha2::Sha512::new()
+            .chain_update(big_r)
+            .chain_update(key)
+            .chain_update(msg),
+    );
+    let s = r + h * a;
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&big_r);
+    sig[32..].copy_from_slice(s.as_bytes());
+    (key, sig)
+}
+
+/// [`PublicKey::verify`] accepts an Ed25519 signature exactly when ed25519-dalek's
+/// `verify_strict` does (issue #13: the cheaper check must keep the acceptance rules). The
+/// corpus: honest signatures; every small-order `R`; `R` with a torsion component; keys with a
+/// torsion component (not of small order, so they are keys), signed so that the cofactorless
+/// equation holds or fails; non-canonical `R` and `S`; single-bit damage.
+#[test]
+fn ed25519_check_agrees_with_verify_strict() {
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::{EdwardsPoint, Scalar};
+    let mut rng = Bytes(0x9e37_79b9_7f4a_7c15);
+    let identity = EdwardsPoint::default();
+    let mut cases: Vec<([u8; 32], Vec<u8>, [u8; 64])> = Vec::new();
+    for i in 0..64u32 {
+        let a = Scalar::from_bytes_mod_order(rng.fill());
+        let r = Scalar::from_bytes_mod_order(rng.fill());
+        let msg = format!("statement {i}").into_bytes();
+        let torsion = EIGHT_TORSION[(i % 8) as usize];
+        // Honest, and with a torsion component on R.
+        for (t_key, t_r) in [
+            (identity, identity),
+            (identity, torsion),
+            (torsion, identity),
+        ] {
+            let (key, sig) = ed25519_sign_raw(a, t_key, r, t_r, &msg);
+            cases.push((key, msg.clone(), sig));
+        }
+        // A key with torsion whose signature satisfies the cofactorless equation:
+        // R = r·B − h·T, found by trying the eight choices of R's torsion.
+        for t_r in EIGHT_TORSION {
+            let (key, sig) = ed25519_sign_raw(a, torsion, r, t_r, &msg);
+            cases.push((key, msg.clone(), sig));
+        }
+        // Every small-order R, with an S that is random and one from the honest equation.
+        for t in EIGHT_TORSION {
+            let (key, mut sig) = ed25519_sign_raw(a, identity, Scalar::ZERO, t, &msg);
+            cases.push((key, msg.clone(), sig));
+            sig[32..].copy_from_slice(Scalar::from_bytes_mod_order(rng.fill()).as_bytes());
+            cases.push((key, msg.clone(), sig));
+        }
+        let (key, honest) = ed25519_sign_raw(a, identity, r, identity, &msg);
+        // Non-canonical R: y + p for the small y that allow it, and x = 0 written negative.
+        for y in 0u8..19 {
+            let mut sig = honest;
+            let mut enc = [0xffu8; 32];
+            enc[0] = 0xed + y;
+            enc[31] = 0x7f | (rng.fill::<1>()[0] & 0x80);
+            sig[..32].copy_from_slice(&enc);
+            cases.push((key, msg.clone(), sig));
+        }
+        let mut negative_identity = honest;
+        negative_identity[..32].copy_from_slice(&[&[1u8][..], &[0; 30], &[0x80]].concat());
+        cases.push((key, msg.clone(), negative_identity));
+        // S + L (non-canonical S), S = L, and damage to each half.
+        let mut plus_l = honest;
+        let mut carry = 0u16;
+        for (byte, l) in plus_l[32..].iter_mut().zip(L) {
+            let sum = u16::from(*byte) + u16::from(l) + carry;
+            *byte = sum as u8;
+            carry = sum >> 8;
+        }
+        cases.push((key, msg.clone(), plus_l));
+        let bit = (rng.fill::<1>()[0] as usize) % 512;
+        let mut damaged = honest;
+        damaged[bit / 8] ^= 1 << (bit % 8);
+        cases.push((key, msg.clone(), damaged));
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    for (key_bytes, msg, sig) in &cases {
+        let dalek = ed25519_dalek::VerifyingKey::from_bytes(key_bytes).unwrap();
+        let strict = dalek
+            .verify_strict(msg, &ed25519_dalek::Signature::from_bytes(sig))
+            .is_ok();
+        let ours = PublicKey::from_der(&ed25519_spki(key_bytes))
+            .unwrap()
+            .verify(msg, sig)
+            .is_ok();
+        assert_eq!(
+            ours,
+            strict,
+            "key {} sig {}",
+            hex::encode(key_bytes),
+            hex::encode(sig)
+        );
+        if strict {
+            accepted += 1
+        } else {
+            refused += 1
+        }
+    }
+    // Both answers are exercised, including acceptance with a torsion key.
+    assert!(
+        accepted > 64 * 2 && refused > 64 * 20,
+        "{accepted} {refused}"
+    );
+}
+
+/// [`PublicKey::verify`] (AWS-LC) accepts a P-256 signature exactly when the `p256` crate does
+/// (issue #13): honest low- and high-S signatures, another key's, damaged messages, and
+/// `(r, s)` at the ends of their range and at the low/high-S boundary.
+#[test]
+fn p256_check_agrees_with_the_p256_crate() {
+    use p256::ecdsa::signature::Verifier as _;
+    use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+    use p256::elliptic_curve::ops::Reduce;
+    use p256::{NonZeroScalar, Scalar, U256};
+    let mut rng = Bytes(0x2545_f491_4f6c_dd1d);
+    let scalar = |rng: &mut Bytes| {
+        <Scalar as Reduce<U256>>::reduce_bytes(&p256::FieldBytes::from(rng.fill::<32>()))
+    };
+    let n_minus = |k: u64| -Scalar::from(k);
+    // (n − 1) / 2, the largest low `s`: 2 · it = n − 1 ≡ −1.
+    let half = -Scalar::from(2u64).invert().unwrap();
+    let (mut accepted, mut refused) = (0, 0);
+    for i in 0..48u32 {
+        let sk = SigningKey::from(NonZeroScalar::new(scalar(&mut rng)).unwrap());
+        let vk = VerifyingKey::from(&sk);
+        let other = VerifyingKey::from(&SigningKey::from(
+            NonZeroScalar::new(scalar(&mut rng)).unwrap(),
+        ));
+        let msg = format!("statement {i}").into_bytes();
+        let sig: Signature = p256::ecdsa::signature::Signer::sign(&sk, &msg[..]);
+        let (r, s) = (*sig.r(), *sig.s());
+        let mut sigs = vec![sig, Signature::from_scalars(r, -s).unwrap()];
+        for (r2, s2) in [
+            (Scalar::ONE, Scalar::ONE),
+            (n_minus(1), n_minus(1)),
+            (r, half),
+            (r, half + Scalar::ONE),
+            (r, s + Scalar::ONE),
+            (scalar(&mut rng), s),
+        ] {
+            if let Ok(sig) = Signature::from_scalars(r2, s2) {
+                sigs.push(sig);
+            }
+        }
+        let mut damaged = msg.clone();
+        damaged[i as usize % msg.len()] ^= 1;
+        for sig in &sigs {
+            for (key, m) in [(&vk, &msg), (&other, &msg), (&vk, &damaged)] {
+                let reference = key.verify(m, &sig.normalize_s().unwrap_or(*sig)).is_ok();
+                let ours = PublicKey::P256(*key)
+                    .verify(m, sig.to_der().as_bytes())
+                    .is_ok();
+                assert_eq!(
+                    ours,
+                    reference,
+                    "key {:?} sig {}",
+                    key,
+                    hex::encode(sig.to_bytes())
+                );
+                if reference {
+                    accepted += 1
+                } else {
+                    refused += 1
+                }
+            }
+        }
+    }
+    assert!(accepted >= 96 && refused > 500, "{accepted} {refused}");
 }
