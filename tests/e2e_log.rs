@@ -530,3 +530,48 @@ async fn a_tail_consumer_that_falls_behind_catches_up_from_storage() {
         }
     }
 }
+
+/// `--rocksdb-cache-mib` bounds RocksDB's memory: the memtables are charged to the cache, so
+/// with a small budget RocksDB flushes them to table files long before the write-ahead log's
+/// own bound (64 MiB) would; the log stays whole and provable. A budget under 8 MiB is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rocksdb_memory_budget_flushes_memtables_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = TestServer::try_start(&dir.path().join("refused"), &["--rocksdb-cache-mib", "4"])
+        .err()
+        .unwrap();
+    assert!(
+        err.contains("rocksdb_cache_mib must be at least 8"),
+        "{err}"
+    );
+
+    let data = dir.path().join("data");
+    let server = TestServer::start(&data, &["--origin", ORIGIN, "--rocksdb-cache-mib", "8"]);
+    let tables = || {
+        std::fs::read_dir(data.join("db"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("sst".as_ref()))
+            .count()
+    };
+    assert_eq!(tables(), 0, "a new store has no table files");
+    let bench = tokio::task::block_in_place(|| common::log::bench(&server, 8_000));
+    assert!(
+        bench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&bench.stderr)
+    );
+    // 8,000 entries are some 16 MB of writes: past the 4 MiB of memtables the budget allows.
+    assert!(tables() > 0, "memtables were flushed while the server ran");
+    let client = server.client().await;
+    let publisher = Publisher::new(KeyType::Ed25519);
+    let s = client
+        .submit(publisher.envelope("after"), vec![publisher.pem.clone()])
+        .await
+        .unwrap();
+    assert_eq!(s.index, 8_000);
+    let (latest, _) = client.checkpoint().await.unwrap();
+    client
+        .verify_inclusion(s.index, &s.leaf_data, &latest)
+        .await
+        .unwrap();
+}

@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// [default: 60000].
     #[arg(long)]
     tail_stall_timeout_ms: Option<u64>,
+    /// RocksDB's memory, in MiB: its block cache, which its memtables are charged to
+    /// [default: 256, at least 8].
+    #[arg(long, value_name = "MIB")]
+    rocksdb_cache_mib: Option<usize>,
     /// Submissions per second from one address (IPv6: one /64), bursts of two seconds' worth;
     /// 0 is no limit [default: 0 when every listener is on loopback, else 50].
     #[arg(long, value_name = "PER_SECOND")]
@@ -133,6 +137,7 @@ impl ServeArgs {
             max_tail_streams: self.max_tail_streams,
             max_tail_streams_per_ip: self.max_tail_streams_per_ip,
             tail_stall_timeout_ms: self.tail_stall_timeout_ms,
+            rocksdb_cache_mib: self.rocksdb_cache_mib,
             rate_submit_per_ip: self.rate_submit_per_ip,
             rate_submit_per_key: self.rate_submit_per_key,
             rate_reads_per_ip: self.rate_reads_per_ip,

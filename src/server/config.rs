@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::admission::dsse::MAX_KEYS;
 use crate::admission::keys::MAX_PUBLIC_KEY_PEM_BYTES;
+use crate::server::storage::StoreOptions;
 
 /// Most bytes of leaf data in one GetEntries or Search reply or one Tail read, leaving room for
 /// framing under the 4 MiB that gRPC clients accept by default. Fixed, not an option: raising it
@@ -210,6 +211,7 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub tls_client_ca: Option<PathBuf>,
     pub plaintext: Option<bool>,
+    pub rocksdb_cache_mib: Option<usize>,
 }
 
 impl FileConfig {
@@ -260,6 +262,7 @@ impl FileConfig {
             request_timeout_ms: over.request_timeout_ms.or(self.request_timeout_ms),
             keepalive_interval_ms: over.keepalive_interval_ms.or(self.keepalive_interval_ms),
             max_connection_age_ms: over.max_connection_age_ms.or(self.max_connection_age_ms),
+            rocksdb_cache_mib: over.rocksdb_cache_mib.or(self.rocksdb_cache_mib),
             tls_cert: over.tls_cert.or(self.tls_cert),
             tls_key: over.tls_key.or(self.tls_key),
             tls_client_ca: over.tls_client_ca.or(self.tls_client_ca),
@@ -288,6 +291,8 @@ pub struct ServerConfig {
     /// Where to publish the log as tiles ([`crate::server::publisher`]); `None`: nowhere.
     pub publish: Option<PublishConfig>,
     pub transport: TransportConfig,
+    /// RocksDB's memory budget ([`StoreOptions::cache_bytes`]).
+    pub storage: StoreOptions,
 }
 
 /// Publication of the log's tiles.
@@ -409,6 +414,13 @@ impl ServerConfig {
                 },
                 plaintext: f.plaintext.unwrap_or(false),
             },
+            storage: StoreOptions {
+                cache_bytes: f
+                    .rocksdb_cache_mib
+                    .map_or(StoreOptions::DEFAULT_CACHE_BYTES, |mib| {
+                        mib.saturating_mul(1 << 20)
+                    }),
+            },
         };
         let check = |ok: bool, what: &str| {
             if ok {
@@ -440,6 +452,10 @@ impl ServerConfig {
         check(
             config.sequencer.queue_depth >= 1,
             "queue_depth must be at least 1",
+        )?;
+        check(
+            config.storage.cache_bytes >= 8 << 20,
+            "rocksdb_cache_mib must be at least 8",
         )?;
         check(
             config.witness_interval <= Duration::from_secs(3600),
@@ -551,6 +567,25 @@ mod tests {
         let c = ServerConfig::resolve(file.overlay(flags)).unwrap();
         assert_eq!(c.sequencer.max_batch, 9);
         assert_eq!(c.listen.port(), 1);
+    }
+
+    #[test]
+    fn the_rocksdb_budget_is_set_in_mib_and_has_a_floor() {
+        let c = ServerConfig::resolve(FileConfig::default()).unwrap();
+        assert_eq!(c.storage.cache_bytes, 256 << 20);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "rocksdb_cache_mib = 64\n").unwrap();
+        let c = ServerConfig::resolve(FileConfig::load(&p).unwrap()).unwrap();
+        assert_eq!(c.storage.cache_bytes, 64 << 20);
+        let small = FileConfig {
+            rocksdb_cache_mib: Some(4),
+            ..Default::default()
+        };
+        assert!(matches!(
+            ServerConfig::resolve(small),
+            Err(ConfigError::Invalid(m)) if m.contains("rocksdb_cache_mib")
+        ));
     }
 
     #[test]

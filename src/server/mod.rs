@@ -135,7 +135,10 @@ pub fn open(config: &ServerConfig) -> Result<OpenLog, ServerError> {
         Some(path) => Some(Arc::new(load_witness_policy(path, &signer.verifier_key())?)),
         None => None,
     };
-    let store = Arc::new(Store::open(&config::database_path(&config.data_dir))?);
+    let store = Arc::new(Store::open_with(
+        &config::database_path(&config.data_dir),
+        &config.storage,
+    )?);
     check_identity(&store, signer.origin(), &signer.verifier_key())?;
     let origin = signer.origin().to_string();
     let verifier_key = signer.verifier_key();

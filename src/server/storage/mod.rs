@@ -19,7 +19,7 @@ use std::path::Path;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DBCompressionType, Direction,
-    IteratorMode, Options, WriteBatch, WriteOptions, DB,
+    IteratorMode, Options, WriteBatch, WriteBufferManager, WriteOptions, DB,
 };
 
 use crate::tlog::checkpoint::Checkpoint;
@@ -168,6 +168,30 @@ impl<'a> CommitBatch<'a> {
     }
 }
 
+/// How a [`Store`] uses memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// RocksDB's memory budget in bytes: its block cache, which the memtables are charged to
+    /// (they may take up to half of it before RocksDB flushes them). What the store holds in
+    /// memory stays under it however long the log grows; index and filter blocks are cached
+    /// there too.
+    pub cache_bytes: usize,
+}
+
+impl StoreOptions {
+    /// The default budget, 256 MiB: the upper levels of a tree of some millions of entries
+    /// (their hashes are read by every proof) and the newest entries stay cached.
+    pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+}
+
+impl Default for StoreOptions {
+    fn default() -> StoreOptions {
+        StoreOptions {
+            cache_bytes: StoreOptions::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
 impl Store {
     /// Opens the store at `path`, creating it if missing. Opening reads no entries: its cost does
     /// not grow with the log (RocksDB replays only its own unflushed WAL).
@@ -177,7 +201,15 @@ impl Store {
     /// [`StorageError::ReindexUnfinished`] for one an interrupted reindex left,
     /// [`StorageError::SchemaVersion`] for any other version.
     pub fn open(path: &Path) -> Result<Store, StorageError> {
-        let store = Store::open_db(path)?;
+        Store::open_with(path, &StoreOptions::default())
+    }
+
+    /// [`Store::open`] with `options` (the server's: its memory budget).
+    ///
+    /// # Errors
+    /// Those of [`Store::open`].
+    pub fn open_with(path: &Path, options: &StoreOptions) -> Result<Store, StorageError> {
+        let store = Store::open_db(path, options)?;
         if store.meta(META_SEARCH_REBUILDING)?.is_some() {
             return Err(StorageError::ReindexUnfinished);
         }
@@ -212,7 +244,7 @@ impl Store {
     /// RocksDB errors, or [`StorageError::SchemaVersion`] for a version neither 1 nor
     /// [`SCHEMA_VERSION`].
     pub fn open_for_reindex(path: &Path) -> Result<Store, StorageError> {
-        let store = Store::open_db(path)?;
+        let store = Store::open_db(path, &StoreOptions::default())?;
         match store.schema_version()? {
             None | Some(SCHEMA_VERSION_NUL_TERMINATED_SEARCH | SCHEMA_VERSION) => Ok(store),
             Some(found) => Err(StorageError::SchemaVersion {
@@ -222,7 +254,7 @@ impl Store {
         }
     }
 
-    fn open_db(path: &Path) -> Result<Store, StorageError> {
+    fn open_db(path: &Path, options: &StoreOptions) -> Result<Store, StorageError> {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
@@ -231,7 +263,14 @@ impl Store {
         // Bounds the WAL that an open after a crash replays, so that open time stays flat as the
         // log grows: past this, RocksDB flushes the memtables whose data the WAL holds.
         opts.set_max_total_wal_size(64 << 20);
-        let cache = Cache::new_lru_cache(256 << 20);
+        // One budget for RocksDB's memory: the block cache, with the memtables charged to it (a
+        // memtable's memory evicts cached blocks), so neither grows with the log.
+        let cache = Cache::new_lru_cache(options.cache_bytes);
+        opts.set_write_buffer_manager(&WriteBufferManager::new_write_buffer_manager_with_cache(
+            options.cache_bytes / 2,
+            false,
+            cache.clone(),
+        ));
         let cfs =
             COLUMN_FAMILIES.map(|name| ColumnFamilyDescriptor::new(name, cf_options(name, &cache)));
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
