@@ -13,15 +13,7 @@
 #                                          `compare /tmp/glasslog-old 20000 5 -c 64 --key-type p256`
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glasslog/target}"
-# GLASSLOG_BIN measures a binary built already; otherwise the release build, with --all-targets:
-# the same feature set as `cargo bench`, so RocksDB is built once for both.
-if [ -n "${GLASSLOG_BIN:-}" ]; then
-  BIN="$GLASSLOG_BIN"
-else
-  cargo build --release --locked --all-targets >&2
-  BIN="$CARGO_TARGET_DIR/release/glasslog"
-fi
+. benches/release_bin.sh
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 

@@ -8,13 +8,7 @@
 # (benches/tail_streams.py, which needs Python's grpcio-tools). Prints VmRSS and VmHWM (the peak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/glasslog/target}"
-if [ -n "${GLASSLOG_BIN:-}" ]; then
-  BIN="$GLASSLOG_BIN"
-else
-  cargo build --release --locked --all-targets >&2
-  BIN="$CARGO_TARGET_DIR/release/glasslog"
-fi
+. benches/release_bin.sh
 N=${1:-300000}; shift || true
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
