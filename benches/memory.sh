@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/release_bin.sh
 N=${1:-300000}; shift || true
+[ "$N" -ge 100000 ] || { echo "N must be at least 100000 (the proofs need its checkpoints)" >&2; exit 2; }
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 "$BIN" serve --data-dir "$WORK/data" --listen 127.0.0.1:0 --origin bench.glasslog.dev/log \
