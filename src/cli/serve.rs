@@ -34,7 +34,8 @@ pub struct ServeArgs {
     /// Most entries group-committed in one batch [default: 1024].
     #[arg(long)]
     max_batch: Option<usize>,
-    /// Longest wait for more submissions once one arrived, in ms [default: 0, take what is queued].
+    /// Longest wait, once a submission arrived, for those still being admitted, in ms [default: 2;
+    /// 0 takes what is queued].
     #[arg(long)]
     batch_window_ms: Option<u64>,
     /// Most concurrent Tail streams [default: 256].

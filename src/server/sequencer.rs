@@ -1,8 +1,9 @@
 //! The sequencer: the one task that owns the tree and appends to it by group commit.
 //!
 //! Submissions reach it through a bounded channel, each with a oneshot for its answer. The
-//! sequencer takes what has queued (at most `max_batch` entries, waiting at most `batch_window`
-//! for more once the first has arrived) and commits the batch:
+//! sequencer takes what has queued (at most `max_batch` entries) and, while more submissions
+//! are on their way (announced by [`Sequencer::announce`] when their admission began) than the
+//! batch holds, waits at most `batch_window` for them ([`gather`]); then it commits the batch:
 //!
 //! 1. Assign indexes in arrival order; a submission whose dedup key is already logged (on disk
 //!    or earlier in this batch) is answered with the original index and adds nothing.
@@ -26,6 +27,7 @@
 //! `watch` channel and read storage below its size.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -120,6 +122,21 @@ struct Request {
     reply: oneshot::Sender<Result<Appended, SequencerError>>,
     /// Its unit of the queue depth gauge, until [`gather`] takes it into a batch.
     queued: Option<Held>,
+    /// Its unit of the count of submissions on their way, until [`gather`] takes it.
+    announced: Option<Announced>,
+}
+
+/// A submission on its way to the sequencer: counted from [`Sequencer::announce`] until the
+/// sequencer takes it into a batch, or until it is dropped (the submission was refused on its
+/// way). While more are counted than a batch holds, the sequencer waits up to `batch_window`
+/// for them before it commits, so that one fsync and one checkpoint serve more submissions.
+#[derive(Debug)]
+pub struct Announced(Arc<AtomicUsize>);
+
+impl Drop for Announced {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 enum Message {
@@ -132,6 +149,8 @@ enum Message {
 #[derive(Clone)]
 pub struct Sequencer {
     requests: mpsc::Sender<Message>,
+    /// Submissions announced and not yet taken into a batch ([`Announced`]).
+    on_the_way: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     published: watch::Receiver<Arc<Published>>,
     batches: broadcast::Sender<Arc<CommittedBatch>>,
@@ -169,21 +188,32 @@ impl Sequencer {
         let (published_tx, published) = watch::channel(state.published.clone());
         let (batches, _) = broadcast::channel(BROADCAST_CAPACITY);
         let batches_tx = batches.clone();
+        let on_the_way = Arc::new(AtomicUsize::new(0));
+        let coming = Arc::clone(&on_the_way);
         let thread = std::thread::Builder::new()
             .name("sequencer".into())
-            .spawn(move || state.run(rx, config, gate, published_tx, batches_tx))
+            .spawn(move || state.run(rx, coming, config, gate, published_tx, batches_tx))
             .map_err(|e| {
                 SequencerError::Unavailable(format!("cannot start sequencer thread: {e}"))
             })?;
         Ok((
             Sequencer {
                 requests,
+                on_the_way,
                 metrics,
                 published,
                 batches,
             },
             thread,
         ))
+    }
+
+    /// Announces a submission that is on its way (being admitted): until the returned value is
+    /// given to [`Sequencer::append_announced`] and taken into a batch, or dropped, it counts
+    /// among those the sequencer may wait for (up to `batch_window`) before committing a batch.
+    pub fn announce(&self) -> Announced {
+        self.on_the_way.fetch_add(1, Ordering::Relaxed);
+        Announced(Arc::clone(&self.on_the_way))
     }
 
     /// Appends `entry`, returning once it is durable and covered by a published checkpoint.
@@ -193,6 +223,18 @@ impl Sequencer {
     /// [`SequencerError::LeafTooLarge`] if its leaf would be longer than
     /// [`crate::entry::MAX_LEAF_BYTES`].
     pub async fn append(&self, entry: PendingEntry) -> Result<Appended, SequencerError> {
+        self.append_announced(entry, self.announce()).await
+    }
+
+    /// [`Sequencer::append`] of a submission announced earlier by [`Sequencer::announce`].
+    ///
+    /// # Errors
+    /// As [`Sequencer::append`].
+    pub async fn append_announced(
+        &self,
+        entry: PendingEntry,
+        announced: Announced,
+    ) -> Result<Appended, SequencerError> {
         let (reply, rx) = oneshot::channel();
         let queued = Some(self.metrics.queued());
         self.requests
@@ -200,6 +242,7 @@ impl Sequencer {
                 entry,
                 reply,
                 queued,
+                announced: Some(announced),
             }))
             .await
             .map_err(|_| SequencerError::Unavailable("the sequencer has stopped".into()))?;
@@ -340,6 +383,7 @@ impl State {
     fn run(
         mut self,
         mut rx: mpsc::Receiver<Message>,
+        on_the_way: Arc<AtomicUsize>,
         config: SequencerConfig,
         gate: Arc<Gate>,
         published_tx: watch::Sender<Arc<Published>>,
@@ -352,7 +396,7 @@ impl State {
                 SequencerError::Unavailable(format!("cannot start sequencer runtime: {e}"))
             })?;
         rt.block_on(async {
-            while let Some(requests) = gather(&mut rx, &config).await {
+            while let Some(requests) = gather(&mut rx, &on_the_way, &config).await {
                 let taken = std::time::Instant::now();
                 if let Err(why) = gate.check() {
                     for r in requests {
@@ -507,17 +551,28 @@ impl State {
     }
 }
 
-/// Waits for one submission, then takes what else is queued, within the batch bounds.
-/// Returns `None` once the channel is closed (every sender gone, or [`Message::Close`]) and
-/// drained. A close only closes the channel: what is already queued is still returned.
+/// Waits for one submission, then takes what else is queued, within the batch bounds; while
+/// submissions are on their way (`on_the_way`, see [`Announced`]), waits for them up to
+/// `batch_window` after the first arrived. Returns `None` once the channel is closed (every
+/// sender gone, or [`Message::Close`]) and drained. A close only closes the channel: what is
+/// already queued is still returned.
+///
+/// Why wait: when admission (signature checks on the cores) is what limits the rate, the queue
+/// holds the few submissions admitted during the last fsync, and a batch that takes only those
+/// pays an fsync and a checkpoint signature (and each client a signature check) for a handful
+/// of entries. Why not wait for every one: the submitters in a batch wait for its fsync, and the
+/// cores have nothing to admit meanwhile. So the batch waits only while more submissions are on
+/// their way than it holds, and a submission alone (nothing else on its way) never waits.
 async fn gather(
     rx: &mut mpsc::Receiver<Message>,
+    on_the_way: &AtomicUsize,
     config: &SequencerConfig,
 ) -> Option<Vec<Request>> {
     let mut requests = Vec::new();
-    // Taken: a request leaves the queue depth gauge here.
+    // Taken: a request leaves the queue depth gauge and the count on their way here.
     let take = |mut r: Request| {
         r.queued = None;
+        r.announced = None;
         r
     };
     while requests.is_empty() {
@@ -531,6 +586,10 @@ async fn gather(
         let next = match rx.try_recv() {
             Ok(m) => Some(m),
             Err(_) if config.batch_window.is_zero() => None,
+            // Fewer on their way than in the batch: commit, and let those be admitted during
+            // this fsync rather than hold every submitter in one batch (lockstep, idle cores).
+            Err(_) if on_the_way.load(Ordering::Relaxed) <= requests.len() => None,
+            // One that is refused on its way is waited for until the deadline at worst.
             Err(_) => tokio::time::timeout_at(deadline, rx.recv())
                 .await
                 .ok()

@@ -27,7 +27,7 @@ use crate::proto::transparency_log_server::TransparencyLog;
 use crate::proto::{self, get_inclusion_proof_request::Leaf};
 use crate::server::prover::{Inclusion, Prover};
 use crate::server::search;
-use crate::server::sequencer::{Published, Sequencer};
+use crate::server::sequencer::{Announced, Published, Sequencer};
 use crate::server::storage::{StorageError, Store};
 use crate::server::witnessing::WitnessingHandle;
 
@@ -222,9 +222,12 @@ impl LogService {
             extra_predicate_types: self.limits.extra_predicate_types.clone(),
             check_signatures: true,
         };
+        // From here the sequencer may wait for this submission (up to its batch window) rather
+        // than commit a batch without it; a refusal below drops the announcement.
+        let announced = self.sequencer.announce();
         let size = self.sequencer.latest().checkpoint.size;
         let pending = self.admit_off_workers(req, policy, size).await?;
-        self.log_and_prove(pending).await
+        self.log_and_prove(pending, Some(announced)).await
     }
 
     /// [`admission::admit`] of `req` against a log of `size` entries, and the entry to log,
@@ -277,8 +280,12 @@ impl LogService {
     pub(super) async fn log_and_prove(
         &self,
         pending: PendingEntry,
+        announced: Option<Announced>,
     ) -> Result<proto::SubmitResponse, ApiError> {
-        let appended = self.sequencer.append(pending).await?;
+        let appended = match announced {
+            Some(a) => self.sequencer.append_announced(pending, a).await?,
+            None => self.sequencer.append(pending).await?,
+        };
         let published = &appended.batch.published;
         let leaf_data = match appended.leaf_data() {
             Some(d) => d.to_vec(),

@@ -144,11 +144,13 @@ async fn a_leaf_over_the_tiles_limit_is_refused_alone() {
         ..SequencerConfig::default()
     };
     let (store, seq, _thread) = start(dir.path(), signer(), config);
-    // In one batch: one leaf of exactly the limit, one a byte longer, one small.
+    // Announced first, so that the sequencer waits for more than the first and the refused leaf
+    // shares its batch: one leaf of exactly the limit, one a byte longer, one small.
+    let (a, b, c) = (seq.announce(), seq.announce(), seq.announce());
     let (at, over, small) = tokio::join!(
-        seq.append(pending_of_leaf_len(0, MAX_LEAF_BYTES)),
-        seq.append(pending_of_leaf_len(1, MAX_LEAF_BYTES + 1)),
-        seq.append(pending(2)),
+        seq.append_announced(pending_of_leaf_len(0, MAX_LEAF_BYTES), a),
+        seq.append_announced(pending_of_leaf_len(1, MAX_LEAF_BYTES + 1), b),
+        seq.append_announced(pending(2), c),
     );
     let at = at.unwrap();
     assert_eq!(at.leaf_data().unwrap().len(), MAX_LEAF_BYTES);
@@ -162,6 +164,62 @@ async fn a_leaf_over_the_tiles_limit_is_refused_alone() {
     assert!(store.entry(2).unwrap().is_none());
     assert_eq!(seq.append(pending(3)).await.unwrap().index, 2);
     check_root(&store, &seq.latest());
+}
+
+/// The longest window the configuration allows, so that a wait would be unmistakable.
+fn long_window() -> SequencerConfig {
+    SequencerConfig {
+        batch_window: Duration::from_secs(1),
+        ..SequencerConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_batch_waits_for_a_submission_announced_on_its_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, seq, _thread) = start(dir.path(), signer(), long_window());
+    let (on_its_way, still_admitting) = (seq.announce(), seq.announce());
+    let first = tokio::spawn({
+        let seq = seq.clone();
+        async move { seq.append(pending(1)).await.unwrap() }
+    });
+    // The sequencer has taken the first by now and waits: two are on their way, more than the
+    // one it holds.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !first.is_finished(),
+        "the batch was committed without waiting"
+    );
+    // With the second the batch holds two and one is on its way: it commits without that one.
+    let second = seq.append_announced(pending(2), on_its_way).await.unwrap();
+    let first = first.await.unwrap();
+    assert_eq!((first.batch.start, first.batch.leaves.len()), (0, 2));
+    assert!(Arc::ptr_eq(&first.batch, &second.batch));
+    assert_eq!(seq.latest().checkpoint.size, 2);
+    let third = seq
+        .append_announced(pending(3), still_admitting)
+        .await
+        .unwrap();
+    assert_eq!((third.batch.start, third.batch.leaves.len()), (2, 1));
+    check_root(&store, &seq.latest());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_with_nothing_on_its_way_is_not_held_by_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_store, seq, _thread) = start(dir.path(), signer(), long_window());
+    // Alone: committed at once, not after the 1 s window.
+    let started = std::time::Instant::now();
+    seq.append(pending(1)).await.unwrap();
+    // An announced submission that is refused on its way (dropped) is not waited for either.
+    drop(seq.announce());
+    seq.append(pending(2)).await.unwrap();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(900),
+        "two lone appends took {took:?}: the window held them"
+    );
+    assert_eq!(seq.latest().checkpoint.size, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
