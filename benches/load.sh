@@ -3,8 +3,9 @@
 # data directory, `glasslog bench` against it, client and server on this machine.
 #
 #   benches/load.sh submit [N] [REPEATS]   throughput/latency at C = 1, 16, 64, 256 (median of REPEATS)
-#   benches/load.sh scale                  throughput at 10,000 vs 1,000,000 entries, proof rpcs/s at
-#                                          1,000,000 entries, search latency, and restart time of that log
+#   benches/load.sh scale                  throughput at 10,000 vs 1,000,000 entries (at once, and after
+#                                          60 s idle), proof rpcs/s at 1,000,000 entries, search latency,
+#                                          monitor and audit catch-up, and restart time of that log
 #   benches/load.sh transport [N] [REPEATS] Submit at C=64 over plaintext, over TLS, and with every rate
 #                                          limit on but not binding, runs interleaved; medians and ratios
 #   benches/load.sh compare OLD_BIN [N] [REPEATS] [BENCH ARGS...]
@@ -68,6 +69,20 @@ case "${1:-submit}" in
     bench --mode proofs -n 200000 -c 64 --checkpoints "$WORK/cps"
     bench --mode search -n 20000 -c 1
     bench --mode search -n 50000 -c 16
+    # The fill leaves RocksDB compacting 950,000 entries; measure again once that has settled.
+    echo "idle 60 s, then 20,000 more at C=64" >&2
+    sleep 60
+    bench -n 20000 -c 64 --data-dir "$DATA" | python3 -c "import json,sys; d=json.load(sys.stdin); d['after_idle_s']=60; print(json.dumps(d))"
+    # Catch-up of a monitor and an audit from 0, Merkle + structure checks, timed to exit.
+    for check in monitor audit; do
+      args=(--once --state "$WORK/monitor.state"); [ $check = audit ] && args=()
+      size=$(bench --mode search -n 1 -c 1 | python3 -c "import json,sys; print(json.load(sys.stdin)['log_size'])")
+      t0=$(date +%s.%N)
+      status=0
+      "$BIN" $check --server "$URL" --log-key "$VKEY" --no-signature-checks "${args[@]}" >/dev/null 2>"$WORK/$check.err" || status=$?
+      t1=$(date +%s.%N)
+      python3 -c "print({\"$check\": \"--no-signature-checks\", \"entries\": $size, \"seconds\": round($t1 - $t0, 2), \"entries_per_s\": round($size / ($t1 - $t0)), \"exit\": $status})"
+    done
     stop_server
     for i in 1 2 3; do
       t0=$(date +%s.%N); start_server "$DATA"; t1=$(date +%s.%N)
