@@ -251,7 +251,9 @@ async fn log_unchecked(
         dedup_key: dedup_key(&envelope.payload_type, &envelope.payload, &key_ids),
         search_prefixes: crate::server::search::index_prefixes(None, &key_ids),
     };
-    service.log_and_prove(pending, None).await
+    service
+        .log_and_prove(pending, service.sequencer.announce())
+        .await
 }
 
 #[cfg(test)]

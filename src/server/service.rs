@@ -227,7 +227,7 @@ impl LogService {
         let announced = self.sequencer.announce();
         let size = self.sequencer.latest().checkpoint.size;
         let pending = self.admit_off_workers(req, policy, size).await?;
-        self.log_and_prove(pending, Some(announced)).await
+        self.log_and_prove(pending, announced).await
     }
 
     /// [`admission::admit`] of `req` against a log of `size` entries, and the entry to log,
@@ -280,12 +280,9 @@ impl LogService {
     pub(super) async fn log_and_prove(
         &self,
         pending: PendingEntry,
-        announced: Option<Announced>,
+        announced: Announced,
     ) -> Result<proto::SubmitResponse, ApiError> {
-        let appended = match announced {
-            Some(a) => self.sequencer.append_announced(pending, a).await?,
-            None => self.sequencer.append(pending).await?,
-        };
+        let appended = self.sequencer.append_announced(pending, announced).await?;
         let published = &appended.batch.published;
         let leaf_data = match appended.leaf_data() {
             Some(d) => d.to_vec(),
