@@ -553,8 +553,8 @@ impl State {
 
 /// Waits for one submission, then takes what else is queued, within the batch bounds; while
 /// more submissions are on their way (`on_the_way`, see [`Announced`]) than the batch holds,
-/// waits for them up to `batch_window` after the first arrived. Returns `None` once the channel is closed (every
-/// sender gone, or [`Message::Close`]) and drained. A close only closes the channel: what is
+/// waits for them up to `batch_window` after the first arrived. Returns `None` once the channel
+/// is closed (every sender gone, or [`Message::Close`]) and drained. A close only closes the channel: what is
 /// already queued is still returned.
 ///
 /// Why wait: when admission (signature checks on the cores) is what limits the rate, the queue
