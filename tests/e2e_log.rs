@@ -575,3 +575,63 @@ async fn the_rocksdb_memory_budget_flushes_memtables_early() {
         .await
         .unwrap();
 }
+
+/// `glasslog bench --mode proofs` runs against a real log, every proof verified (a proof that
+/// fails fails the run), and reports the server's CPU time per rpc, which docs/performance.md's
+/// proof figures use.
+#[tokio::test(flavor = "multi_thread")]
+async fn bench_proofs_verifies_every_proof_and_reports_cpu_per_rpc() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&dir.path().join("data"), &[]);
+    let checkpoints = dir.path().join("checkpoints");
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::glasslog_bin())
+            .args(["bench", "--json", "--server", &server.url, "--log-key"])
+            .arg(&server.verifier_key)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let cps = checkpoints.to_str().unwrap();
+    let fill =
+        tokio::task::block_in_place(|| run(&["-n", "300", "-c", "16", "--checkpoints-out", cps]));
+    assert!(
+        fill.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fill.stderr)
+    );
+    let pid = server.child.id().to_string();
+    let proofs = tokio::task::block_in_place(|| {
+        run(&[
+            "--mode",
+            "proofs",
+            "-n",
+            "2000",
+            "-c",
+            "8",
+            "--checkpoints",
+            cps,
+            "--server-pid",
+            &pid,
+        ])
+    });
+    assert!(
+        proofs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&proofs.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&proofs.stdout).unwrap();
+    assert_eq!(report["mode"], "proofs");
+    assert_eq!(report["count"], 2000);
+    assert_eq!(report["log_size"], 300);
+    assert!(report["rpcs_per_s"].as_f64().unwrap() > 0.0, "{report}");
+    // The server did the work of 2,000 proofs: some CPU time per rpc, however fast the machine.
+    assert!(
+        report["server_cpu_us_per_rpc"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+    assert!(
+        report["client_cpu_us_per_rpc"].as_f64().unwrap() > 0.0,
+        "{report}"
+    );
+}

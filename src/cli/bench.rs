@@ -65,7 +65,7 @@ pub struct BenchArgs {
     /// Submit mode: the publisher key's scheme, which decides the server's signature check.
     #[arg(long, value_enum, default_value_t = KeyKind::Ed25519)]
     key_type: KeyKind,
-    /// The server's pid, to report its CPU time per entry.
+    /// The server's pid, to report its CPU time per entry (per rpc in proofs mode).
     #[arg(long)]
     server_pid: Option<u32>,
     /// The server's data directory, to report bytes on disk per entry.
@@ -341,6 +341,7 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
     let old = Arc::new(old);
     let next = Arc::new(AtomicU64::new(0));
     let latest = Arc::new(latest);
+    let before = usage(args);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency.max(1) {
@@ -401,14 +402,22 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
         hist.add(t.await??)?;
     }
     let elapsed = started.elapsed();
+    let after = usage(args);
     let rate = args.count as f64 / elapsed.as_secs_f64();
     let ms = |us: u64| us as f64 / 1000.0;
+    // CPU time per rpc, the figure least moved by other work on a shared machine.
+    let per_rpc_us = |a: Option<Duration>, b: Option<Duration>| {
+        Some(b?.saturating_sub(a?).as_secs_f64() * 1e6 / args.count as f64)
+    };
+    let server_cpu = per_rpc_us(before.server_cpu, after.server_cpu);
+    let client_cpu = per_rpc_us(Some(before.client_cpu), Some(after.client_cpu));
     if args.json {
         println!(
             "{}",
             serde_json::json!({"mode": "proofs", "count": args.count, "concurrency": args.concurrency,
                 "log_size": latest.size, "rpcs_per_s": rate, "p50_ms": ms(hist.value_at_quantile(0.5)),
-                "p99_ms": ms(hist.value_at_quantile(0.99))})
+                "p99_ms": ms(hist.value_at_quantile(0.99)), "server_cpu_us_per_rpc": server_cpu,
+                "client_cpu_us_per_rpc": client_cpu})
         );
     } else {
         println!(
@@ -420,6 +429,10 @@ async fn bench_proofs(args: &BenchArgs, clients: Vec<Arc<LogClient>>) -> Result<
             ms(hist.value_at_quantile(0.5)),
             ms(hist.value_at_quantile(0.99))
         );
+        if let Some(c) = server_cpu {
+            println!("server CPU: {c:.1} µs/rpc");
+        }
+        println!("client CPU: {:.1} µs/rpc", client_cpu.unwrap_or_default());
     }
     Ok(())
 }

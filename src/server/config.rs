@@ -425,6 +425,7 @@ impl ServerConfig {
                     .map_or(StoreOptions::DEFAULT_CACHE_BYTES, |mib| {
                         mib.saturating_mul(1 << 20)
                     }),
+                upper_hashes: StoreOptions::DEFAULT_UPPER_HASHES,
             },
         };
         let check = |ok: bool, what: &str| {

@@ -2,8 +2,9 @@
 //!
 //! The prover answers for any tree size up to a `limit` that the caller takes from the latest
 //! published checkpoint, so it never reads past what is durable and signed; it never waits for
-//! the sequencer. An inclusion proof reads at most ⌈log₂ n⌉ + 1 stored hashes in one RocksDB
-//! multi-get; a consistency proof about twice that.
+//! the sequencer. An inclusion proof reads at most ⌈log₂ n⌉ + 1 stored hashes, a consistency
+//! proof about twice that: those of the tree's upper levels from the store's memory once read
+//! ([`Store::hashes`]), the others in one RocksDB multi-get.
 //!
 //! A storage failure reaches the caller as [`ProofError::Storage`] with its type intact, not as
 //! the string that the tree math's [`HashReader`] interface carries.

@@ -28,6 +28,8 @@ use std::cell::Cell;
 
 use tlog_tiles::tlog;
 
+/// The `(level, n)` whose [`stored_hash_index`] is `index`: its inverse.
+pub use tlog_tiles::tlog::split_stored_hash_index;
 /// The number of stored hashes of a tree of `n` leaves; `n` must not exceed [`MAX_TREE_SIZE`].
 pub use tlog_tiles::tlog::stored_hash_count;
 /// The storage position of the hash of node `n` at `level` (level 0 holds the leaf hashes).

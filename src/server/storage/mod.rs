@@ -14,6 +14,7 @@
 //! This module knows nothing of gRPC, signing or the sequencer; the key schema is in [`schema`].
 
 pub mod schema;
+mod upper_hashes;
 
 use std::path::Path;
 
@@ -25,6 +26,7 @@ use rocksdb::{
 use crate::tlog::checkpoint::Checkpoint;
 use crate::tlog::merkle::{Hash, HashReader};
 use schema::*;
+use upper_hashes::UpperHashes;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +96,8 @@ pub struct SearchPage {
 /// The log's RocksDB database.
 pub struct Store {
     db: DB,
+    /// Copies of the upper levels' stored hashes, which every proof reads.
+    upper_hashes: UpperHashes,
     /// Makes the next commits fail, to test the sequencer's fatal path.
     #[cfg(any(test, feature = "fault-injection"))]
     fail_commits: std::sync::atomic::AtomicBool,
@@ -176,18 +180,27 @@ pub struct StoreOptions {
     /// memory stays under it however long the log grows; index and filter blocks are cached
     /// there too.
     pub cache_bytes: usize,
+    /// How many of the upper tree levels' stored hashes are kept in memory besides RocksDB's
+    /// cache, once read ([`Store::hashes`]): at most about 100 bytes each, the map's slack
+    /// included.
+    pub upper_hashes: usize,
 }
 
 impl StoreOptions {
     /// The default budget, 256 MiB: the upper levels of a tree of some millions of entries
     /// (their hashes are read by every proof) and the newest entries stay cached.
     pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
+    /// The default number of upper-level hashes kept, 65,536 (at most 6.5 MiB): at 1,000,000
+    /// entries, the levels of subtrees of 32 leaves and more, 15 of an inclusion proof's 20
+    /// hashes.
+    pub const DEFAULT_UPPER_HASHES: usize = 1 << 16;
 }
 
 impl Default for StoreOptions {
     fn default() -> StoreOptions {
         StoreOptions {
             cache_bytes: StoreOptions::DEFAULT_CACHE_BYTES,
+            upper_hashes: StoreOptions::DEFAULT_UPPER_HASHES,
         }
     }
 }
@@ -276,6 +289,7 @@ impl Store {
         let db = DB::open_cf_descriptors(&opts, path, cfs)?;
         Ok(Store {
             db,
+            upper_hashes: UpperHashes::new(options.upper_hashes),
             #[cfg(any(test, feature = "fault-injection"))]
             fail_commits: std::sync::atomic::AtomicBool::new(false),
         })
@@ -598,11 +612,34 @@ impl Store {
             .collect()
     }
 
-    /// Reads stored hashes by stored-hash index; every one must exist.
+    /// Reads stored hashes by stored-hash index; every one must exist. Those of the tree's upper
+    /// levels come from memory once read ([`upper_hashes`]); the others in one RocksDB multi-get.
     ///
     /// # Errors
     /// RocksDB read errors; [`StorageError::Corrupt`] for a missing or malformed hash.
     pub fn hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StorageError> {
+        let cached = self.upper_hashes.get(indexes);
+        let missing: Vec<u64> = indexes
+            .iter()
+            .zip(&cached)
+            .filter(|(_, c)| c.is_none())
+            .map(|(&i, _)| i)
+            .collect();
+        if missing.is_empty() {
+            return Ok(cached.into_iter().flatten().collect());
+        }
+        let read = self.read_hashes(&missing)?;
+        self.upper_hashes
+            .insert(missing.iter().copied().zip(read.iter().copied()));
+        let mut read = read.into_iter();
+        Ok(cached
+            .into_iter()
+            .filter_map(|c| c.or_else(|| read.next()))
+            .collect())
+    }
+
+    /// [`Store::hashes`] from RocksDB alone.
+    fn read_hashes(&self, indexes: &[u64]) -> Result<Vec<Hash>, StorageError> {
         let keys: Vec<[u8; 8]> = indexes.iter().map(|&i| u64_key(i)).collect();
         let sorted = indexes.windows(2).all(|w| w[0] <= w[1]);
         let values = self
@@ -732,6 +769,46 @@ mod tests {
         assert_eq!((latest.size, latest.note.as_str()), (3, "three"));
         assert_eq!(store.checkpoint_at_or_after(2).unwrap().unwrap().size, 3);
         assert_eq!(store.checkpoint_at_or_after(4).unwrap(), None);
+    }
+
+    /// Hashes read again, in any order and mixed with ones not yet read, are those stored,
+    /// whether they now come from memory or from RocksDB; a missing one is still an error.
+    #[test]
+    fn hashes_read_again_are_the_stored_ones() {
+        use crate::tlog::merkle::{leaf_hash, stored_hash_count, MemoryTree};
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            upper_hashes: 50,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), &options).unwrap();
+        let mut tree = MemoryTree::new();
+        for i in 0..1000u64 {
+            tree.append(leaf_hash(&i.to_be_bytes())).unwrap();
+        }
+        let all: Vec<u64> = (0..stored_hash_count(1000)).collect();
+        let want = tree.read_hashes(&all).unwrap();
+        let mut b = store.batch();
+        for (&i, h) in all.iter().zip(&want) {
+            b.put_hash(i, h);
+        }
+        store.commit(b).unwrap();
+        for round in 0..3 {
+            for chunk in all.chunks(7) {
+                let mut indexes = chunk.to_vec();
+                indexes.reverse();
+                indexes.push(all[(chunk[0] as usize * 31) % all.len()]);
+                let got = store.hashes(&indexes).unwrap();
+                for (&i, h) in indexes.iter().zip(got) {
+                    assert_eq!(h, want[i as usize], "round {round}, stored index {i}");
+                }
+            }
+        }
+        let beyond = all.len() as u64;
+        assert!(matches!(
+            store.hashes(&[all[all.len() - 1], beyond]),
+            Err(StorageError::Corrupt(_))
+        ));
     }
 
     #[test]
