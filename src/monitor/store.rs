@@ -68,6 +68,11 @@ impl Store {
         // (RocksDB's default) cost twice as much per record as into one of 8 MiB, which is also
         // what the monitor's memory bound wants; smaller ones flush too often to gain more.
         opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+        // Universal compaction rewrites each record fewer times than leveled compaction. In a
+        // catch-up of 1,000,000 entries, compaction was a fifth of the monitor's CPU; universal
+        // took 11 % less CPU in all and 8 % less time, for the same bytes on disk
+        // (docs/performance.md). Lookups are mostly misses, which the bloom filters answer.
+        opts.set_compaction_style(rocksdb::DBCompactionStyle::Universal);
         let db = DB::open(&opts, path).map_err(|e| store_error(path, e))?;
         let store = Store {
             db,
