@@ -50,7 +50,7 @@ fn stages(c: &mut Criterion) {
     );
     let parsed = Envelope::parse(&json).unwrap();
     let public = PublicKey::from_pem(&pem).unwrap();
-    let verified = dsse::verify(parsed.clone(), &[public.clone()]).unwrap();
+    let verified = dsse::verify(parsed.clone(), &[public]).unwrap();
     let key_ids = [public.key_id()];
     let pending = PendingEntry {
         envelope: json.clone(),

@@ -17,7 +17,7 @@ use glasslog::tlog::checkpoint::Checkpoint;
 const ROUNDS: u64 = 12;
 const SUBMITTERS: usize = 8;
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Seen {
     /// (index, leaf data) of every acknowledged submission.
     acked: Vec<(u64, Vec<u8>)>,
@@ -39,7 +39,9 @@ async fn sigkill_during_submissions_loses_nothing_acknowledged() {
             *vkey.get_or_insert_with(|| server.verifier_key.clone()),
             server.verifier_key
         );
-        check_everything_seen_survived(&server, &seen.lock().unwrap()).await;
+        // A copy: the lock is not held across the checks' awaits.
+        let so_far = seen.lock().unwrap().clone();
+        check_everything_seen_survived(&server, &so_far).await;
 
         let mut tasks = Vec::new();
         for w in 0..SUBMITTERS {
@@ -76,7 +78,7 @@ async fn sigkill_during_submissions_loses_nothing_acknowledged() {
         }
     }
     let server = TestServer::start(&data, &[]);
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(
         seen.acked.len() > ROUNDS as usize,
         "the test acknowledged too little to mean anything"
@@ -165,7 +167,7 @@ async fn sigterm_during_submissions_finishes_or_refuses_each_one() {
     }
     drop(status.0);
     let server = TestServer::start(&data, &[]);
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(!seen.acked.is_empty());
     check_everything_seen_survived(&server, &seen).await;
 }

@@ -70,7 +70,7 @@ async fn submit(
     .to_json();
     match client.submit(env, vec![p.pem.clone()]).await {
         Ok(s) => Ok(s.index),
-        Err(glasslog::client::ClientError::Rpc(status)) => Err(status),
+        Err(glasslog::client::ClientError::Rpc(status)) => Err(*status),
         Err(e) => panic!("reply did not verify: {e}"),
     }
 }
@@ -354,7 +354,7 @@ fn leaf_len(p: &Publisher, envelope: &[u8]) -> usize {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    glasslog::entry::leaf_len(envelope.len(), &[p.pem.clone()], now_ms)
+    glasslog::entry::leaf_len(envelope.len(), std::slice::from_ref(&p.pem), now_ms)
 }
 
 #[tokio::test]

@@ -110,10 +110,11 @@ fn start_server(data_dir: &Path, env: &[(&str, String)], port: u16) -> TestServe
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut origin, mut vkey) = (String::new(), String::new());
     loop {
-        let line = lines
-            .next()
-            .expect("the server exited before listening")
-            .unwrap();
+        let Some(line) = lines.next() else {
+            let status = child.wait().unwrap();
+            panic!("the server exited before listening: {status}");
+        };
+        let line = line.unwrap();
         if let Some(o) = line.strip_prefix("origin: ") {
             origin = o.into();
         } else if let Some(k) = line.strip_prefix("verifier key: ") {
@@ -981,8 +982,7 @@ fn timed_once(server: &TestServer, state: &Path, extra: &[&str]) -> String {
     let line = o
         .stderr
         .lines()
-        .filter(|l| l.contains("findings reported"))
-        .last()
+        .rfind(|l| l.contains("findings reported"))
         .unwrap_or("")
         .to_string();
     format!(

@@ -61,7 +61,7 @@ async fn submit(client: &LogClient, p: &Publisher, st: &Value) -> Result<u64, to
     let req = request(p, st);
     match client.submit(req.envelope, req.public_keys).await {
         Ok(s) => Ok(s.index),
-        Err(ClientError::Rpc(status)) => Err(status),
+        Err(ClientError::Rpc(status)) => Err(*status),
         Err(e) => panic!("reply did not verify: {e}"),
     }
 }

@@ -257,7 +257,7 @@ fn restore_refuses_a_tampered_bundle_and_leaves_no_database() {
     let target = out.path().join("restored");
     let run = std::process::Command::new(common::glasslog_bin())
         .args(["restore", "--from", &url, "--log-key"])
-        .arg(&common_vkey(data.path()))
+        .arg(common_vkey(data.path()))
         .arg("--data-dir")
         .arg(&target)
         .output()

@@ -724,7 +724,7 @@ fn tiles_flags_go_with_tiles() {
         ),
     ] {
         let mut all: Vec<&str> = args.clone();
-        if !args.iter().any(|a| *a == "--tiles") {
+        if !args.contains(&"--tiles") {
             all.extend(server);
         }
         all.extend(["--log-key", &key]);

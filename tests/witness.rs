@@ -235,7 +235,9 @@ fn a_witness_killed_under_load_never_cosigns_two_roots_for_one_size() {
     let mut w = TestWitness::start(dir.path(), 0, &[&vkey]);
     let port = w.port;
     let url = Arc::new(Mutex::new(w.url.clone()));
-    let cosigned: Arc<Mutex<BTreeMap<u64, BTreeSet<(u8, [u8; 32])>>>> = Arc::default();
+    // Size → the (fork, root) pairs the witness cosigned at that size.
+    type Cosigned = BTreeMap<u64, BTreeSet<(u8, [u8; 32])>>;
+    let cosigned: Arc<Mutex<Cosigned>> = Arc::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..8u64)
         .map(|c| {

@@ -331,7 +331,7 @@ mod tests {
         for (envelope, rule) in cases {
             let submitted = admit(
                 &envelope,
-                &[pem.clone()],
+                std::slice::from_ref(&pem),
                 &cache,
                 &policy(true),
                 0,
@@ -380,7 +380,7 @@ mod tests {
         // The model's references name indexes 7, 40 and 41: read in a log of 50 entries.
         let read = admit(
             &json,
-            &[pem.clone()],
+            std::slice::from_ref(&pem),
             &cache,
             &policy(true),
             50,
@@ -408,7 +408,7 @@ mod tests {
         };
         let a = admit(
             &json,
-            &[pem.clone()],
+            std::slice::from_ref(&pem),
             &KeyCache::default(),
             &policy,
             0,

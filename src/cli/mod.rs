@@ -40,6 +40,7 @@ pub enum LogFormat {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // one value per process
 pub enum Command {
     /// Run the log server (creates the data directory and log key on first start).
     Serve(serve::ServeArgs),

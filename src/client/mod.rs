@@ -30,8 +30,10 @@ pub enum ClientError {
         url: String,
         source: tonic::transport::Error,
     },
+    /// Boxed: a `tonic::Status` is some 180 bytes, and every `Result` of the client, the
+    /// monitor and the audit would otherwise carry that size.
     #[error("server answered {}: {}", .0.code(), .0.message())]
-    Rpc(#[from] tonic::Status),
+    Rpc(Box<tonic::Status>),
     #[error("checkpoint does not verify: {0}")]
     Checkpoint(#[from] CheckpointError),
     #[error("proof does not verify: {0}")]
@@ -42,9 +44,22 @@ pub enum ClientError {
     /// The server's answer contradicts itself or the request.
     #[error("server answer is inconsistent: {0}")]
     Mismatch(String),
-    /// The log's tiles could not be read, or contradict its checkpoint.
+    /// The log's tiles could not be read, or contradict its checkpoint. Boxed for the size, as
+    /// `Rpc`.
     #[error("{0}")]
-    Tiles(#[from] tiles::TilesError),
+    Tiles(Box<tiles::TilesError>),
+}
+
+impl From<tonic::Status> for ClientError {
+    fn from(status: tonic::Status) -> ClientError {
+        ClientError::Rpc(Box::new(status))
+    }
+}
+
+impl From<tiles::TilesError> for ClientError {
+    fn from(e: tiles::TilesError) -> ClientError {
+        ClientError::Tiles(Box::new(e))
+    }
 }
 
 /// A submission whose reply verified.

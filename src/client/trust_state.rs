@@ -559,7 +559,7 @@ mod tests {
         let v = LogVerifier::new(&s.verifier_key()).unwrap();
         let mut state = TrustState::load(dir.path().join("s.json")).unwrap();
         let (c1, n1) = note(&s, 4, 1);
-        assert_eq!(state.check_offline(&v, &c1, &n1).unwrap(), false);
+        assert!(!state.check_offline(&v, &c1, &n1).unwrap());
         state.store(&v, &n1).unwrap();
         assert!(state.check_offline(&v, &c1, &n1).unwrap());
         let (c2, n2) = note(&s, 4, 2);
@@ -570,7 +570,7 @@ mod tests {
             (n1.as_str(), n2.as_str())
         );
         let (c3, n3) = note(&s, 9, 2);
-        assert_eq!(state.check_offline(&v, &c3, &n3).unwrap(), false);
+        assert!(!state.check_offline(&v, &c3, &n3).unwrap());
         // A note that is not the checkpoint given with it is refused.
         assert!(matches!(
             state.check_offline(&v, &c1, &n3),

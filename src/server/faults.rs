@@ -44,6 +44,7 @@ use crate::tlog::merkle;
 use crate::tlog::note::LogSigner;
 
 /// The fault this server runs with.
+#[allow(clippy::large_enum_variant)] // one value per process, read once
 pub enum Fault {
     None,
     CheckpointSignature { from_size: u64 },

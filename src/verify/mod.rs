@@ -193,6 +193,7 @@ impl Report {
 /// # Errors
 /// The log could not be reached, the directory could not be hashed, or the split-view state
 /// could not be read or written. Failed checks are findings in the report.
+#[allow(clippy::too_many_arguments)] // each is its own input of `glasslog verify`, its one caller
 pub async fn verify_name(
     source: &Source,
     trust: &mut TrustState,

@@ -43,10 +43,11 @@ impl TestWitness {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut vkey = String::new();
         loop {
-            let line = lines
-                .next()
-                .expect("the witness exited before listening")
-                .unwrap();
+            let Some(line) = lines.next() else {
+                let status = child.wait().unwrap();
+                panic!("the witness exited before listening: {status}");
+            };
+            let line = line.unwrap();
             if let Some(k) = line.strip_prefix("witness key: ") {
                 vkey = k.to_string();
             } else if let Some(addr) = line.strip_prefix("listening on ") {

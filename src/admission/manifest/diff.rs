@@ -5,6 +5,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::{compare_names, Manifest};
 
+/// The files that differ between a logged manifest and a local one, each list in manifest
+/// order. A renamed file is one removed and one added name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ManifestDiff {
     /// In the local manifest only.
@@ -22,8 +24,7 @@ impl ManifestDiff {
     }
 }
 
-/// Why a manifest could not be read or a directory not hashed.
-
+/// What changed from `logged` to `local`, by name and digest (serialization settings are not
 /// compared). Needs no particular order of either manifest's resources.
 pub fn diff(logged: &Manifest, local: &Manifest) -> ManifestDiff {
     let logged_by_name: HashMap<&str, &[u8; 32]> = logged

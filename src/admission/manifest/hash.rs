@@ -23,6 +23,7 @@ pub const READ_BUFFER: usize = 1 << 20;
 /// How often [`hash_directory`] reports progress while hashing.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
+/// What [`hash_directory`] hashes and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HashOptions {
     /// Paths to leave out, relative to the directory, `/`-separated; each excludes itself and,
@@ -63,9 +64,6 @@ impl HashOptions {
         }
     }
 }
-
-/// The files that differ between a logged manifest and a local one, each list in manifest
-/// order. A renamed file is one removed and one added name.
 
 /// Builds the OMS manifest of directory `dir` as `model_signing` 1.1 would (see the module
 /// documentation), hashing files in parallel on `available_parallelism` threads with one
@@ -315,8 +313,6 @@ fn hash_file(path: &Path, buffer: &mut [u8], done: &AtomicU64) -> io::Result<[u8
     }
     Ok(hasher.finalize().into())
 }
-
-/// What changed from `logged` to `local`, by name and digest (serialization settings are not
 
 #[cfg(test)]
 mod tests {

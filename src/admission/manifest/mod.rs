@@ -179,7 +179,7 @@ pub struct Serialization {
     pub allow_symlinks: bool,
 }
 
-/// What [`hash_directory`] hashes and how.
+/// Why a manifest could not be read or a directory not hashed.
 #[derive(Debug, Error)]
 pub enum ManifestError {
     /// The JSON is missing a member or has one of the wrong type.
