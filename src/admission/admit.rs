@@ -80,6 +80,15 @@ impl Admitted {
         })
     }
 
+    /// Whether [`check_references`] reads logged entries for this entry: its declaration names
+    /// an earlier entry by log index. Without one, the references are checked from the
+    /// declaration alone.
+    pub fn reads_logged_entries(&self) -> bool {
+        self.declaration
+            .as_ref()
+            .is_some_and(|d| d.references().iter().any(|r| r.log_index.is_some()))
+    }
+
     /// The key that makes a resubmission of this entry idempotent ([`dedup_key`]).
     pub fn dedup_key(&self) -> [u8; 32] {
         dedup_key(
@@ -169,6 +178,9 @@ impl AdmissionError {
 /// [`crate::entry::MAX_LEAF_BYTES`] is refused before its references are read: it could never
 /// be logged, and reading the entries it names is the costly part of admission.
 ///
+/// This is [`admit_unreferenced`] then [`check_references`]; a caller that runs the two in
+/// different places (the server reads logged entries off its async workers) calls them itself.
+///
 /// # Errors
 /// The lookup's failure (no verdict). The verdict is the inner result.
 pub fn admit<L: Lookup>(
@@ -180,20 +192,47 @@ pub fn admit<L: Lookup>(
     logged_at_ms: i64,
     lookup: &L,
 ) -> Result<Result<Admitted, AdmissionError>, L::Error> {
-    let admitted = match admit_envelope(envelope_json, public_keys, keys, policy) {
+    let admitted = match admit_unreferenced(envelope_json, public_keys, keys, policy, logged_at_ms)
+    {
         Ok(a) => a,
         Err(e) => return Ok(Err(e)),
     };
+    Ok(check_references(&admitted, size, lookup)?.map(|()| admitted))
+}
+
+/// [`admit`] up to the references: [`admit_envelope`] and the length of the leaf the entry would
+/// be if logged at `logged_at_ms`. Reads nothing but its arguments (and `keys`' cache).
+///
+/// # Errors
+/// The first rule the submission breaks.
+pub fn admit_unreferenced(
+    envelope_json: &[u8],
+    public_keys: &[String],
+    keys: &KeyCache,
+    policy: &Policy,
+    logged_at_ms: i64,
+) -> Result<Admitted, AdmissionError> {
+    let admitted = admit_envelope(envelope_json, public_keys, keys, policy)?;
     let leaf_len = admitted.leaf_len(envelope_json.len(), logged_at_ms);
-    if let Err(e) = crate::entry::check_leaf_len(leaf_len) {
-        return Ok(Err(e.into()));
-    }
-    if let Some(d) = &admitted.declaration {
-        if let Err(broken) = references::check(d.name().as_str(), &d.references(), size, lookup)? {
-            return Ok(Err(broken.into()));
-        }
-    }
-    Ok(Ok(admitted))
+    crate::entry::check_leaf_len(leaf_len)?;
+    Ok(admitted)
+}
+
+/// The rest of [`admit`]: the references of `admitted`'s declaration, against a log of `size`
+/// entries read through `lookup`. [`Admitted::reads_logged_entries`] tells beforehand whether
+/// `lookup` will be called.
+///
+/// # Errors
+/// The lookup's failure (no verdict). The verdict is the inner result.
+pub fn check_references<L: Lookup>(
+    admitted: &Admitted,
+    size: u64,
+    lookup: &L,
+) -> Result<Result<(), AdmissionError>, L::Error> {
+    let Some(d) = &admitted.declaration else {
+        return Ok(Ok(()));
+    };
+    Ok(references::check(d.name().as_str(), &d.references(), size, lookup)?.map_err(Into::into))
 }
 
 /// Submit's admission with the references aside (checking them needs the log): the keys, the
@@ -394,6 +433,62 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.rule(), "leaf-size");
         assert!(e.to_string().contains("at most 65535 bytes"), "{e}");
+    }
+
+    /// The server admits on its async workers only what [`Admitted::reads_logged_entries`]
+    /// says reads nothing: it must be true exactly when a reference names a log index, and a
+    /// lookup that fails on every call must then not be called.
+    #[test]
+    fn reads_logged_entries_exactly_when_a_reference_names_a_log_index() {
+        struct Unreadable;
+        impl Lookup for Unreadable {
+            type Error = &'static str;
+            fn target(&self, _: u64) -> Result<Target, &'static str> {
+                Err("a lookup was made")
+            }
+        }
+        let key = PrivateKey::generate(KeyType::Ed25519);
+        let pem = key.public_key().to_pem();
+        let cache = KeyCache::default();
+        let admitted = |statement: &[u8]| {
+            let json = Envelope::sign(declaration::PAYLOAD_TYPE, statement, &[&key]).to_json();
+            admit_unreferenced(&json, std::slice::from_ref(&pem), &cache, &policy(true), 5).unwrap()
+        };
+        // The model's references name indexes 7, 40 and 41.
+        let model = admitted(MODEL);
+        assert!(model.reads_logged_entries());
+        assert_eq!(
+            check_references(&model, 50, &Unreadable).unwrap_err(),
+            "a lookup was made"
+        );
+        // The same model without `supersedes` (which needs a log index) and with every other
+        // `logIndex` removed: its references are judged without reads.
+        let mut unindexed: serde_json::Value = serde_json::from_slice(MODEL).unwrap();
+        unindexed["predicate"]
+            .as_object_mut()
+            .unwrap()
+            .remove("supersedes");
+        strip_log_indexes(&mut unindexed);
+        let unindexed = admitted(&serde_json::to_vec(&unindexed).unwrap());
+        assert!(!unindexed
+            .declaration
+            .as_ref()
+            .unwrap()
+            .references()
+            .is_empty());
+        assert!(!unindexed.reads_logged_entries());
+        assert_eq!(check_references(&unindexed, 50, &Unreadable), Ok(Ok(())));
+    }
+
+    fn strip_log_indexes(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("logIndex");
+                m.values_mut().for_each(strip_log_indexes);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip_log_indexes),
+            _ => {}
+        }
     }
 
     #[test]

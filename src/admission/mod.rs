@@ -14,5 +14,6 @@ pub mod references;
 pub mod strict_json;
 
 pub use admit::{
-    admit, admit_envelope, admit_logged, logged_declaration, AdmissionError, Admitted, Policy,
+    admit, admit_envelope, admit_logged, admit_unreferenced, check_references, logged_declaration,
+    AdmissionError, Admitted, Policy,
 };

@@ -162,11 +162,18 @@ impl From<Inclusion> for proto::InclusionProof {
     }
 }
 
+/// The largest envelope admitted on an async worker, up to its references. Admission's cost
+/// grows with the envelope (hashing, base64, JSON, the declaration's lists): a Submit of an
+/// 8,000-byte envelope cost the server ~57 µs more than one of 1,200 bytes, all stages
+/// together, so admission at this size stays near 150 µs, about tokio's guidance for the time
+/// between two awaits. A model-release declaration is ~1.2 KB.
+const WORKER_ADMISSION_BYTES: usize = 8 << 10;
+
 /// The permits of [`LogService::admission_permits`]: one per core
-/// ([`std::thread::available_parallelism`], 1 if unknown). Admission is CPU work (signatures,
-/// JSON, manifests, referenced entries read and parsed), so it runs on tokio's blocking pool,
-/// never on the async workers that answer reads; and at most one admission per core runs at
-/// once, so Submits queue for a permit instead of filling the blocking pool (512 threads).
+/// ([`std::thread::available_parallelism`], 1 if unknown). The costly part of admission (large
+/// envelopes, referenced entries read and parsed) runs on tokio's blocking pool, never on the
+/// async workers that answer reads; and at most one such admission per core runs at once, so
+/// Submits queue for a permit instead of filling the blocking pool (512 threads).
 pub(super) fn admission_permits() -> Arc<Semaphore> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     Arc::new(Semaphore::new(cores))
@@ -183,6 +190,20 @@ fn now_ms() -> i64 {
 /// The server's [`Lookup`]: the entries in its store, all admitted, so reading the statement
 /// tells what an entry is.
 struct LoggedEntries<'a>(&'a Store);
+
+/// The lookup of a declaration whose references name no log index: never called
+/// ([`admission::Admitted::reads_logged_entries`]).
+struct NoReads;
+
+impl Lookup for NoReads {
+    type Error = ApiError;
+
+    fn target(&self, index: u64) -> Result<Target, ApiError> {
+        Err(ApiError::Internal(format!(
+            "admission on the worker was asked for the logged entry {index}"
+        )))
+    }
+}
 
 impl Lookup for LoggedEntries<'_> {
     type Error = StorageError;
@@ -226,53 +247,95 @@ impl LogService {
         // than commit a batch without it; a refusal below drops the announcement.
         let announced = self.sequencer.announce();
         let size = self.sequencer.latest().checkpoint.size;
-        let pending = self.admit_off_workers(req, policy, size).await?;
+        let pending = self.admit(req, policy, size).await?;
         self.log_and_prove(pending, announced).await
     }
 
-    /// [`admission::admit`] of `req` against a log of `size` entries, and the entry to log,
-    /// computed on the blocking pool under an [`LogService::admission_permits`] permit.
-    async fn admit_off_workers(
+    /// [`admission::admit`] of `req` against a log of `size` entries, and the entry to log.
+    ///
+    /// Where each half runs: an envelope of at most [`WORKER_ADMISSION_BYTES`] is admitted up
+    /// to its references ([`admission::admit_unreferenced`]: signatures, JSON, declaration
+    /// rules; no I/O, ~60–150 µs) on the async worker that received it, since the hand-off to
+    /// the blocking pool and back cost more than that (docs/performance.md, "Admission on the
+    /// worker"). A larger envelope, and the check of references that read logged entries (up
+    /// to 1,024 entries of up to 64 KiB each), run on the blocking pool under an
+    /// [`LogService::admission_permits`] permit, so that reads keep being served.
+    async fn admit(
         &self,
         req: proto::SubmitRequest,
         policy: Policy,
         size: u64,
     ) -> Result<PendingEntry, ApiError> {
+        let logged_at_ms = now_ms();
+        let proto::SubmitRequest {
+            envelope,
+            public_keys,
+        } = req;
+        let (admitted, envelope) = if envelope.len() <= WORKER_ADMISSION_BYTES {
+            let admitted = admission::admit_unreferenced(
+                &envelope,
+                &public_keys,
+                &self.keys,
+                &policy,
+                logged_at_ms,
+            )?;
+            let admitted = if admitted.reads_logged_entries() {
+                self.off_workers(move |store| {
+                    admission::check_references(&admitted, size, &LoggedEntries(store))??;
+                    Ok(admitted)
+                })
+                .await?
+            } else {
+                admission::check_references(&admitted, size, &NoReads)?.map_err(ApiError::from)?;
+                admitted
+            };
+            (admitted, envelope)
+        } else {
+            let keys = self.keys.clone();
+            self.off_workers(move |store| {
+                let admitted = admission::admit(
+                    &envelope,
+                    &public_keys,
+                    &keys,
+                    &policy,
+                    size,
+                    logged_at_ms,
+                    &LoggedEntries(store),
+                )??;
+                Ok((admitted, envelope))
+            })
+            .await?
+        };
+        // Only keys whose signature verified are charged.
+        if let Some(limit) = &self.rates.submit_per_key {
+            for key in &admitted.key_ids {
+                limit.check(&key.0).inspect_err(|_| {
+                    self.metrics.rate_limited(Rpc::Submit.name());
+                })?;
+            }
+        }
+        let prefixes = search::index_prefixes(admitted.declaration.as_ref(), &admitted.key_ids);
+        Ok(admitted.into_pending(envelope, prefixes))
+    }
+
+    /// Runs `work` on the blocking pool, under an [`LogService::admission_permits`] permit.
+    async fn off_workers<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let permit = self
             .admission_permits
             .clone()
             .acquire_owned()
             .await
             .expect("the admission semaphore is never closed");
-        let keys = self.keys.clone();
         let store = self.store.clone();
-        let rates = self.rates.clone();
-        let metrics = self.metrics.clone();
-        let admitting = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let admitted = admission::admit(
-                &req.envelope,
-                &req.public_keys,
-                &keys,
-                &policy,
-                size,
-                now_ms(),
-                &LoggedEntries(&store),
-            )??;
-            // Only keys whose signature verified are charged.
-            if let Some(limit) = &rates.submit_per_key {
-                for key in &admitted.key_ids {
-                    limit.check(&key.0).inspect_err(|_| {
-                        metrics.rate_limited(Rpc::Submit.name());
-                    })?;
-                }
-            }
-            let prefixes = search::index_prefixes(admitted.declaration.as_ref(), &admitted.key_ids);
-            Ok::<_, ApiError>(admitted.into_pending(req.envelope, prefixes))
-        });
-        admitting
-            .await
-            .map_err(|e| ApiError::Internal(format!("admission task: {e}")))?
+            work(&store)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(format!("admission task: {e}")))?
     }
 
     /// Hands an admitted entry to the sequencer and answers with its index, leaf data, signed
