@@ -336,6 +336,15 @@ mod tests {
         }
     }
 
+    /// A lookup that fails on every call, to show that none is made.
+    struct Unreadable;
+    impl Lookup for Unreadable {
+        type Error = &'static str;
+        fn target(&self, _: u64) -> Result<Target, &'static str> {
+            Err("a lookup was made")
+        }
+    }
+
     fn policy(check_signatures: bool) -> Policy {
         Policy {
             extra_predicate_types: vec![],
@@ -404,13 +413,6 @@ mod tests {
 
     #[test]
     fn an_entry_too_long_to_log_is_refused_before_its_references_are_read() {
-        struct Unreadable;
-        impl Lookup for Unreadable {
-            type Error = &'static str;
-            fn target(&self, _: u64) -> Result<Target, &'static str> {
-                Err("a lookup was made")
-            }
-        }
         let key = PrivateKey::generate(KeyType::Ed25519);
         let pem = key.public_key().to_pem();
         let json = Envelope::sign(declaration::PAYLOAD_TYPE, MODEL, &[&key]).to_json();
@@ -440,13 +442,6 @@ mod tests {
     /// lookup that fails on every call must then not be called.
     #[test]
     fn reads_logged_entries_exactly_when_a_reference_names_a_log_index() {
-        struct Unreadable;
-        impl Lookup for Unreadable {
-            type Error = &'static str;
-            fn target(&self, _: u64) -> Result<Target, &'static str> {
-                Err("a lookup was made")
-            }
-        }
         let key = PrivateKey::generate(KeyType::Ed25519);
         let pem = key.public_key().to_pem();
         let cache = KeyCache::default();
