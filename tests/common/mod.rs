@@ -21,14 +21,41 @@ use glasslog::admission::keys::{KeyType, PrivateKey};
 use glasslog::client::LogClient;
 use glasslog::tlog::note::LogVerifier;
 
-/// A loopback port free at the time of the call (for a process that must be restarted on the
-/// same address).
+/// A loopback TCP port free at the time of the call, for a child process that binds it later
+/// (and must be restarted on the same address).
+///
+/// The port comes from below the kernel's ephemeral range (`ip_local_port_range`), never from
+/// it: a port the kernel handed out for `bind(0)` is free again the moment the probe closes, and
+/// the next outgoing connection of any process (SeaweedFS's own servers dial each other while
+/// they start) may be given it as its source port before the child binds it. Ports are handed
+/// out in turn from a start that depends on the process id, so two tests of one binary never
+/// get the same port, and each is checked free by binding it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low <= LOWEST + 1_000 {
+        // No room below the ephemeral range: let the kernel choose.
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+    }
+    let span = ephemeral_low - LOWEST;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOWEST + (start + i) % span) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOWEST}..{ephemeral_low}");
 }
 
 /// The `glasslog` binary under test: `$GLASSLOG_BIN` if set (so that several checkouts sharing

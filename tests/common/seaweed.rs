@@ -161,8 +161,31 @@ impl SeaweedFs {
             ports: Ports::pick(),
             child: None,
         };
-        fs.spawn();
+        // A port checked free can still be taken by another process before `weed` binds it
+        // (its volume server binds about 2 s after start). A first start that lost such a race
+        // is retried on new ports; any other failure panics at once.
+        for attempt in 1.. {
+            match fs.spawn() {
+                Ok(()) => break,
+                Err(status) if attempt < 3 && fs.lost_a_port() => {
+                    eprintln!("seaweed: weed exited ({status}): a port was taken; new ports");
+                    fs.ports = Ports::pick();
+                }
+                Err(status) => panic!(
+                    "weed server exited ({status}) before serving\n{}",
+                    fs.log_tail(60)
+                ),
+            }
+        }
         fs
+    }
+
+    /// Whether the log's last start ended on a port already in use.
+    fn lost_a_port(&self) -> bool {
+        let log = std::fs::read(self.dir.path().join("weed.log")).unwrap_or_default();
+        let log = String::from_utf8_lossy(&log);
+        let last_start = log.rfind("=== tests/common/seaweed.rs: starting").unwrap_or(0);
+        log[last_start..].contains("address already in use")
     }
 
     /// `http://127.0.0.1:PORT`, the S3 endpoint (path-style requests).
@@ -325,7 +348,12 @@ impl SeaweedFs {
     /// serves again (about 3.5 s), with every bucket and object it had.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn();
+        if let Err(status) = self.spawn() {
+            panic!(
+                "weed server exited ({status}) on restart before serving\n{}",
+                self.log_tail(60)
+            );
+        }
     }
 
     /// Whether the child process is still running.
@@ -348,7 +376,9 @@ impl SeaweedFs {
         )
     }
 
-    fn spawn(&mut self) {
+    /// Starts `weed server` and waits until it serves; `Err` with its exit status if it exits
+    /// first.
+    fn spawn(&mut self) -> Result<(), std::process::ExitStatus> {
         let weed = weed_binary();
         let d = self.dir.path();
         let p = self.ports;
@@ -402,20 +432,20 @@ impl SeaweedFs {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}; {INSTALL_HINT}", weed.display()));
         self.child = Some(child);
-        self.wait_ready(started);
+        self.wait_ready(started)
     }
 
     /// Waits until a signed ListBuckets answers 200 and the master has a volume server (so that
     /// the first PUT can be given a volume).
-    fn wait_ready(&mut self, started: Instant) {
+    fn wait_ready(&mut self, started: Instant) -> Result<(), std::process::ExitStatus> {
         loop {
             if !self.is_running() {
                 let status = self.child.as_mut().unwrap().wait().unwrap();
                 self.child = None;
-                panic!(
-                    "weed server exited ({status}) before serving\n{}",
-                    self.log_tail(60)
-                );
+                for sock in self.ports.tmp_sockets() {
+                    let _ = std::fs::remove_file(sock);
+                }
+                return Err(status);
             }
             if started.elapsed() > START_LIMIT {
                 self.stop();
@@ -433,7 +463,7 @@ impl SeaweedFs {
                     started.elapsed().as_secs_f64(),
                     self.s3_endpoint()
                 );
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(100));
         }
