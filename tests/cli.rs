@@ -21,13 +21,30 @@ use glasslog::tlog::note::LogSigner;
 fn glasslog<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> Output {
     // The split-view state that submit keeps by default goes to a scratch config directory, not
     // the user's (each test's log has its own key, so the files never meet).
-    let config = std::env::temp_dir().join(format!("glasslog-cli-tests-{}", std::process::id()));
     Command::new(common::glasslog_bin())
         .args(args)
         .env("GLASSLOG_LOG", "off")
-        .env("XDG_CONFIG_HOME", config)
+        .env("XDG_CONFIG_HOME", scratch_config())
         .output()
         .expect("run glasslog")
+}
+
+/// This test process's scratch config directory, under cargo's temporary directory for
+/// integration tests. Statics are never dropped, so a `TempDir` would outlive the process: the
+/// directories of processes that have ended are removed instead when the first one is made.
+fn scratch_config() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
+        for old in std::fs::read_dir(parent).into_iter().flatten().flatten() {
+            let name = old.file_name();
+            let pid = name.to_str().and_then(|n| n.strip_prefix("cli-tests-config-"));
+            if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+        parent.join(format!("cli-tests-config-{}", std::process::id()))
+    })
 }
 
 /// Runs glasslog, requires success, returns stdout.

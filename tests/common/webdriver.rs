@@ -20,6 +20,9 @@ pub struct Browser {
     driver: Child,
     port: u16,
     session: String,
+    /// chromedriver's and Chromium's TMPDIR (profile and socket directories), removed after
+    /// they are stopped: Chromium otherwise leaves a few directories in /tmp per session.
+    _tmp: tempfile::TempDir,
 }
 
 /// An element of the current page.
@@ -55,7 +58,9 @@ impl Browser {
         let chromium =
             find_binary(&["chromium", "chromium-browser"]).unwrap_or_else(|| missing("chromium"));
         let port = super::free_port();
+        let tmp = tempfile::tempdir().unwrap();
         let driver = Command::new(driver_bin)
+            .env("TMPDIR", tmp.path())
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
@@ -66,6 +71,7 @@ impl Browser {
             driver,
             port,
             session: String::new(),
+            _tmp: tmp,
         };
         let started = Instant::now();
         loop {
