@@ -6,8 +6,9 @@
 //! fsync latency). `cargo bench --bench stages`.
 //!
 //! The group `signature-choices` measures the implementations considered for the signature
-//! check (issue #13, `docs/performance.md`): ed25519-dalek's strict and plain checks against
-//! the check glasslog uses, and P-256 in the `p256` crate against AWS-LC. Batch verification
+//! check (issue #13, `docs/performance.md`): ed25519-dalek's strict and plain checks and
+//! AWS-LC's Ed25519 against the check glasslog uses, and P-256 in the `p256` crate against
+//! AWS-LC. Batch verification
 //! is measured apart (`benches/ed25519-batch`), since it needs a feature the server does not.
 
 use std::hint::black_box;
@@ -166,6 +167,14 @@ fn signature_choices(c: &mut Criterion) {
     });
     g.bench_function("ed25519-dalek verify (plain)", |b| {
         b.iter(|| vk.verify(black_box(&msg), &sig).unwrap())
+    });
+    let aws = aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::ED25519,
+        vk.as_bytes().to_vec(),
+    );
+    let sig_bytes = sig.to_bytes();
+    g.bench_function("AWS-LC Ed25519 verify", |b| {
+        b.iter(|| aws.verify(black_box(&msg), &sig_bytes).unwrap())
     });
     let ours = PublicKey::from_der(&[&ED25519_SPKI_PREFIX[..], vk.as_bytes()].concat()).unwrap();
     g.bench_function("glasslog Ed25519 check (= verify_strict)", |b| {
