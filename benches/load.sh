@@ -11,7 +11,11 @@
 #   benches/load.sh compare OLD_BIN [N] [REPEATS] [BENCH ARGS...]
 #                                          Submit against a server of OLD_BIN and of this build, runs
 #                                          interleaved (the client is always this build's bench), e.g.
-#                                          `compare /tmp/glasslog-old 20000 5 -c 64 --key-type p256`
+#                                          `compare /tmp/glasslog-old 20000 5 -c 64 --key-type p256`;
+#                                          with FILL=N in the environment, each log first takes N
+#                                          entries at C = 64 that are not measured, then 5 s for
+#                                          RocksDB to flush and compact (FILL=100000: a
+#                                          log past its first WAL file, as a server that has run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . benches/release_bin.sh
@@ -133,6 +137,7 @@ PY
       for variant in old new; do
         if [ $variant = old ]; then BIN="$OLD"; else BIN="$NEW"; fi
         start_server "$WORK/data-$variant-$r"
+        if [ -n "${FILL:-}" ]; then bench -n "$FILL" -c 64 >/dev/null; sleep 5; fi
         bench -n "$N" "$@" | python3 -c "import json,sys; d=json.load(sys.stdin); d['variant']='$variant'; print(json.dumps(d))" >>"$WORK/runs"
         stop_server
       done
