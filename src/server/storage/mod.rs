@@ -278,8 +278,10 @@ impl Store {
         opts.set_max_total_wal_size(64 << 20);
         // Reuse WAL files that flushes made obsolete instead of creating new ones: writes then
         // land inside the file's existing length, so each commit's fdatasync has no inode size
-        // to journal (docs/performance.md, "The commit's fdatasync").
-        opts.set_recycle_log_file_num(4);
+        // to journal (docs/performance.md, "The commit's fdatasync"). WAL files become obsolete
+        // one at a time, so one kept would do; two allow for a burst of flushes. Each is at most
+        // about `max_total_wal_size` of disk.
+        opts.set_recycle_log_file_num(2);
         // One budget for RocksDB's memory: the block cache, with the memtables charged to it (a
         // memtable's memory evicts cached blocks), so neither grows with the log.
         let cache = Cache::new_lru_cache(options.cache_bytes);
