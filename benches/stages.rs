@@ -8,8 +8,8 @@
 //! The group `signature-choices` measures the implementations considered for the signature
 //! check (issue #13, `docs/performance.md`): ed25519-dalek's strict and plain checks and
 //! AWS-LC's Ed25519 against the check glasslog uses, and P-256 in the `p256` crate against
-//! AWS-LC. Batch verification
-//! is measured apart (`benches/ed25519-batch`), since it needs a feature the server does not.
+//! AWS-LC. Batch verification is measured apart (`benches/ed25519-batch`), since it needs a
+//! feature the server does not.
 
 use std::hint::black_box;
 use std::sync::Arc;

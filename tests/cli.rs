@@ -38,7 +38,9 @@ fn scratch_config() -> &'static Path {
         let parent = Path::new(env!("CARGO_TARGET_TMPDIR"));
         for old in std::fs::read_dir(parent).into_iter().flatten().flatten() {
             let name = old.file_name();
-            let pid = name.to_str().and_then(|n| n.strip_prefix("cli-tests-config-"));
+            let pid = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("cli-tests-config-"));
             if pid.is_some_and(|pid| !Path::new("/proc").join(pid).exists()) {
                 let _ = std::fs::remove_dir_all(old.path());
             }

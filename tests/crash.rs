@@ -133,7 +133,10 @@ async fn sigkill_on_a_recycled_wal_file_loses_nothing_acknowledged() {
 
     let server = TestServer::start(&data, &flags);
     let seen = std::mem::take(&mut *seen.lock().unwrap());
-    assert!(!seen.acked.is_empty(), "nothing was acknowledged before the kill");
+    assert!(
+        !seen.acked.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
     check_everything_seen_survived(&server, &seen).await;
     let state = dir.path().join("audit");
     let audit = tokio::task::block_in_place(|| {

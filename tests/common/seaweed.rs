@@ -64,6 +64,9 @@ const REGION: &str = "us-east-1";
 
 /// How long `weed server` may take to serve S3 with a volume server registered.
 const START_LIMIT: Duration = Duration::from_secs(90);
+/// The line written to `weed.log` before each start, so that one start's lines can be told
+/// from the previous ones'.
+const START_MARK: &str = "=== tests/common/seaweed.rs: starting";
 
 /// A running (or stopped, between [`SeaweedFs::stop`] and [`SeaweedFs::restart`]) SeaweedFS.
 pub struct SeaweedFs {
@@ -109,17 +112,16 @@ impl Ports {
         }
     }
 
-    /// The Unix sockets SeaweedFS puts in /tmp whatever it is told.
-    fn tmp_sockets(&self) -> Vec<PathBuf> {
-        [
+    /// Removes the Unix sockets SeaweedFS puts in /tmp whatever it is told.
+    fn remove_tmp_sockets(&self) {
+        for (what, port) in [
             ("master", self.master_grpc),
             ("volume", self.volume_grpc),
             ("filer", self.filer_grpc),
             ("s3", self.s3_grpc),
-        ]
-        .iter()
-        .map(|(what, port)| PathBuf::from(format!("/tmp/seaweedfs-{what}-grpc-{port}.sock")))
-        .collect()
+        ] {
+            let _ = std::fs::remove_file(format!("/tmp/seaweedfs-{what}-grpc-{port}.sock"));
+        }
     }
 }
 
@@ -184,7 +186,7 @@ impl SeaweedFs {
     fn lost_a_port(&self) -> bool {
         let log = std::fs::read(self.dir.path().join("weed.log")).unwrap_or_default();
         let log = String::from_utf8_lossy(&log);
-        let last_start = log.rfind("=== tests/common/seaweed.rs: starting").unwrap_or(0);
+        let last_start = log.rfind(START_MARK).unwrap_or(0);
         log[last_start..].contains("address already in use")
     }
 
@@ -338,9 +340,7 @@ impl SeaweedFs {
                 );
                 std::thread::sleep(Duration::from_millis(20));
             }
-            for sock in self.ports.tmp_sockets() {
-                let _ = std::fs::remove_file(sock);
-            }
+            self.ports.remove_tmp_sockets();
         }
     }
 
@@ -387,12 +387,7 @@ impl SeaweedFs {
             .append(true)
             .open(d.join("weed.log"))
             .unwrap();
-        writeln!(
-            log,
-            "=== tests/common/seaweed.rs: starting {}",
-            weed.display()
-        )
-        .unwrap();
+        writeln!(log, "{START_MARK} {}", weed.display()).unwrap();
         let started = Instant::now();
         let path = |name: &str| d.join(name).display().to_string();
         let child = Command::new(&weed)
@@ -442,9 +437,7 @@ impl SeaweedFs {
             if !self.is_running() {
                 let status = self.child.as_mut().unwrap().wait().unwrap();
                 self.child = None;
-                for sock in self.ports.tmp_sockets() {
-                    let _ = std::fs::remove_file(sock);
-                }
+                self.ports.remove_tmp_sockets();
                 return Err(status);
             }
             if started.elapsed() > START_LIMIT {
